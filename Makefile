@@ -1,0 +1,54 @@
+# The README's commands. `make run` and `make test` each build what they need on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch where there is no NVIDIA GPU (pip takes it from the local wheel cache or PyPI);
+# the default (CUDA) build where nvidia-smi answers. Override with e.g. TORCH='torch==2.13.0' or
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu on a laptop without a GPU.
+TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
+TORCH_INDEX ?=
+DATASET ?= sklearn:digits
+
+.PHONY: help run test lint docs lab clean-venv
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/activate:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed; set PYTHON=python3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+run: $(VENV)/.installed ## the main job on the default data: acquire it, then run the EDA template
+	$(BIN)/mlresearch data acquire $(DATASET)
+	$(BIN)/mlresearch eda $(DATASET)
+	$(BIN)/mlresearch data list
+
+test: $(VENV)/.dev-installed ## generated files up to date, lint, notebook lessons, then pytest
+	$(BIN)/mlresearch check
+	$(BIN)/ruff check mlresearch
+	$(BIN)/nbdev-test
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev-installed ## ruff over the exported package
+	$(BIN)/ruff check mlresearch
+
+docs: $(VENV)/.dev-installed ## the Quarto site in _docs/ (up to the render where Quarto is missing)
+	$(BIN)/mlresearch docs
+
+lab: $(VENV)/.dev-installed ## JupyterLab on this project
+	$(BIN)/jupyter lab
+
+clean-venv: ## remove the virtual environment
+	rm -rf $(VENV)
