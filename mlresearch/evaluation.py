@@ -25,6 +25,7 @@ def classification_metrics(
     "Accuracy, macro F1, one-vs-rest ROC AUC and log loss"
     from sklearn import metrics as M
     y_true, proba = np.asarray(y_true), np.asarray(proba, dtype=np.float64)
+    proba = proba / proba.sum(1, keepdims=True)  # float32 softmax rows miss 1 by rounding
     k = proba.shape[1]
     pred = proba.argmax(1)
     out = dict(accuracy=float(M.accuracy_score(y_true, pred)), macro_f1=float(M.f1_score(y_true, pred, average="macro")),
