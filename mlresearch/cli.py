@@ -113,9 +113,9 @@ def train_cmd(
     from mlresearch.pipeline import train
     from mlresearch.runs import develop_path
     over = dict(split_override(p) for p in param)
-    over.update(dataset=dataset, model=model)
-    name = ensure_dataset(dataset)["name"] if out is None else None
-    dest = out or develop_path(f"{name}-{model}".replace("_", "-")).with_suffix("")
+    entry = ensure_dataset(dataset, target=over.get("target") or None)  # a spec is read once, here; train() looks up the name
+    over.update(dataset=entry["name"], model=model)
+    dest = out or develop_path(f"{entry['name']}-{model}".replace("_", "-")).with_suffix("")
     res = train(over, config, dest)
     width = max(map(len, res.metrics))
     typer.echo(f"{res.params['model']} on {res.params['dataset']} ({res.prepared.task}, test rows: {len(res.prepared.y['test'])})")
