@@ -166,15 +166,19 @@ def _restore(self:Trainer, state:dict):
 
 Trainer.state_dict, Trainer.load_state = _state, _restore
 
-# %% ../nbs/06_training.ipynb #288652fe
-def _batches(self:Trainer, n:int)->list[torch.Tensor]:
-    "This process's batches of one epoch: a shared permutation, sharded by rank, cut into batches"
-    perm = torch.randperm(n, generator=self.gen)
-    perm = perm[: n - n % self.world][self.rank::self.world]  # equal shards: every rank takes the same number of steps
+# %% ../nbs/06_training.ipynb #2a557b32
+def _split(self:Trainer, order:torch.Tensor)->list[torch.Tensor]:
+    "This process's batches of an epoch visiting rows in `order`: sharded by rank, cut into batches"
+    n = len(order)
+    order = order[: n - n % self.world][self.rank::self.world]  # equal shards: every rank takes the same number of steps
     bs = self.cfg.batch_size
-    batches = [perm[i:i + bs] for i in range(0, len(perm), bs)]
+    batches = [order[i:i + bs] for i in range(0, len(order), bs)]
     if len(batches) > 1 and len(batches[-1]) == 1: batches.pop()  # BatchNorm cannot train on one row
     return batches
+
+def _batches(self:Trainer, n:int)->list[torch.Tensor]:
+    "This process's batches of one epoch, in a shuffled order shared by all ranks"
+    return self._split(torch.randperm(n, generator=self.gen))
 
 def fit(
     self:Trainer,
@@ -186,7 +190,7 @@ def fit(
     cfg, dev = self.cfg, self.device
     Xt, yt = torch.as_tensor(X_train).to(dev), torch.as_tensor(y_train).to(dev)
     if self.task == "regression": yt = yt.float()
-    n_batches = len(self._batches_for_count(len(Xt)))
+    n_batches = len(self._split(torch.arange(len(Xt))))  # the layout alone: the shuffling generator stays untouched
     self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.epochs * n_batches)
     ckpt = self.out_dir/"last.ckpt" if self.out_dir else None
     if resume and ckpt is not None and ckpt.exists():
@@ -221,17 +225,11 @@ def fit(
     if self.best_state is not None: self.model.load_state_dict(self.best_state)
     return self
 
-def _batches_for_count(self:Trainer, n:int)->list:
-    "The batch layout of an epoch, without consuming the shuffling generator"
-    state = self.gen.get_state()
-    try: return self._batches(n)
-    finally: self.gen.set_state(state)
-
 def _progress(total:int, done:int):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=done, desc="epochs", unit="ep", leave=False)
 
-Trainer._batches, Trainer._batches_for_count, Trainer.fit = _batches, _batches_for_count, fit
+Trainer._split, Trainer._batches, Trainer.fit = _split, _batches, fit
 
 # %% ../nbs/06_training.ipynb #d33ef736
 def _after_epoch(self:Trainer, rec:dict, monitor:str, ckpt:Path|None):
