@@ -10,6 +10,9 @@ BIN := $(VENV)/bin
 TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 TORCH_INDEX ?=
 DATASET ?= sklearn:digits
+# the name runs use for it: the part after "sklearn:", with hyphens
+NAME ?= $(subst _,-,$(lastword $(subst :, ,$(DATASET))))
+MODEL ?= cnn
 
 .PHONY: help run test lint docs lab clean-venv
 
@@ -30,10 +33,12 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-run: $(VENV)/.installed ## the main job on the default data: acquire it, then run the EDA template
-	$(BIN)/mlresearch data acquire $(DATASET)
-	$(BIN)/mlresearch eda $(DATASET)
-	$(BIN)/mlresearch data list
+run: $(VENV)/.installed ## the main job on the default data: acquire it, deliver the EDA, a baseline and the CNN, list the runs
+	$(BIN)/mlresearch data acquire $(DATASET) --name $(NAME)
+	$(BIN)/mlresearch deliver eda --name eda-$(NAME) --auto-suffix -p dataset=$(NAME)
+	$(BIN)/mlresearch deliver train --name $(NAME)-logreg --auto-suffix -p dataset=$(NAME) -p model=logreg
+	$(BIN)/mlresearch deliver train --name $(NAME)-$(MODEL) --auto-suffix -p dataset=$(NAME) -p model=$(MODEL)
+	$(BIN)/mlresearch runs
 
 test: $(VENV)/.dev-installed ## generated files up to date, lint, notebook lessons, then pytest
 	$(BIN)/mlresearch check

@@ -13,9 +13,10 @@ from typing import Any, Iterable
 import numpy as np
 
 # %% auto #0
-__all__ = ['ROOT_ENV', 'DEVICE_ENV', 'MLResearchError', 'ConfigError', 'project_root', 'Paths', 'get_paths', 'parse_value',
-           'load_toml', 'split_override', 'resolve_config', 'JsonLinesFormatter', 'setup_logging', 'get_logger',
-           'seed_everything', 'available_devices', 'get_device', 'atomic_path', 'atomic_write', 'sha256_file']
+__all__ = ['ROOT_ENV', 'DEVICE_ENV', 'RUN_ENV', 'RUN_NOTES', 'MLResearchError', 'ConfigError', 'project_root', 'Paths',
+           'get_paths', 'parse_value', 'load_toml', 'split_override', 'resolve_config', 'JsonLinesFormatter',
+           'setup_logging', 'get_logger', 'seed_everything', 'available_devices', 'get_device', 'atomic_path',
+           'atomic_write', 'sha256_file', 'current_run', 'note_run', 'read_run_notes']
 
 # %% ../nbs/00_config.ipynb #25e632af
 class MLResearchError(Exception):
@@ -267,3 +268,28 @@ def sha256_file(path:str|Path, chunk:int=1<<20)->str:
     with open(path, "rb") as f:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
+
+# %% ../nbs/00_config.ipynb #6db64399
+RUN_ENV = "MLRESEARCH_RUN_DIR"
+RUN_NOTES = ".notes.jsonl"
+
+def current_run()->Path|None:
+    "The folder of the deliver run this process works for, or `None`"
+    d = os.environ.get(RUN_ENV)
+    return Path(d) if d else None
+
+def note_run(
+    kind:str, # what is noted: `data` (a file read), `device`, ...
+    **fields, # JSON-able details
+):
+    "Append a provenance note to the current deliver run (one `write` in append mode: lines never interleave)"
+    run = current_run()
+    if run is None: return
+    fd = os.open(run/RUN_NOTES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try: os.write(fd, (json.dumps(dict(kind=kind, **fields), default=str) + "\n").encode())
+    finally: os.close(fd)
+
+def read_run_notes(run:str|Path)->list[dict]:
+    "The notes of a run, oldest first"
+    f = Path(run)/RUN_NOTES
+    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()] if f.exists() else []

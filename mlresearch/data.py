@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import MLResearchError, Paths, atomic_path, atomic_write, get_logger, get_paths, sha256_file
+from .config import (MLResearchError, Paths, atomic_path, atomic_write, current_run, get_logger, get_paths, note_run,
+                               sha256_file)
 
 try: import fcntl
 except ImportError: fcntl = None  # Windows: acquisitions are not locked against each other
@@ -214,6 +215,7 @@ def acquire(
     kind, value = parse_spec(spec)
     name = check_name(name or _default_name(kind, value))
     df, source_sha, source = _read_source(kind, value, paths, sha256)
+    note_run("data", path=source, sha256=source_sha)
     if kind == "sklearn": target = target or "target"
     if target is not None and target not in df.columns:
         cols = ", ".join(list(df.columns)[:20]) + (", ..." if len(df.columns) > 20 else "")
@@ -291,7 +293,9 @@ def raw_path(entry:dict, root=None, check:bool=True)->Path:
     "The file of a manifest entry, checked against its sha256 when `check`"
     f = get_paths(root).raw/entry["file"]
     if not f.exists(): raise DataError(f"{f} is missing; run mlresearch data verify")
-    if check and sha256_file(f) != entry["sha256"]: raise DataError(f"{f} no longer matches its sha256 in the manifest; restore it or acquire the data again")
+    digest = sha256_file(f) if check or current_run() else None  # a deliver run records what it read
+    if check and digest != entry["sha256"]: raise DataError(f"{f} no longer matches its sha256 in the manifest; restore it or acquire the data again")
+    note_run("data", path=str(f), sha256=digest)
     return f
 
 def load(
@@ -317,7 +321,9 @@ def ensure_dataset(
     target:str|None=None, # target column when acquiring
     root=None,            # project root
 )->dict:
-    "The manifest entry for an acquired name, acquiring a spec first"
-    if _NAME_RE.match(str(name_or_spec)) and any(e["name"] == name_or_spec for e in read_manifest(root)): return find(name_or_spec, root=root)
-    if _NAME_RE.match(str(name_or_spec)) and not Path(name_or_spec).exists(): return find(name_or_spec, root=root)
-    return acquire(name_or_spec, target=target, root=root)
+    "The manifest entry for an acquired name, acquiring a spec first (and a scikit-learn set by its bare name)"
+    name = str(name_or_spec)
+    if _NAME_RE.match(name) and any(e["name"] == name for e in read_manifest(root)): return find(name, root=root)
+    if _NAME_RE.match(name) and name.replace("-", "_") in SKLEARN_SETS: return acquire(f"sklearn:{name.replace('-', '_')}", target=target, root=root)
+    if _NAME_RE.match(name) and not Path(name).exists(): return find(name, root=root)
+    return acquire(name, target=target, root=root)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import baseline_names, fit_baseline
-from .config import ConfigError, MLResearchError, get_logger, resolve_config, seed_everything
+from .config import ConfigError, MLResearchError, get_logger, note_run, resolve_config, seed_everything
 from .data import ensure_dataset
 from .evaluation import classification_metrics, regression_metrics
 from .preprocessing import Prepared, prepare, transform_from_dict
@@ -49,7 +49,12 @@ TRAIN_DEFAULTS = dict(
     n_jobs=1,             # processes for the random forests
 )
 
-# %% ../nbs/08_pipeline.ipynb #32481322
+# %% ../nbs/08_pipeline.ipynb #510a4a5d
+def _device_name(device)->str:
+    "A device's model name: the GPU's for CUDA, else the device type"
+    import torch
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
 def _torch_fit(p:Prepared, params:dict, out_dir:Path|None):
     from mlresearch.models import build_model
     from mlresearch.training import Trainer, TrainConfig
@@ -66,6 +71,7 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None):
     y = {k: (v - scale[0]) / scale[1] if scale else v for k, v in p.y.items()}
     seed_everything(params["seed"], params["deterministic"])
     tr = Trainer(build_model(name, **arch), cfg, p.task, out_dir)
+    note_run("device", device=str(tr.device), name=_device_name(tr.device))
     has_val = len(p.y["val"]) > 0
     try: tr.fit(p.X["train"], y["train"], p.X["val"] if has_val else None, y["val"] if has_val else None)
     finally: tr.close()
@@ -77,6 +83,7 @@ def fit(p:Prepared, params:dict, out_dir:str|Path|None=None):
     if name in TORCH_MODELS: return _torch_fit(p, params, Path(out_dir) if out_dir else None)
     if name not in baseline_names(p.task):
         raise ConfigError(f"no model {name!r} for {p.task}; choose one of: {', '.join([*TORCH_MODELS, *baseline_names(p.task)])}")
+    note_run("device", device="cpu", name="cpu")
     est = fit_baseline(name, p.task, p.X["train"], p.y["train"], seed=params["seed"], n_jobs=params["n_jobs"])
     return SklearnModel(name, est, p.task), []
 

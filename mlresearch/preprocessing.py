@@ -11,7 +11,7 @@ import dataclasses, hashlib, json
 import numpy as np
 import pandas as pd
 
-from .config import MLResearchError, atomic_path, atomic_write, get_logger, get_paths
+from .config import MLResearchError, atomic_path, atomic_write, current_run, get_logger, get_paths, note_run, sha256_file
 from .data import find, infer_task, load
 
 # %% auto #0
@@ -162,6 +162,7 @@ def prepare(
     npz, meta_file = paths.processed/f"{stem}.npz", paths.processed/f"{stem}.json"
     if npz.exists() and meta_file.exists():
         meta = json.loads(meta_file.read_text())
+        if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"])
         with np.load(npz) as z:
             log.info("cache hit: %s", npz.name)
             return Prepared(X={k: z[f"X_{k}"] for k in ("train", "val", "test")}, y={k: z[f"y_{k}"] for k in ("train", "val", "test")},

@@ -6,20 +6,33 @@ Docs: https://mlresearch.github.io/mlresearch/runs.html.md"""
 
 # %% ../nbs/09_runs.ipynb #83c83008
 from __future__ import annotations
-import ast, datetime as dt, getpass, os, re, tempfile
+import ast, contextlib, datetime as dt, getpass, importlib.metadata, itertools, json, os, platform, re, shlex, signal
+import subprocess, sys, tempfile, threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Callable, Iterable
 
-from .config import ConfigError, MLResearchError, get_logger, get_paths
+import pandas as pd
+
+from .config import (ROOT_ENV, RUN_ENV, RUN_NOTES, ConfigError, MLResearchError, atomic_write, current_run,
+                               get_logger, get_paths, load_toml, read_run_notes, resolve_config, sha256_file, split_override)
 
 # %% auto #0
-__all__ = ['log', 'USER_ENV', 'NotebookError', 'find_template', 'template_parameters', 'unique_path', 'execute_notebook',
-           'check_slug', 'user_id', 'develop_path']
+__all__ = ['log', 'USER_ENV', 'METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'PACKAGES', 'MLRESEARCH_CMD',
+           'STARTER', 'NotebookError', 'find_template', 'template_parameters', 'unique_path', 'error_record',
+           'execute_notebook', 'check_slug', 'user_id', 'develop_path', 'log_metrics', 'artifacts_dir', 'RunError',
+           'Interrupted', 'git_state', 'package_versions', 'write_json', 'write_checksums', 'make_read_only', 'deliver',
+           'read_checksums', 'verify_run', 'read_run', 'run_folders', 'runs_index', 'metric_column', 'runs_table',
+           'plot_compare', 'parse_grid', 'grid_points', 'deliver_process', 'sweep', 'find_run', 'new_develop']
 
 # %% ../nbs/09_runs.ipynb #d446ff1a
 log = get_logger("runs")
 
 class NotebookError(MLResearchError):
-    "A notebook that failed to execute"
+    "A notebook that failed to execute: `notebook` is the partial notebook kept, `error` what went wrong"
+    def __init__(self, msg:str, notebook:Path|None=None, error:dict|None=None):
+        super().__init__(msg)
+        self.notebook, self.error = notebook, error or {}
 
 # %% ../nbs/09_runs.ipynb #5e2f73ac
 def find_template(
@@ -43,6 +56,7 @@ def template_parameters(path:str|Path)->dict:
     for k, p in params.items():
         try: out[k] = ast.literal_eval(p["default"])
         except (ValueError, SyntaxError): raise ConfigError(f"parameter {k!r} in {path} must default to a literal, not {p['default']}") from None
+        if out[k] is None: raise ConfigError(f"parameter {k!r} in {path} defaults to None, which params.toml cannot hold; use '' or 0 for 'unset'")
     return out
 
 # %% ../nbs/09_runs.ipynb #2aa0d134
@@ -53,12 +67,29 @@ def unique_path(path:Path)->Path:
         cand, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
     return cand
 
-def _failure(e:Exception)->str:
-    "One line describing why papermill stopped"
-    import papermill
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+def error_record(e:BaseException)->dict:
+    "Why a notebook stopped, for the record: the exception, its message, its traceback, and the failing cell when a cell raised"
+    # cell_index counts the executed notebook's cells from 0; `execute_notebook` adds `cell`, the template's cell number from 1
+    import papermill, traceback
     if isinstance(e, papermill.PapermillExecutionError):
-        return f"cell {e.exec_count} raised {e.ename}: {(str(e.evalue).strip().splitlines() or [''])[0]}"
-    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        return dict(type=e.ename, message=str(e.evalue), cell_index=e.cell_index, execution_count=e.exec_count, source=e.source,
+                    traceback=_ANSI.sub("", "\n".join(e.traceback)))
+    return dict(type=type(e).__name__, message=str(e), traceback="".join(traceback.format_exception(e)))
+
+def _first_line(text:str)->str: return (str(text).strip().splitlines() or [""])[0]
+
+def _template_cell(notebook:Path, cell_index:int)->int:
+    "The 1-based position in the template of the executed notebook's cell `cell_index` (papermill's injected cell does not count)"
+    import nbformat
+    cells = nbformat.read(notebook, as_version=4).cells[:cell_index + 1]
+    return sum("injected-parameters" not in c.metadata.get("tags", []) for c in cells)
+
+def _failure(err:dict)->str:
+    "One line describing why a notebook stopped"
+    if "cell" in err: return f"cell {err['cell']} raised {err['type']}: {_first_line(err['message'])}"
+    return f"{err['type']}: {_first_line(err['message'])}"
 
 def execute_notebook(
     notebook:str|Path,      # the notebook to run (a template)
@@ -68,6 +99,7 @@ def execute_notebook(
     timeout:int|None=None,  # seconds a cell may run
 )->Path:
     "Execute `notebook` with papermill into `output`, atomically; raise `NotebookError` naming the failing cell"
+    # papermill writes its output as it goes and would overwrite a file: it writes a temporary file here instead
     import papermill
     output = Path(output)
     if output.exists(): raise MLResearchError(f"{output} already exists; choose another output")
@@ -80,7 +112,10 @@ def execute_notebook(
     except BaseException as e:
         failed = unique_path(output.with_name(output.stem + ".failed.ipynb"))
         if tmp.stat().st_size > 0: os.replace(tmp, failed)  # papermill saves as it goes: keep what ran
-        if isinstance(e, Exception): raise NotebookError(f"{Path(notebook).name} failed: {_failure(e)}; see {failed}") from e
+        if isinstance(e, Exception):
+            err = error_record(e)
+            if "cell_index" in err and failed.exists(): err["cell"] = _template_cell(failed, err["cell_index"])
+            raise NotebookError(f"{Path(notebook).name} failed: {_failure(err)}; see {failed}", failed if failed.exists() else None, err) from e
         raise
     else:
         try: os.link(tmp, output)  # unlike a rename, a link refuses to replace a file created meanwhile
@@ -106,3 +141,472 @@ def develop_path(desc:str, root=None, date:dt.date|None=None)->Path:
     "A free path in research/develop for a notebook described by `desc`"
     date = date or dt.date.today()
     return unique_path(get_paths(root).develop/f"{date:%Y-%m-%d}_{user_id()}_{check_slug(desc, 'description')}.ipynb")
+
+# %% ../nbs/09_runs.ipynb #672b4bd6
+METRICS, PARAMS, PROVENANCE, CHECKSUMS, ARTIFACTS = "metrics.json", "params.toml", "provenance.json", "SHA256SUMS", "artifacts"
+_metrics:dict = {}  # outside a deliver run
+
+def _plain(v, key:str):
+    "A metric value as plain JSON: numbers, strings, booleans, and lists or dicts of them"
+    if hasattr(v, "item") and getattr(v, "ndim", 1) == 0: v = v.item()  # numpy and torch scalars
+    if v is None or isinstance(v, (bool, int, float, str)): return v
+    if isinstance(v, (list, tuple)) or hasattr(v, "tolist"): return [_plain(x, key) for x in (v.tolist() if hasattr(v, "tolist") else v)]
+    if isinstance(v, dict): return {str(k): _plain(x, key) for k, x in v.items()}
+    raise ConfigError(f"metric {key!r} is a {type(v).__name__}; log numbers, strings, booleans, or lists and dicts of them")
+
+def log_metrics(
+    metrics:dict|None=None, # metrics by name
+    **more,                 # more metrics as keywords
+)->dict:
+    "Record metrics of the current run in its `metrics.json`; return all recorded so far"
+    new = {k: _plain(v, k) for k, v in {**(metrics or {}), **more}.items()}
+    run = current_run()
+    if run is None:
+        _metrics.update(new)
+        return dict(_metrics)
+    f = run/METRICS
+    merged = {**(json.loads(f.read_text()) if f.exists() else {}), **new}
+    atomic_write(f, json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    return merged
+
+def artifacts_dir(
+    desc:str="artifacts", # a short slug naming the folder outside a run
+    root=None,            # project root
+)->Path:
+    "`artifacts/` of the current deliver run; outside one, a new folder in research/develop"
+    run = current_run()
+    if run is not None: return run/ARTIFACTS
+    return unique_path(get_paths(root).develop/f"{dt.date.today():%Y-%m-%d}_{user_id()}_{check_slug(desc, 'description')}")
+
+# %% ../nbs/09_runs.ipynb #6297b105
+PACKAGES = ("mlresearch", "numpy", "pandas", "pyarrow", "scikit-learn", "torch", "safetensors", "skops", "matplotlib",
+            "papermill", "ipykernel", "nbformat", "dask", "distributed")
+
+class RunError(MLResearchError):
+    "A deliver run that did not succeed: `run` is its folder, `status` `failed` or `interrupted`, `exit_code` what a shell expects"
+    def __init__(self, msg:str, run:Path, status:str, exit_code:int=1):
+        super().__init__(msg)
+        self.run, self.status, self.exit_code = run, status, exit_code
+
+class Interrupted(KeyboardInterrupt):
+    "SIGTERM, turned into an exception so that a run can record it"
+    signum = signal.SIGTERM
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    "Within the block, SIGTERM raises `Interrupted` in the main thread (elsewhere signals cannot be handled)"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def _raise(signum, frame): raise Interrupted("SIGTERM")
+    old = signal.signal(signal.SIGTERM, _raise)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
+@contextlib.contextmanager
+def _signals_blocked():
+    "Hold SIGINT and SIGTERM until the block ends, so that finishing a run is never cut short"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try: yield
+    finally: signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+def _now()->str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+def _git(root:Path, *args)->str|None:
+    try: r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired): return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+def git_state(root:Path)->dict:
+    "The commit checked out at `root`, and whether tracked or untracked (not ignored) files differ from it"
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit is None: return dict(commit=None, dirty=None, branch=None)
+    return dict(commit=commit, dirty=bool(_git(root, "status", "--porcelain")), branch=_git(root, "rev-parse", "--abbrev-ref", "HEAD"))
+
+def package_versions(names:Iterable[str]=PACKAGES)->dict:
+    "Installed versions of `names` (None for those not installed), read without importing them"
+    out = {}
+    for n in names:
+        try: out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError: out[n] = None
+    return out
+
+def _rel(path:str|Path, root:Path)->str:
+    "A path relative to the project root where it lies inside it"
+    p = Path(path)
+    try: return str(p.resolve().relative_to(root.resolve())) if p.is_absolute() else str(p)
+    except ValueError: return str(p)
+
+def _reserve(deliver_dir:Path, stem:str, auto_suffix:bool)->Path:
+    "Create the run folder; it is ours only if we created it"
+    deliver_dir.mkdir(parents=True, exist_ok=True)
+    n, folder = 2, deliver_dir/stem
+    while True:
+        try: folder.mkdir(); return folder
+        except FileExistsError:
+            if not auto_suffix:
+                raise MLResearchError(f"run {folder} already exists; a deliver run is never overwritten: choose another --name") from None
+            folder, n = deliver_dir/f"{stem}-{n}", n + 1
+
+# %% ../nbs/09_runs.ipynb #2610c97b
+def write_json(path:Path, d:dict): atomic_write(path, json.dumps(d, indent=1, default=str) + "\n")
+
+def write_checksums(folder:Path)->Path:
+    "Write `SHA256SUMS`: the sha256 of every file in `folder` (but itself), sorted by path"
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.name != CHECKSUMS)
+    lines = [f"{sha256_file(f)}  {f.relative_to(folder).as_posix()}\n" for f in files]
+    return atomic_write(folder/CHECKSUMS, "".join(lines))
+
+def make_read_only(folder:Path):
+    "Make every file under `folder` read-only for all, and every folder readable (files written via temporary names are private until now)"
+    for f in [folder, *folder.rglob("*")]: f.chmod(0o444 if f.is_file() else 0o755)
+
+def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|None):
+    "Record how the run ended, checksum it and make it read-only"
+    root = Path(prov["root"])
+    notes = read_run_notes(folder)
+    data = {}
+    for n in notes:
+        if n["kind"] == "data": data[_rel(n["path"], root)] = {k: v for k, v in n.items() if k not in ("kind", "path")}
+    devices = [n for n in notes if n["kind"] == "device"]
+    end = dt.datetime.now(dt.timezone.utc)
+    prov.update(status=status, ended=end.isoformat(timespec="milliseconds"),
+                duration_s=round((end - dt.datetime.fromisoformat(prov["started"])).total_seconds(), 3),
+                notebook=notebook.name if notebook else None, data=[dict(path=k, **v) for k, v in data.items()],
+                device=dict(prov["device"], used=devices[-1]["device"] if devices else None, name=devices[-1].get("name") if devices else None),
+                error=error)
+    if not (folder/METRICS).exists(): atomic_write(folder/METRICS, "{}\n")
+    write_json(folder/PROVENANCE, prov)
+    (folder/RUN_NOTES).unlink(missing_ok=True)
+    for junk in folder.rglob(".*.tmp"): junk.unlink()  # temporary files of writes the kernel never finished
+    write_checksums(folder)
+    make_read_only(folder)
+
+def deliver(
+    template:str|Path,             # a template name in research/templates, or a notebook path
+    name:str,                      # the run's short description (a slug)
+    config:str|Path|None=None,     # a TOML file of parameters
+    overrides:Iterable[str]|dict=(), # `key=value` strings or typed values, over the TOML file
+    root=None,                     # project root
+    auto_suffix:bool=False,        # when the name is taken today, take the first free `-2`, `-3`... instead of refusing
+    command:str|None=None,         # the command line to record (this process's by default)
+    timeout:int|None=None,         # seconds a cell may run
+    on_start:Callable[[Path], None]|None=None, # called with the run folder once it exists
+)->Path:
+    "Execute `template` as an immutable deliver run; return its folder, or raise `RunError` when it fails"
+    import tomli_w
+    paths = get_paths(root)
+    check_slug(name, "run name")
+    tpl = find_template(template, root)
+    params = resolve_config(template_parameters(tpl), config, overrides)
+    started = _now()
+    folder = _reserve(paths.deliver, f"{dt.date.today():%Y-%m-%d}_{name}", auto_suffix)
+    if on_start: on_start(folder)
+    prov = dict(run=folder.name, status="running", template=_rel(tpl, paths.root), template_sha256=sha256_file(tpl),
+                started=started, ended=None, duration_s=None, command=command or shlex.join(sys.argv), root=str(paths.root),
+                user=user_id(), host=platform.node(), pid=os.getpid(), git=git_state(paths.root),
+                python=platform.python_version(), platform=platform.platform(), packages=package_versions(),
+                seed=params.get("seed"), device=dict(requested=params.get("device")),
+                threads={k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}, config=str(config) if config else None)
+    atomic_write(folder/PARAMS, tomli_w.dumps(params))
+    write_json(folder/PROVENANCE, prov)
+    env = {RUN_ENV: str(folder), ROOT_ENV: str(paths.root)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    status, error, out = "succeeded", None, folder/tpl.name
+    try:
+        with _sigterm_raises(): execute_notebook(tpl, out, params, cwd=paths.root, timeout=timeout)
+    except NotebookError as e: status, error = "failed", e.error
+    except KeyboardInterrupt as e:
+        sig = getattr(e, "signum", signal.SIGINT)
+        status, error = "interrupted", dict(type=type(e).__name__, message=f"stopped by {sig.name}", signal=sig.name)
+    finally:
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+        with _signals_blocked():
+            notebook = next((f for f in (out, folder/f"{tpl.stem}.failed.ipynb") if f.exists()), None)
+            _finish(folder, prov, status, error, notebook)
+    log.info("run %s %s in %.1f s", folder.name, status, prov["duration_s"])
+    if status != "succeeded":
+        why = _failure(error) if status == "failed" else error["message"]
+        code = 128 + signal.Signals[error["signal"]].value if status == "interrupted" else 1
+        raise RunError(f"run {folder.name} {status}: {why}; see {folder}", folder, status, code)
+    return folder
+
+# %% ../nbs/09_runs.ipynb #6772a4a7
+def read_checksums(folder:Path)->dict:
+    "Path -> sha256 from a run's `SHA256SUMS`"
+    f = folder/CHECKSUMS
+    if not f.exists(): return {}
+    return {line[66:]: line[:64] for line in f.read_text().splitlines() if line.strip()}
+
+def verify_run(folder:str|Path)->list[dict]:
+    "The problems of one run: `modified`, `missing` and `added` files, or `unfinished` when it has no checksums"
+    folder = Path(folder)
+    if not (folder/CHECKSUMS).exists():
+        return [dict(problem="unfinished", file=CHECKSUMS, detail="no checksums: the run never finished (killed, or still running)")]
+    want = read_checksums(folder)
+    have = {f.relative_to(folder).as_posix(): f for f in folder.rglob("*") if f.is_file() and f.name != CHECKSUMS}
+    problems = [dict(problem="missing", file=k, detail="listed in SHA256SUMS") for k in sorted(want.keys() - have.keys())]
+    problems += [dict(problem="added", file=k, detail="not in SHA256SUMS") for k in sorted(have.keys() - want.keys())]
+    problems += [dict(problem="modified", file=k, detail="sha256 differs") for k in sorted(want.keys() & have.keys()) if sha256_file(have[k]) != want[k]]
+    return problems
+
+# %% ../nbs/09_runs.ipynb #694b93f0
+def _pid_alive(pid:int)->bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def read_run(folder:str|Path)->dict:
+    "One run as a flat record (a row of the index)"
+    folder = Path(folder)
+    try: prov = json.loads((folder/PROVENANCE).read_text())
+    except (OSError, ValueError): prov = dict(status="broken")
+    status = prov.get("status")
+    if status == "running" and prov.get("host") == platform.node() and not _pid_alive(prov.get("pid", -1)): status = "died"
+    try: params = load_toml(folder/PARAMS)
+    except (OSError, MLResearchError): params = {}
+    try: metrics = json.loads((folder/METRICS).read_text())
+    except (OSError, ValueError): metrics = {}
+    date, _, name = folder.name.partition("_")
+    err = prov.get("error") or {}
+    rec = dict(run=folder.name, date=date, name=name, template=Path(prov.get("template") or "?").stem, status=status,
+               started=prov.get("started"), duration_s=prov.get("duration_s"), commit=(prov.get("git") or {}).get("commit"),
+               error=_failure(err) if err.get("type") else None, path=str(folder))
+    rec.update({f"param.{k}": v for k, v in params.items()})
+    rec.update({f"metric.{k}": v for k, v in metrics.items() if not isinstance(v, (list, dict))})
+    return rec
+
+def run_folders(root=None)->list[Path]:
+    "The deliver run folders, oldest first"
+    d = get_paths(root).deliver
+    return sorted(f for f in d.iterdir() if f.is_dir() and not f.name.startswith(".")) if d.exists() else []
+
+def runs_index(root=None)->pd.DataFrame:
+    "Every deliver run as a row: status, times, `param.*` and `metric.*` columns, path"
+    base = ["run", "date", "name", "template", "status", "started", "duration_s", "commit", "error", "path"]
+    df = pd.DataFrame([read_run(f) for f in run_folders(root)])
+    return df.reindex(columns=[*base, *(c for c in df.columns if c not in base)])
+
+_LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error")
+
+def metric_column(df:pd.DataFrame, metric:str)->str:
+    "The index column of `metric` (given with or without its `metric.` prefix)"
+    col = metric if metric.startswith("metric.") else f"metric.{metric}"
+    if col not in df.columns:
+        have = [c.removeprefix("metric.") for c in df.columns if c.startswith("metric.")]
+        raise ConfigError(f"no run has a metric {metric!r}; metrics are: {', '.join(have) or 'none'}")
+    return col
+
+def runs_table(df:pd.DataFrame, sort:str|None=None, ascending:bool|None=None, max_params:int=6, max_metrics:int=6)->pd.DataFrame:
+    "The columns worth printing: run, template, status, the parameters that differ between runs, the metrics, the path"
+    if sort:
+        col = metric_column(df, sort)
+        asc = any(w in col for w in _LOWER_IS_BETTER) if ascending is None else ascending
+        df = df.sort_values(col, ascending=asc, na_position="last")
+    pcols = [c for c in df.columns if c.startswith("param.")]
+    varying = [c for c in pcols if df[c].astype(str).nunique(dropna=False) > 1 or c in ("param.dataset", "param.model")]
+    mcols = [c for c in df.columns if c.startswith("metric.")]
+    mcols.sort(key=lambda c: -df[c].notna().sum())
+    out = df[["run", "template", "status", *varying[:max_params], *mcols[:max_metrics], "path"]]
+    return out.rename(columns=lambda c: c.split(".", 1)[-1])
+
+def plot_compare(df:pd.DataFrame, metric:str, by:str|None=None):
+    "A metric across runs: a bar per run, or against the parameter `by`"
+    from mlresearch.eda import new_figure
+    col = metric_column(df, metric)
+    d = df[df[col].notna()]
+    if d.empty: raise ConfigError(f"no run has a value for {metric!r}")
+    if by:
+        pcol = by if by.startswith("param.") else f"param.{by}"
+        if pcol not in d.columns: raise ConfigError(f"no run has a parameter {by!r}")
+        fig, ax = new_figure(size=(6, 4))
+        for tpl, g in d.groupby("template"):
+            g = g.sort_values(pcol, key=lambda s: s.astype(str) if s.dtype == object else s)
+            ax.plot(g[pcol].astype(str) if g[pcol].dtype == object else g[pcol], g[col], "o-", label=tpl)
+        ax.set_xlabel(pcol.removeprefix("param.")); ax.legend()
+    else:
+        d = d.sort_values(col)
+        fig, ax = new_figure(size=(7, 0.35 * len(d) + 1.2))
+        ax.barh(d["run"], d[col], color=["C0" if s == "succeeded" else "C3" for s in d["status"]])
+        for y, v in enumerate(d[col]): ax.text(v, y, f" {v:.4g}", va="center", fontsize=8)
+    ax.set_title(col.removeprefix("metric.")); ax.set_xlabel(ax.get_xlabel() or col.removeprefix("metric."))
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/09_runs.ipynb #7eb64d09
+def _split_values(text:str)->list[str]:
+    "Split at commas outside brackets and quotes"
+    out, cur, depth, quote = [], "", 0, None
+    for ch in text:
+        if quote: quote = None if ch == quote else quote
+        elif ch in "\"'": quote = ch
+        elif ch in "[{(": depth += 1
+        elif ch in "]})": depth -= 1
+        elif ch == "," and depth == 0: out.append(cur.strip()); cur = ""; continue
+        cur += ch
+    return [*out, cur.strip()]
+
+def parse_grid(items:Iterable[str])->dict[str, list[str]]:
+    "`key=v1,v2` items as {key: [values]}"
+    grid = {}
+    for item in items:
+        if "=" not in item: raise ConfigError(f"sweep parameter {item!r} must look like key=value1,value2")
+        k, v = split_override(item)
+        if k in grid: raise ConfigError(f"sweep parameter {k!r} is given twice; list all its values once: {k}=a,b")
+        vals = _split_values(v)
+        if "" in vals: raise ConfigError(f"sweep parameter {item!r} has an empty value")
+        grid[k] = vals
+    return grid
+
+def grid_points(grid:dict[str, list[str]])->list[dict[str, str]]:
+    "Every combination, the last key varying fastest"
+    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+# %% ../nbs/09_runs.ipynb #876a493e
+MLRESEARCH_CMD = (sys.executable, "-c", "from mlresearch.cli import main; main()")  # this Python's `mlresearch` command
+
+def deliver_process(args:list[str], env:dict|None=None)->dict:
+    "Run `mlresearch deliver ARGS` in a new process with this Python (the task a sweep's worker runs); return its exit code and output"
+    r = subprocess.run([*MLRESEARCH_CMD, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    run = next((line[5:].strip() for line in r.stdout.splitlines() if line.startswith("run: ")), None)
+    return dict(returncode=r.returncode, run=run, stderr=r.stderr[-4000:])
+
+def _thread_env(threads:int)->dict:
+    return {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+def _local(argv:list[list[str]], env:dict, jobs:int, done:Callable):
+    "Run the deliver processes, `jobs` at a time; on Ctrl-C or SIGTERM, stop the running ones (they record `interrupted`)"
+    procs, stopping = {}, threading.Event()
+    def one(i):
+        if stopping.is_set(): return dict(returncode=None, run=None, stderr="not started: the sweep was interrupted")
+        p = subprocess.Popen([*MLRESEARCH_CMD, *argv[i]], env={**os.environ, **env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs[i] = p
+        out, err = p.communicate()
+        run = next((line[5:].strip() for line in out.splitlines() if line.startswith("run: ")), None)
+        return dict(returncode=p.returncode, run=run, stderr=err[-4000:])
+    with ThreadPoolExecutor(jobs) as ex:
+        futs = {ex.submit(one, i): i for i in range(len(argv))}
+        try:
+            with _sigterm_raises():
+                for f in as_completed(futs): done(futs[f], f.result())
+        except KeyboardInterrupt:
+            stopping.set()
+            for p in list(procs.values()):
+                if p.poll() is None: p.send_signal(signal.SIGTERM)
+            for f, i in futs.items():
+                if not f.cancelled(): done(i, f.result())
+            raise
+
+def _dask(argv:list[list[str]], env:dict, jobs:int, scheduler:str|None, done:Callable):
+    "Run the deliver processes as tasks on a Dask cluster: a new LocalCluster, or the one at `scheduler`"
+    try: from distributed import Client, LocalCluster, as_completed as dask_completed
+    except ImportError: raise MLResearchError("sweeps on Dask need dask and distributed: pip install -e '.[dist]'") from None
+    cluster = None if scheduler else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(scheduler or cluster)
+    try:
+        futs = {client.submit(deliver_process, a, env, pure=False, key=f"deliver-{a[a.index('--name') + 1]}"): i for i, a in enumerate(argv)}
+        for f in dask_completed(futs):
+            try: done(futs[f], f.result())
+            except Exception as e: done(futs[f], dict(returncode=None, run=None, stderr=f"the Dask task failed: {type(e).__name__}: {e}"))
+    finally:
+        client.close()
+        if cluster is not None: cluster.close()
+
+def sweep(
+    template:str|Path,            # a template name or notebook path
+    name:str,                     # the sweep's name: runs are NAME-001, NAME-002, ...
+    grid:dict[str, list[str]],    # {key: [values]}, as from `parse_grid`
+    config:str|Path|None=None,    # a TOML file of parameters shared by every point
+    jobs:int=2,                   # runs at a time
+    threads:int|None=None,        # CPU threads per run; cores // jobs by default
+    dask:bool=False,              # run on a Dask LocalCluster of `jobs` workers
+    scheduler:str|None=None,      # run on the Dask cluster at this address instead
+    root=None,                    # project root
+    on_done:Callable[[int, dict], None]|None=None, # called with (index, record) as each run ends
+)->pd.DataFrame:
+    "Deliver every point of `grid`; return one row per run (status, parameters, metrics, path, error)"
+    paths = get_paths(root)
+    check_slug(name, "sweep name")
+    tpl = find_template(template, root)
+    defaults = template_parameters(tpl)
+    points = grid_points(grid)
+    for pt in points: resolve_config(defaults, config, pt)  # refuse a bad key or value before anything runs
+    if jobs < 1: raise ConfigError(f"jobs must be at least 1, not {jobs}")
+    width = max(3, len(str(len(points))))
+    names = [f"{name}-{i:0{width}d}" for i in range(1, len(points) + 1)]
+    taken = [n for n in names if (paths.deliver/f"{dt.date.today():%Y-%m-%d}_{n}").exists()]
+    if taken: raise MLResearchError(f"runs named {', '.join(taken[:3])}{'...' if len(taken) > 3 else ''} exist today; a sweep never overwrites runs: choose another --name")
+    shared = ["-f", str(Path(config).resolve())] if config else []
+    argv = [["--root", str(paths.root), "--log-level", "WARNING", "deliver", str(tpl), "--name", n, *shared,
+             *[a for k, v in pt.items() for a in ("-p", f"{k}={v}")]] for n, pt in zip(names, points)]
+    env = _thread_env(threads or max(1, (os.cpu_count() or 1) // (jobs if not scheduler else 1)))
+    rows = [None] * len(points)
+    def done(i:int, res:dict):
+        if res["run"] and Path(res["run"]).exists(): rec = read_run(res["run"])
+        else: rec = dict(run=names[i], status="not started", error=(res["stderr"].strip().splitlines() or ["?"])[-1])
+        rows[i] = dict(run=rec["run"], status=rec["status"], **{f"param.{k}": v for k, v in points[i].items()},
+                       **{k: v for k, v in rec.items() if k.startswith("metric.")},
+                       duration_s=rec.get("duration_s"), error=rec.get("error"), path=rec.get("path"))
+        if on_done: on_done(i, rows[i])
+    try:
+        if dask or scheduler: _dask(argv, env, jobs, scheduler, done)
+        else: _local(argv, env, jobs, done)
+    finally:
+        for i, r in enumerate(rows):
+            if r is None: rows[i] = dict(run=names[i], status="not started", error="the sweep stopped before this run began")
+    return pd.DataFrame(rows)
+
+# %% ../nbs/09_runs.ipynb #a29f5b39
+STARTER = [
+    ("markdown", "# {desc}\n\nA develop notebook: scratch work of {user}, started {date}. When it is worth keeping, move its code into a template in `research/templates/` and deliver it."),
+    ("code", "%load_ext autoreload\n%autoreload 2"),
+    ("code", "from mlresearch.data import ensure_dataset, list_datasets, load\nfrom mlresearch.pipeline import train, load_model\nfrom mlresearch.runs import runs_index\n\nlist_datasets()"),
+]
+
+def find_run(run:str|Path, root=None)->Path:
+    "A deliver run folder: a path, a folder name in research/deliver, or a run name (the newest run of that name)"
+    p = Path(run)
+    if (p/PROVENANCE).is_file(): return p
+    d = get_paths(root).deliver
+    if (d/str(run)/PROVENANCE).is_file(): return d/str(run)
+    named = [f for f in run_folders(root) if f.name.split("_", 1)[-1] == str(run)]
+    if named: return max(named, key=lambda f: f.name)
+    raise MLResearchError(f"no deliver run {str(run)!r} in {d}; `mlresearch runs` lists them")
+
+def new_develop(
+    desc:str,                 # short description (a slug)
+    source:str|Path|None=None,# a template or a deliver run to start from; the starter notebook when `None`
+    root=None,                # project root
+)->Path:
+    "Create a develop notebook; return its path"
+    import nbformat
+    dest = develop_path(desc, root)
+    kernel = dict(kernelspec=dict(display_name="python3", language="python", name="python3"))
+    if source is None:
+        fill = dict(desc=desc, user=user_id(), date=f"{dt.date.today():%Y-%m-%d}")
+        nb = nbformat.v4.new_notebook(metadata=kernel, cells=[nbformat.v4.new_markdown_cell(s.format(**fill)) if kind == "markdown"
+                                                              else nbformat.v4.new_code_cell(s) for kind, s in STARTER])
+    else:
+        try: run, tpl = find_run(source, root), None
+        except MLResearchError as e:
+            try: run, tpl = None, find_template(source, root)
+            except ConfigError: raise MLResearchError(f"{e}; nor is it a template in research/templates") from None
+        if tpl is not None: nb = nbformat.read(tpl, as_version=4)
+        else:
+            prov = json.loads((run/PROVENANCE).read_text())
+            if not prov.get("notebook"): raise MLResearchError(f"run {run.name} kept no notebook to copy")
+            nb = nbformat.read(run/prov["notebook"], as_version=4)
+            git = prov.get("git") or {}
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+                f"> Copied from deliver run `{run.name}` ({prov['status']}; template `{prov['template']}`, commit `{git.get('commit') or 'unknown'}`"
+                f"{', dirty tree' if git.get('dirty') else ''}). Its parameters are in `{_rel(run/PARAMS, get_paths(root).root)}`. "
+                "Editing this copy never changes the run; to redo the run, deliver the template again."))
+    for c in nb.cells: c.pop("id", None)
+    nb = nbformat.v4.upgrade(nb) if nb.nbformat_minor < 5 else nb
+    nbformat.validator.normalize(nb)
+    atomic_write(dest, nbformat.writes(nb))
+    return dest

@@ -1,0 +1,229 @@
+"Deliver runs, the run index, sweeps (local and on a Dask LocalCluster) and develop notebooks, through the CLI."
+import json, os, signal, subprocess, time
+
+import nbformat
+import pytest
+
+from conftest import BIN, REPO, run
+
+
+def make_template(root, name, cells):
+    "A template whose first cell (tagged `parameters`) holds the defaults"
+    nb = nbformat.v4.new_notebook(metadata=nbformat.read(REPO/"research/templates/eda.ipynb", as_version=4).metadata,
+                                  cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, root/"research/templates"/f"{name}.ipynb")
+
+
+@pytest.fixture
+def tiny(project):
+    "A scratch project with a fast template: `score = a * lr` logged as a metric, and a cell that fails when asked"
+    root, env = project
+    make_template(root, "tiny", ["a = 1\nlr = 0.5\nfail = False",
+                                 "from mlresearch.runs import log_metrics\nlog_metrics(score=a * lr)",
+                                 "if fail: raise ValueError(f'asked to fail with a={a}')"])
+    return root, env
+
+
+def runs_of(root):
+    d = root/"research/deliver"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def run_folder(res):
+    "The folder a deliver command printed on its first line"
+    from pathlib import Path
+    return Path(res.stdout.splitlines()[0].removeprefix("run: "))
+
+
+def test_train_template_parameters_are_train_defaults():
+    from mlresearch.pipeline import TRAIN_DEFAULTS
+    from mlresearch.runs import template_parameters
+    assert template_parameters(REPO/"research/templates/train.ipynb") == TRAIN_DEFAULTS
+
+
+def test_two_deterministic_cpu_runs_give_equal_metrics(project):
+    root, env = project
+    args = ("-p", "epochs=3", "-p", "deterministic=true", "-p", "device=cpu")
+    a = run("mlresearch", "deliver", "train", "--name", "cnn-a", *args, env=env, check=0)
+    b = run("mlresearch", "deliver", "train", "--name", "cnn-b", *args, env=env, check=0)
+    ra, rb = run_folder(a), run_folder(b)
+    ma, mb = (ra/"metrics.json").read_bytes(), (rb/"metrics.json").read_bytes()
+    assert ma == mb
+    assert json.loads(ma)["accuracy"] > 0.9
+    # everything the issue asks of a run folder
+    assert sorted(p.name for p in ra.iterdir()) == ["SHA256SUMS", "artifacts", "metrics.json", "params.toml", "provenance.json", "train.ipynb"]
+    prov = json.loads((ra/"provenance.json").read_text())
+    assert prov["status"] == "succeeded" and prov["seed"] == 0 and prov["device"]["used"] == "cpu"
+    assert prov["command"] == "mlresearch deliver train --name cnn-a " + " ".join(args)
+    assert prov["packages"]["torch"].startswith("2.") and prov["python"] and prov["platform"] and prov["ended"] >= prov["started"]
+    assert [d["path"] for d in prov["data"]][-1].startswith("data/raw/digits_raw_sklearn_v1.parquet")
+    assert all(len(d["sha256"] or "") == 64 for d in prov["data"] if d["path"].startswith("data/"))
+    assert all(not f.stat().st_mode & 0o222 for f in ra.rglob("*") if f.is_file())
+    # the saved model predicts like the run said
+    from mlresearch.pipeline import load_model
+    m = load_model(ra/"artifacts/model")
+    assert m.config["metrics"]["accuracy"] == json.loads(ma)["accuracy"]
+
+
+def test_plain_papermill_runs_the_train_template(project, tmp_path):
+    root, env = project
+    out = tmp_path/"train.ipynb"
+    run("papermill", "--no-progress-bar", "--log-level", "WARNING", REPO/"research/templates/train.ipynb", out,
+        "-p", "model", "logreg", env=env, cwd=root, check=0)
+    models = list((root/"research/develop").glob("*_tester_train-logreg/model/model.skops"))
+    assert len(models) == 1, list((root/"research/develop").iterdir())
+    nb = nbformat.read(out, as_version=4)
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs) >= 2
+    assert runs_of(root) == []
+
+
+def test_runs_verify_names_edited_deleted_and_added_files(tiny):
+    root, env = tiny
+    folder = run_folder(run("mlresearch", "deliver", "tiny", "--name", "tamper", env=env, check=0))
+    assert run("mlresearch", "runs", "verify", env=env, check=0).stdout.strip() == "ok: 1 run(s) match their checksums"
+    m = folder/"metrics.json"
+    m.chmod(0o644); m.write_text(m.read_text().replace("0.5", "0.9"))
+    res = run("mlresearch", "runs", "verify", "tamper", env=env, check=1)
+    assert res.stdout.strip() == f"modified: {folder.name}/metrics.json (sha256 differs)"
+    assert res.stderr.strip() == "error: 1 of 1 run(s) differ from their checksums"
+    (folder/"params.toml").unlink()
+    (folder/"artifacts").mkdir(); (folder/"artifacts/extra.txt").write_text("x")
+    out = run("mlresearch", "runs", "verify", env=env, check=1).stdout.splitlines()
+    assert out == [f"missing: {folder.name}/params.toml (listed in SHA256SUMS)", f"added: {folder.name}/artifacts/extra.txt (not in SHA256SUMS)",
+                   f"modified: {folder.name}/metrics.json (sha256 differs)"]
+
+
+def test_a_template_failing_in_its_third_cell_leaves_a_failed_run(project):
+    root, env = project
+    make_template(root, "breaks", ["n = 3", "x = n * 2", "raise RuntimeError(f'third cell broke with x={x}')", "print('never')"])
+    res = run("mlresearch", "deliver", "breaks", "--name", "breaks", env=env, check=1)
+    folder = run_folder(res)
+    assert res.stderr.strip().splitlines()[-1] == \
+        f"error: run {folder.name} failed: cell 3 raised RuntimeError: third cell broke with x=6; see {folder}"
+    prov = json.loads((folder/"provenance.json").read_text())
+    assert prov["status"] == "failed" and prov["notebook"] == "breaks.failed.ipynb"
+    err = prov["error"]
+    assert (err["type"], err["message"], err["cell"]) == ("RuntimeError", "third cell broke with x=6", 3)
+    assert "raise RuntimeError(f'third cell broke with x={x}')" in err["traceback"] and "RuntimeError: third cell broke with x=6" in err["traceback"]
+    nb = nbformat.read(folder/"breaks.failed.ipynb", as_version=4)
+    assert nb.cells[-1].outputs == []  # the cell after the failure never ran
+    assert run("mlresearch", "runs", "verify", folder.name, env=env, check=0)
+    assert "failed" in run("mlresearch", "runs", env=env, check=0).stdout
+
+
+def test_a_dead_kernel_fails_the_run(project):
+    root, env = project
+    make_template(root, "dies", ["x = 1", "import os\nos._exit(3)"])
+    folder = run_folder(run("mlresearch", "deliver", "dies", "--name", "dies", env=env, check=1))
+    prov = json.loads((folder/"provenance.json").read_text())
+    assert (prov["status"], prov["error"]["type"]) == ("failed", "DeadKernelError")
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_interrupts_the_run_and_keeps_what_ran(project, sig, code):
+    root, env = project
+    make_template(root, "sleepy", ["secs = 60", "from mlresearch.runs import log_metrics\nlog_metrics(before=1)",
+                                   "import time\ntime.sleep(secs)", "log_metrics(after=1)"])
+    p = subprocess.Popen([str(BIN/"mlresearch"), "deliver", "sleepy", "--name", "sleepy"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    folder = None
+    for _ in range(600):  # wait until the second cell has logged its metric, then stop the run
+        time.sleep(0.1)
+        found = list((root/"research/deliver").glob("*_sleepy/metrics.json"))
+        if found: folder = found[0].parent; break
+    assert folder is not None, p.communicate()
+    time.sleep(0.5)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert err.strip().splitlines()[-1] == f"error: run {folder.name} interrupted: stopped by {sig.name}; see {folder}"
+    prov = json.loads((folder/"provenance.json").read_text())
+    assert (prov["status"], prov["error"]["signal"], prov["notebook"]) == ("interrupted", sig.name, "sleepy.failed.ipynb")
+    assert json.loads((folder/"metrics.json").read_text()) == {"before": 1}
+    assert not [f for f in folder.rglob(".*")], "temporary files left behind"
+    assert run("mlresearch", "runs", "verify", env=env, check=0)
+
+
+def test_bad_deliver_requests_fail_in_one_line_and_write_nothing(tiny):
+    root, env = tiny
+    cases = [
+        (("tiny", "--name", "x", "-p", "lrr=0.1"), "error: unknown parameter 'lrr' in the overrides; did you mean 'lr'?"),
+        (("tiny", "--name", "x", "-p", "a=one"), "error: "),
+        (("tiny", "--name", "../x"), "error: run name '../x' must be a short slug"),
+        (("nope", "--name", "x"), "error: no template 'nope'; templates are: eda, tiny, train"),
+        (("tiny", "--name", "x", "-f", str(root/"missing.toml")), "error: "),
+    ]
+    for args, start in cases:
+        res = run("mlresearch", "deliver", *args, env=env, check=1)
+        assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith(start), (args, res.stderr)
+    assert runs_of(root) == []
+    folder = run_folder(run("mlresearch", "deliver", "tiny", "--name", "once", env=env, check=0))
+    before = (folder/"metrics.json").read_bytes()
+    res = run("mlresearch", "deliver", "tiny", "--name", "once", "-p", "a=5", env=env, check=1)
+    assert res.stderr.strip() == f"error: run {folder} already exists; a deliver run is never overwritten: choose another --name"
+    assert (folder/"metrics.json").read_bytes() == before and runs_of(root) == [folder.name]
+
+
+def test_a_run_repeats_from_its_params_toml(tiny):
+    root, env = tiny
+    first = run_folder(run("mlresearch", "deliver", "tiny", "--name", "first", "-p", "a=4", env=env, check=0))
+    again = run_folder(run("mlresearch", "deliver", "tiny", "--name", "again", "-f", first/"params.toml", env=env, check=0))
+    assert (again/"params.toml").read_text() == (first/"params.toml").read_text()
+    assert json.loads((again/"metrics.json").read_text()) == {"score": 2.0}
+
+
+def test_runs_table_sort_and_compare(tiny, tmp_path):
+    root, env = tiny
+    for a in (1, 3, 2): run("mlresearch", "deliver", "tiny", "--name", f"a{a}", "-p", f"a={a}", env=env, check=0)
+    lines = run("mlresearch", "runs", "--sort", "score", env=env, check=0).stdout.splitlines()
+    assert lines[0].split()[:5] == ["run", "template", "status", "a", "score"]
+    assert [ln.split()[0].split("_")[1] for ln in lines[1:]] == ["a3", "a2", "a1"]
+    assert lines[1].split()[-1].endswith("_a3")  # the path column
+    res = run("mlresearch", "runs", "compare", "score", "--out", tmp_path/"score.png", env=env, check=0)
+    assert (tmp_path/"score.png").read_bytes()[:4] == b"\x89PNG" and "figure:" in res.stdout
+    res = run("mlresearch", "runs", "compare", "accuracy", env=env, check=1)
+    assert res.stderr.strip() == "error: no run has a metric 'accuracy'; metrics are: score"
+    from mlresearch.runs import runs_index
+    df = runs_index(root)
+    assert list(df.sort_values("metric.score")["param.a"]) == [1, 2, 3]
+
+
+def test_sweep_runs_every_point_and_reports_failures(tiny):
+    root, env = tiny
+    res = run("mlresearch", "sweep", "tiny", "--name", "grid", "-p", "a=1,2", "-p", "fail=false,true", "--jobs", "2", env=env, check=1)
+    assert res.stderr.strip() == "error: 2 of 4 run(s) did not succeed: " + ", ".join(
+        f"{time.strftime('%Y-%m-%d')}_grid-00{i}" for i in (2, 4))
+    assert sum(line.startswith("[") for line in res.stdout.splitlines()) == 4
+    assert [r.split("_")[1] for r in runs_of(root)] == ["grid-001", "grid-002", "grid-003", "grid-004"]
+    provs = [json.loads((root/"research/deliver"/r/"provenance.json").read_text()) for r in runs_of(root)]
+    assert [p["status"] for p in provs] == ["succeeded", "failed", "succeeded", "failed"]
+    assert {p["threads"]["OMP_NUM_THREADS"] for p in provs} == {str(max(1, (os.cpu_count() or 1) // 2))}
+    res = run("mlresearch", "sweep", "tiny", "--name", "grid", "-p", "a=5", env=env, check=1)
+    assert "exist today; a sweep never overwrites runs" in res.stderr
+    res = run("mlresearch", "sweep", "tiny", "--name", "typo", "-p", "b=1,2", env=env, check=1)
+    assert res.stderr.strip() == "error: unknown parameter 'b' in the overrides; known: a, fail, lr"
+    assert len(runs_of(root)) == 4
+
+
+def test_sweep_on_a_dask_local_cluster(tiny):
+    pytest.importorskip("distributed")
+    root, env = tiny
+    res = run("mlresearch", "sweep", "tiny", "--name", "dask", "-p", "a=1,2,3", "--dask", "--jobs", "2", env=env, check=0)
+    assert "a Dask LocalCluster of 2 workers" in res.stdout
+    scores = [json.loads((root/"research/deliver"/r/"metrics.json").read_text())["score"] for r in runs_of(root)]
+    assert scores == [0.5, 1.0, 1.5]
+
+
+def test_develop_copies_a_run_into_a_writable_notebook(tiny):
+    root, env = tiny
+    folder = run_folder(run("mlresearch", "deliver", "tiny", "--name", "src", env=env, check=0))
+    res = run("mlresearch", "develop", "redo-src", "--from", "src", env=env, check=0)
+    from pathlib import Path
+    nb_path = Path(res.stdout.strip().removeprefix("develop notebook: "))
+    assert nb_path.name == f"{time.strftime('%Y-%m-%d')}_tester_redo-src.ipynb" and os.access(nb_path, os.W_OK)
+    nb = nbformat.read(nb_path, as_version=4)
+    assert nb.cells[0].source.startswith(f"> Copied from deliver run `{folder.name}`")
+    assert run("mlresearch", "develop", "fresh", env=env, check=0).stdout.strip().endswith("_tester_fresh.ipynb")
+    assert run("mlresearch", "develop", "x", "--from", "nothing", env=env, check=1).stderr.startswith("error: no deliver run 'nothing'")
+    assert run("mlresearch", "runs", "verify", env=env, check=0)
