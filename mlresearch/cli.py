@@ -6,8 +6,8 @@ Docs: https://mlresearch.github.io/mlresearch/cli.html.md"""
 
 # %% auto #0
 __all__ = ['app', 'data_app', 'runs_app', 'friendly', 'data_acquire', 'data_list', 'data_verify', 'eda', 'train_cmd',
-           'deliver_cmd', 'pd_options', 'runs_cmd', 'runs_verify', 'runs_compare', 'sweep_cmd', 'develop_cmd',
-           'readme_text', 'tool', 'check_generated', 'check', 'prepare_docs', 'docs', 'main']
+           'deliver_cmd', 'runs_cmd', 'runs_verify', 'runs_compare', 'sweep_cmd', 'develop_cmd', 'readme_text', 'tool',
+           'check_generated', 'check', 'prepare_docs', 'docs', 'main']
 
 # %% ../nbs/10_cli.ipynb #a4881825
 import functools, hashlib, os, shlex, shutil, subprocess, sys
@@ -149,12 +149,7 @@ def deliver_cmd(
         raise typer.Exit(e.exit_code) from None
     typer.echo(f"succeeded: {_metrics_line(json.loads((run/METRICS).read_text())) or 'no metrics recorded'}")
 
-# %% ../nbs/10_cli.ipynb #e3eea049
-def pd_options():
-    "Print wide tables whole, floats with 4 decimals"
-    import pandas as pd
-    return pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 80, "display.float_format", "{:.4f}".format)
-
+# %% ../nbs/10_cli.ipynb #1c667de6
 @runs_app.callback()
 @friendly
 def runs_cmd(
@@ -165,12 +160,11 @@ def runs_cmd(
 ):
     "Print the table of deliver runs"
     if ctx.invoked_subcommand is not None: return
-    from mlresearch.runs import runs_index, runs_table
+    from mlresearch.runs import format_table, runs_index, runs_table
     df = runs_index()
     if template: df = df[df["template"] == template]
     if df.empty: typer.echo("no deliver runs yet: mlresearch deliver train --name my-first-run"); return
-    df = df.dropna(axis=1, how="all")
-    with pd_options(): typer.echo(runs_table(df, sort, ascending).to_string(index=False))
+    typer.echo(format_table(runs_table(df.dropna(axis=1, how="all"), sort, ascending)))
 
 @runs_app.command("verify")
 @friendly
@@ -218,7 +212,7 @@ def sweep_cmd(
     scheduler:Optional[str]=typer.Option(None, "--dask-scheduler", help="Run on the Dask cluster at tcp://HOST:PORT (shared filesystem)"),
 ):
     "Deliver a grid of runs in parallel"
-    from mlresearch.runs import grid_points, parse_grid, sweep
+    from mlresearch.runs import format_table, grid_points, parse_grid, sweep
     grid = parse_grid(param)
     n = len(grid_points(grid))
     where = f"Dask scheduler {scheduler}" if scheduler else f"a Dask LocalCluster of {jobs} workers" if dask else f"{jobs} local processes"
@@ -230,8 +224,7 @@ def sweep_cmd(
         detail = _metrics_line(metrics) if row["status"] == "succeeded" else (row.get("error") or "")
         typer.echo(f"[{len(finished)}/{n}] {row['run']} {row['status']} {detail}")
     summary = sweep(template, name, grid, config, jobs, threads, dask, scheduler, on_done=done)
-    with pd_options():
-        typer.echo(summary.drop(columns=["error"]).rename(columns=lambda c: c.split(".", 1)[-1]).to_string(index=False))
+    typer.echo(format_table(summary.drop(columns=["error"]).rename(columns=lambda c: c.split(".", 1)[-1])))
     failed = summary[summary["status"] != "succeeded"]
     if len(failed): raise MLResearchError(f"{len(failed)} of {len(summary)} run(s) did not succeed: {', '.join(failed['run'])}")
 

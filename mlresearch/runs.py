@@ -7,7 +7,7 @@ Docs: https://mlresearch.github.io/mlresearch/runs.html.md"""
 # %% ../nbs/09_runs.ipynb #83c83008
 from __future__ import annotations
 import ast, contextlib, datetime as dt, getpass, importlib.metadata, itertools, json, os, platform, re, shlex, signal
-import subprocess, sys, tempfile, threading
+import shutil, subprocess, sys, tempfile, threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Iterable
@@ -23,7 +23,8 @@ __all__ = ['log', 'USER_ENV', 'METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'A
            'execute_notebook', 'check_slug', 'user_id', 'develop_path', 'log_metrics', 'artifacts_dir', 'RunError',
            'Interrupted', 'git_state', 'package_versions', 'write_json', 'write_checksums', 'make_read_only', 'deliver',
            'read_checksums', 'verify_run', 'read_run', 'run_folders', 'runs_index', 'metric_column', 'runs_table',
-           'plot_compare', 'parse_grid', 'grid_points', 'deliver_process', 'sweep', 'find_run', 'new_develop']
+           'format_table', 'plot_compare', 'parse_grid', 'grid_points', 'deliver_process', 'sweep', 'find_run',
+           'new_develop']
 
 # %% ../nbs/09_runs.ipynb #d446ff1a
 log = get_logger("runs")
@@ -277,7 +278,9 @@ def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|N
     if not (folder/METRICS).exists(): atomic_write(folder/METRICS, "{}\n")
     write_json(folder/PROVENANCE, prov)
     (folder/RUN_NOTES).unlink(missing_ok=True)
-    for junk in folder.rglob(".*.tmp"): junk.unlink()  # temporary files of writes the kernel never finished
+    for junk in sorted(folder.rglob(".*"), reverse=True):  # temporary files and folders of writes the kernel never finished
+        if junk.is_dir(): shutil.rmtree(junk)
+        elif junk.exists(): junk.unlink()
     write_checksums(folder)
     make_read_only(folder)
 
@@ -385,10 +388,11 @@ def run_folders(root=None)->list[Path]:
     return sorted(f for f in d.iterdir() if f.is_dir() and not f.name.startswith(".")) if d.exists() else []
 
 def runs_index(root=None)->pd.DataFrame:
-    "Every deliver run as a row: status, times, `param.*` and `metric.*` columns, path"
+    "Every deliver run as a row, in the order they started: status, times, `param.*` and `metric.*` columns, path"
     base = ["run", "date", "name", "template", "status", "started", "duration_s", "commit", "error", "path"]
     df = pd.DataFrame([read_run(f) for f in run_folders(root)])
-    return df.reindex(columns=[*base, *(c for c in df.columns if c not in base)])
+    df = df.reindex(columns=[*base, *(c for c in df.columns if c not in base)])
+    return df.sort_values("started", na_position="first", kind="stable").reset_index(drop=True)
 
 _LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error")
 
@@ -407,11 +411,24 @@ def runs_table(df:pd.DataFrame, sort:str|None=None, ascending:bool|None=None, ma
         asc = any(w in col for w in _LOWER_IS_BETTER) if ascending is None else ascending
         df = df.sort_values(col, ascending=asc, na_position="last")
     pcols = [c for c in df.columns if c.startswith("param.")]
-    varying = [c for c in pcols if df[c].astype(str).nunique(dropna=False) > 1 or c in ("param.dataset", "param.model")]
+    varying = [c for c in pcols if df[c].dropna().astype(str).nunique() > 1 or c in ("param.dataset", "param.model")]
     mcols = [c for c in df.columns if c.startswith("metric.")]
     mcols.sort(key=lambda c: -df[c].notna().sum())
     out = df[["run", "template", "status", *varying[:max_params], *mcols[:max_metrics], "path"]]
+    out = out.assign(path=[_rel(p, Path(p).parents[2]) for p in out["path"]])  # relative to the project root
     return out.rename(columns=lambda c: c.split(".", 1)[-1])
+
+def _missing(v)->bool: return v is None or (isinstance(v, float) and v != v)
+
+def format_table(df:pd.DataFrame)->str:
+    "A table as text: whole numbers without decimals, other numbers with 4, a dash where a run has no value"
+    out = df.copy()
+    for c in out.columns:
+        vals = [v for v in out[c] if not _missing(v)]
+        nums = bool(vals) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
+        whole = nums and all(float(v).is_integer() for v in vals)
+        out[c] = [("-" if _missing(v) else str(int(v)) if whole else f"{v:.4f}" if nums else str(v)) for v in out[c]]
+    return out.to_string(index=False)
 
 def plot_compare(df:pd.DataFrame, metric:str, by:str|None=None):
     "A metric across runs: a bar per run, or against the parameter `by`"

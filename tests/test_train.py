@@ -46,7 +46,7 @@ def test_csv_with_missing_values_and_categories_through_the_cli(project, tmp_pat
     run("mlresearch", "data", "acquire", csv, "--target", "outcome", env=env, check=0)
     for model in ("mlp", "hist_gb"):
         res = run("mlresearch", "train", "--dataset", "clinic", "--model", model, "-p", "epochs=40", "--out", tmp_path/model, env=env, check=0)
-        acc = float(next(l for l in res.stdout.splitlines() if l.strip().startswith("accuracy")).split()[1])
+        acc = float(next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("accuracy")).split()[1])
         assert acc > 0.75, res.stdout
         m = load_model(tmp_path/model)
         assert set(m.schema["columns"]["region"]["categories"]) == {"east", "north", "south"}
