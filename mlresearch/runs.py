@@ -485,11 +485,15 @@ def grid_points(grid:dict[str, list[str]])->list[dict[str, str]]:
 # %% ../nbs/09_runs.ipynb #876a493e
 MLRESEARCH_CMD = (sys.executable, "-c", "from mlresearch.cli import main; main()")  # this Python's `mlresearch` command
 
+def _outcome(returncode:int, stdout:str, stderr:str)->dict:
+    "A deliver process's exit code, the run folder it printed first, and the end of its stderr"
+    run = next((line[5:].strip() for line in stdout.splitlines() if line.startswith("run: ")), None)
+    return dict(returncode=returncode, run=run, stderr=stderr[-4000:])
+
 def deliver_process(args:list[str], env:dict|None=None)->dict:
-    "Run `mlresearch deliver ARGS` in a new process with this Python (the task a sweep's worker runs); return its exit code and output"
+    "Run `mlresearch ARGS` (a deliver) in a new process with this Python: the task a sweep's Dask worker runs"
     r = subprocess.run([*MLRESEARCH_CMD, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True)
-    run = next((line[5:].strip() for line in r.stdout.splitlines() if line.startswith("run: ")), None)
-    return dict(returncode=r.returncode, run=run, stderr=r.stderr[-4000:])
+    return _outcome(r.returncode, r.stdout, r.stderr)
 
 def _thread_env(threads:int)->dict:
     return {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
@@ -503,8 +507,7 @@ def _local(argv:list[list[str]], env:dict, jobs:int, done:Callable):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs[i] = p
         out, err = p.communicate()
-        run = next((line[5:].strip() for line in out.splitlines() if line.startswith("run: ")), None)
-        return dict(returncode=p.returncode, run=run, stderr=err[-4000:])
+        return _outcome(p.returncode, out, err)
     with ThreadPoolExecutor(jobs) as ex:
         futs = {ex.submit(one, i): i for i in range(len(argv))}
         try:
@@ -560,7 +563,8 @@ def sweep(
     shared = ["-f", str(Path(config).resolve())] if config else []
     argv = [["--root", str(paths.root), "--log-level", "WARNING", "deliver", str(tpl), "--name", n, *shared,
              *[a for k, v in pt.items() for a in ("-p", f"{k}={v}")]] for n, pt in zip(names, points)]
-    env = _thread_env(threads or max(1, (os.cpu_count() or 1) // (jobs if not scheduler else 1)))
+    # a remote cluster's cores are not ours to count: there, threads are divided only when asked
+    env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
     rows = [None] * len(points)
     def done(i:int, res:dict):
         if res["run"] and Path(res["run"]).exists(): rec = read_run(res["run"])
