@@ -626,8 +626,5 @@ def new_develop(
                 f"> Copied from deliver run `{run.name}` ({prov['status']}; template `{prov['template']}`, commit `{git.get('commit') or 'unknown'}`"
                 f"{', dirty tree' if git.get('dirty') else ''}). Its parameters are in `{_rel(run/PARAMS, get_paths(root).root)}`. "
                 "Editing this copy never changes the run; to redo the run, deliver the template again."))
-    for c in nb.cells: c.pop("id", None)
-    nb = nbformat.v4.upgrade(nb) if nb.nbformat_minor < 5 else nb
-    nbformat.validator.normalize(nb)
     atomic_write(dest, nbformat.writes(nb))
     return dest
