@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from .config import (ROOT_ENV, RUN_ENV, RUN_NOTES, ConfigError, MLResearchError, atomic_write, current_run,
+from .config import (ROOT_ENV, RUN_ENV, ConfigError, MLResearchError, atomic_write, current_run,
                                get_logger, get_paths, load_toml, read_run_notes, resolve_config, sha256_file, split_override)
 
 # %% auto #0
@@ -30,10 +30,10 @@ __all__ = ['log', 'USER_ENV', 'METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'A
 log = get_logger("runs")
 
 class NotebookError(MLResearchError):
-    "A notebook that failed to execute: `notebook` is the partial notebook kept, `error` what went wrong"
-    def __init__(self, msg:str, notebook:Path|None=None, error:dict|None=None):
+    "A notebook that failed to execute: `error` says what went wrong"
+    def __init__(self, msg:str, error:dict|None=None):
         super().__init__(msg)
-        self.notebook, self.error = notebook, error or {}
+        self.error = error or {}
 
 # %% ../nbs/09_runs.ipynb #5e2f73ac
 def find_template(
@@ -116,7 +116,7 @@ def execute_notebook(
         if isinstance(e, Exception):
             err = error_record(e)
             if "cell_index" in err and failed.exists(): err["cell"] = _template_cell(failed, err["cell_index"])
-            raise NotebookError(f"{Path(notebook).name} failed: {_failure(err)}; see {failed}", failed if failed.exists() else None, err) from e
+            raise NotebookError(f"{Path(notebook).name} failed: {_failure(err)}; see {failed}", err) from e
         raise
     else:
         try: os.link(tmp, output)  # unlike a rename, a link refuses to replace a file created meanwhile
@@ -277,8 +277,7 @@ def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|N
                 error=error)
     if not (folder/METRICS).exists(): atomic_write(folder/METRICS, "{}\n")
     write_json(folder/PROVENANCE, prov)
-    (folder/RUN_NOTES).unlink(missing_ok=True)
-    for junk in sorted(folder.rglob(".*"), reverse=True):  # temporary files and folders of writes the kernel never finished
+    for junk in sorted(folder.rglob(".*"), reverse=True):  # the notes, and leftovers of writes the kernel never finished
         if junk.is_dir(): shutil.rmtree(junk)
         elif junk.exists(): junk.unlink()
     write_checksums(folder)
