@@ -6,17 +6,18 @@ Docs: https://mlresearch.github.io/mlresearch/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #9c9fbf44
 from __future__ import annotations
-import contextlib, dataclasses, difflib, hashlib, json, logging, os, random, sys, tempfile, time, tomllib
+import contextlib, dataclasses, difflib, hashlib, json, logging, os, random, re, sys, tempfile, threading, time, tomllib
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['ROOT_ENV', 'DEVICE_ENV', 'RUN_ENV', 'RUN_NOTES', 'MLResearchError', 'ConfigError', 'project_root', 'Paths',
-           'get_paths', 'parse_value', 'load_toml', 'split_override', 'resolve_config', 'JsonLinesFormatter',
-           'setup_logging', 'get_logger', 'seed_everything', 'available_devices', 'get_device', 'atomic_path',
-           'atomic_write', 'sha256_file', 'current_run', 'note_run', 'read_run_notes']
+__all__ = ['SLUG_MAX', 'ROOT_ENV', 'DEVICE_ENV', 'RUN_ENV', 'RUN_NOTES', 'MLResearchError', 'ConfigError', 'first_line',
+           'slugify', 'is_slug', 'check_slug', 'environ', 'project_root', 'Paths', 'get_paths', 'parse_value',
+           'load_toml', 'split_override', 'resolve_config', 'JsonLinesFormatter', 'setup_logging', 'get_logger',
+           'seed_everything', 'available_devices', 'get_device', 'atomic_path', 'atomic_write', 'sha256_file',
+           'current_run', 'note_run', 'read_run_notes', 'lower_is_better']
 
 # %% ../nbs/00_config.ipynb #25e632af
 class MLResearchError(Exception):
@@ -24,6 +25,48 @@ class MLResearchError(Exception):
 
 class ConfigError(MLResearchError):
     "A bad parameter, configuration file or project layout"
+
+def first_line(text)->str:
+    "The first non-blank line of `text` (an exception's message, say), or the exception's type name when it has none"
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else type(text).__name__ if isinstance(text, BaseException) else ""
+
+# %% ../nbs/00_config.ipynb #e1c0a7f9
+SLUG_MAX = 64
+_SLUG_RE = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{SLUG_MAX - 1}}}$")
+
+def slugify(text:str)->str:
+    "The nearest slug to `text`: lower case, runs of other characters as one hyphen, cut at `SLUG_MAX`"
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:SLUG_MAX].strip("-")
+
+def is_slug(text:str)->bool: return bool(_SLUG_RE.match(text or ""))
+
+def check_slug(
+    text:str,         # the name to check
+    what:str="name",  # what it names, for the message
+)->str:
+    "`text` if it is a slug; else a `ConfigError` that suggests one"
+    if not is_slug(text):
+        hint = f", e.g. {slugify(text)!r}" if slugify(text) else ""
+        raise ConfigError(f"{what} {text!r} must be a short slug: lower-case letters, digits and hyphens, at most {SLUG_MAX}{hint}")
+    return text
+
+# %% ../nbs/00_config.ipynb #e1c0a7f3
+@contextlib.contextmanager
+def environ(
+    changes:dict[str, str|None], # variable -> value; `None` removes the variable for the block
+):
+    "Set (or with `None` remove) environment variables for the block, then restore them exactly, on error too"
+    saved = {k: os.environ.get(k) for k in changes}
+    try:
+        for k, v in changes.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = str(v)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
 # %% ../nbs/00_config.ipynb #7a8743c1
 ROOT_ENV = "MLRESEARCH_ROOT"
@@ -38,7 +81,9 @@ def project_root(
     "The project root: `$MLRESEARCH_ROOT`, else the nearest folder up from `start` marked by `[tool.mlresearch]`"
     if env := os.environ.get(ROOT_ENV):
         root = Path(env).expanduser().resolve()
-        if not root.is_dir(): raise ConfigError(f"{ROOT_ENV}={env} is not a folder; point it at the project root")
+        if not _is_root(root):
+            raise ConfigError(f"{env} is not an mlresearch project (no pyproject.toml with a [tool.mlresearch] table); "
+                              f"point --root or {ROOT_ENV} at the project's folder")
         return root
     here = Path(start or Path.cwd()).resolve()
     for d in (here, *here.parents):
@@ -66,11 +111,8 @@ class Paths:
     def develop(self)->Path: return self.research/"develop"     # scratch notebooks
     @property
     def deliver(self)->Path: return self.research/"deliver"     # immutable runs
-
-    def ensure(self)->Paths:
-        "Create the data and research folders if missing"
-        for p in (self.raw, self.processed, self.tmp, self.templates, self.develop, self.deliver): p.mkdir(parents=True, exist_ok=True)
-        return self
+    @property
+    def sweeps(self)->Path: return self.research/"sweeps"       # one record per sweep
 
 def get_paths(root:str|Path|None=None)->Paths:
     "The `Paths` of the project at `root` (found by `project_root` when `None`)"
@@ -169,20 +211,26 @@ class JsonLinesFormatter(logging.Formatter):
         if record.exc_info: d["exc"] = self.formatException(record.exc_info)
         return json.dumps(d, default=str)
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 def setup_logging(
     level:str|int="INFO",           # the threshold for both handlers
     json_file:str|Path|None=None,   # also write JSON lines here
 )->logging.Logger:
     "Configure the `mlresearch` logger: readable lines on stderr, JSON lines to `json_file`"
+    if isinstance(level, str) and level.upper() not in _LEVELS:
+        raise ConfigError(f"log level {level!r} is not one of {', '.join(_LEVELS)}")
+    if json_file is not None and not Path(json_file).expanduser().parent.is_dir():
+        raise ConfigError(f"cannot write the JSON log {json_file}: folder {Path(json_file).expanduser().parent} does not exist; create it first")
     log = logging.getLogger("mlresearch")
-    log.setLevel(level)
+    log.setLevel(level.upper() if isinstance(level, str) else level)
     for h in list(log.handlers): log.removeHandler(h); h.close()
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     log.addHandler(h)
     if json_file is not None:
-        Path(json_file).parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(json_file, encoding="utf-8")
+        try: fh = logging.FileHandler(Path(json_file).expanduser(), encoding="utf-8")
+        except OSError as e: raise ConfigError(f"cannot write the JSON log {json_file}: {e.strerror}") from None
         fh.setFormatter(JsonLinesFormatter())
         log.addHandler(fh)
     log.propagate = False
@@ -202,7 +250,6 @@ def seed_everything(
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds CUDA too
-    os.environ["PYTHONHASHSEED"] = str(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -236,6 +283,14 @@ def get_device(
     return dev
 
 # %% ../nbs/00_config.ipynb #ba5d1d34
+_umask_lock = threading.Lock()
+
+def _umask()->int:
+    "The process's umask (read by setting it and putting it back, under a lock)"
+    with _umask_lock:
+        m = os.umask(0o022); os.umask(m)
+    return m
+
 @contextlib.contextmanager
 def atomic_path(
     dest:str|Path # the file to create or replace
@@ -244,6 +299,7 @@ def atomic_path(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600 whatever the umask
     os.close(fd)
     try:
         yield Path(tmp)
@@ -293,3 +349,12 @@ def read_run_notes(run:str|Path)->list[dict]:
     "The notes of a run, oldest first"
     f = Path(run)/RUN_NOTES
     return [json.loads(line) for line in f.read_text().splitlines() if line.strip()] if f.exists() else []
+
+# %% ../nbs/00_config.ipynb #e1c0a7f6
+_LOWER_IS_BETTER = re.compile(r"(^|_)(loss|rmse|mae|mse|error)$")
+
+def lower_is_better(
+    metric:str # a metric name, with or without a `val_`, `train_` or `metric.` prefix
+)->bool:
+    "Whether a smaller value of `metric` is better"
+    return bool(_LOWER_IS_BETTER.search(metric.split(".")[-1]))

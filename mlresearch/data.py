@@ -6,15 +6,15 @@ Docs: https://mlresearch.github.io/mlresearch/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #82f04df3
 from __future__ import annotations
-import contextlib, datetime as dt, functools, hashlib, http.server, json, os, re, shutil, tempfile, threading
+import contextlib, datetime as dt, hashlib, json, os, re, shutil, tempfile
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .config import (MLResearchError, Paths, atomic_path, atomic_write, current_run, get_logger, get_paths, note_run,
-                               sha256_file)
+from .config import (MLResearchError, Paths, atomic_path, atomic_write, check_slug, current_run, first_line, get_logger,
+                               get_paths, is_slug, note_run, sha256_file, slugify)
 
 try: import fcntl
 except ImportError: fcntl = None  # Windows: acquisitions are not locked against each other
@@ -22,7 +22,7 @@ except ImportError: fcntl = None  # Windows: acquisitions are not locked against
 # %% auto #0
 __all__ = ['log', 'SKLEARN_SETS', 'TABLE_SUFFIXES', 'MANIFEST', 'DataError', 'parse_spec', 'read_sklearn', 'read_table',
            'download', 'slug', 'check_name', 'raw_filename', 'read_manifest', 'content_hash', 'infer_task', 'acquire',
-           'serve_folder', 'list_datasets', 'verify', 'find', 'raw_path', 'load', 'load_images', 'ensure_dataset']
+           'list_datasets', 'verify', 'parse_ref', 'find', 'raw_path', 'load', 'load_images', 'ensure_dataset']
 
 # %% ../nbs/01_data.ipynb #17cb5a0c
 log = get_logger("data")
@@ -84,15 +84,13 @@ def read_table(
         if fmt == "parquet": df = pd.read_parquet(path)
         else: df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",")
     except pd.errors.EmptyDataError: raise DataError(f"{label} is empty; it needs a header row and data rows") from None
-    except pd.errors.ParserError as e: raise DataError(f"{label} is malformed CSV: {_first_line(e)}; fix that line") from None
+    except pd.errors.ParserError as e: raise DataError(f"{label} is malformed CSV: {first_line(e)}; fix that line") from None
     except UnicodeDecodeError: raise DataError(f"{label} is not UTF-8 text; is it really a {fmt.upper()} file?") from None
-    except (OSError, ValueError) as e: raise DataError(f"{label} could not be read as {fmt}: {_first_line(e)}") from None
+    except (OSError, ValueError) as e: raise DataError(f"{label} could not be read as {fmt}: {first_line(e)}") from None
     if len(df) == 0: raise DataError(f"{label} has a header but no data rows")
     if len(df.columns) < 1 or all(str(c).startswith("Unnamed:") for c in df.columns): raise DataError(f"{label} has no named columns; the first row must be a header")
     df.columns = [str(c) for c in df.columns]
     return df
-
-def _first_line(e:BaseException)->str: return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 # %% ../nbs/01_data.ipynb #3f91211d
 def download(
@@ -119,17 +117,14 @@ def download(
 
 # %% ../nbs/01_data.ipynb #54b68422
 MANIFEST = "manifest.json"
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 def slug(text:str)->str:
-    "A dataset name: lower case letters, digits and hyphens (underscores separate the parts of a file name)"
-    s = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
-    return s[:64] or "dataset"
+    "A dataset name or file-name part from any text (`config.slugify`, never empty)"
+    return slugify(text) or "dataset"
 
 def check_name(name:str)->str:
     "Refuse a dataset name that would not fit `{ds_name}_{state}_{desc}_{version}`"
-    if not _NAME_RE.match(name): raise DataError(f"dataset name {name!r} must be lower-case letters, digits and hyphens (e.g. {slug(name)!r})")
-    return name
+    return check_slug(name, "dataset name")
 
 def raw_filename(name:str, desc:str, version:int)->str:
     "The raw file name: `{ds_name}_raw_{desc}_v{version}.parquet`"
@@ -140,7 +135,7 @@ def read_manifest(root=None)->list[dict]:
     f = get_paths(root).raw/MANIFEST
     if not f.exists(): return []
     try: return json.loads(f.read_text(encoding="utf-8"))["datasets"]
-    except (json.JSONDecodeError, KeyError) as e: raise DataError(f"{f} is corrupt ({_first_line(e)}); restore it from version control or a backup") from None
+    except (json.JSONDecodeError, KeyError) as e: raise DataError(f"{f} is corrupt ({first_line(e)}); restore it from version control or a backup") from None
 
 def _write_manifest(paths:Paths, entries:list[dict]):
     atomic_write(paths.raw/MANIFEST, json.dumps({"format": 1, "datasets": entries}, indent=1) + "\n")
@@ -211,12 +206,15 @@ def acquire(
     root=None,             # project root; found from the working directory when `None`
 )->dict:
     "Copy the dataset named by `spec` into data/raw once and return its manifest entry"
+    # a name keeps its meaning: a new version is the same source (file path, URL or sklearn set) with other content
     paths = get_paths(root)
     kind, value = parse_spec(spec)
     name = check_name(name or _default_name(kind, value))
     df, source_sha, source = _read_source(kind, value, paths, sha256)
     note_run("data", path=source, sha256=source_sha)
-    if kind == "sklearn": target = target or "target"
+    if target is None and "target" in df.columns:  # as in the scikit-learn sets
+        target = "target"
+        if kind != "sklearn": log.info("took column 'target' as the target of %s (--target chooses another)", name)
     if target is not None and target not in df.columns:
         cols = ", ".join(list(df.columns)[:20]) + (", ..." if len(df.columns) > 20 else "")
         raise DataError(f"target column {target!r} is not in {spec}; columns are: {cols}")
@@ -226,6 +224,9 @@ def acquire(
     with _locked(paths):
         entries = read_manifest(paths.root)
         mine = [e for e in entries if e["name"] == name]
+        if mine and (had := max(mine, key=lambda e: e["version"])["source"]) != source:
+            raise DataError(f"dataset name {name!r} holds data from {had}, not {source}: a new version must come from the same source; "
+                            f"give this one its own --name")
         for e in mine:
             if e["content_hash"] == fingerprint and e.get("target") == target:
                 log.info("%s v%d already holds this content: nothing to do", name, e["version"])
@@ -242,23 +243,18 @@ def acquire(
     log.info("acquired %s v%d: %d rows -> %s", name, version, len(df), dest)
     return entry
 
-# %% ../nbs/01_data.ipynb #3f2f3cfa
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args): pass
-
-def serve_folder(folder:str|Path)->tuple[http.server.ThreadingHTTPServer, str]:
-    "Serve `folder` over http on 127.0.0.1 in a background thread; return the server and its base URL"
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
-
 # %% ../nbs/01_data.ipynb #71d932b4
-def list_datasets(root=None)->pd.DataFrame:
-    "One row per raw file in the manifest"
-    cols = ["name", "version", "file", "rows", "n_columns", "target", "task", "source", "acquired_at"]
-    rows = [{**e, "n_columns": len(e["columns"])} for e in read_manifest(root)]
-    return pd.DataFrame(rows, columns=cols)
+def list_datasets(
+    root=None,            # project root
+    name:str|None=None,   # only this dataset's versions (an error naming the others when it has none)
+)->pd.DataFrame:
+    "One row per raw file in the manifest: name, version, file, rows, columns, target, task, source, sha256, time"
+    cols = ["name", "version", "file", "rows", "n_columns", "target", "task", "source", "sha256", "acquired_at"]
+    entries = read_manifest(root)
+    if name is not None:
+        if not any(e["name"] == name for e in entries): find(name, root=root)  # the error that names the datasets there are
+        entries = [e for e in entries if e["name"] == name]
+    return pd.DataFrame([{**e, "n_columns": len(e["columns"])} for e in entries], columns=cols)
 
 def verify(root=None)->list[dict]:
     "Problems with data/raw: files missing, modified since acquisition, or not in the manifest"
@@ -278,8 +274,18 @@ def verify(root=None)->list[dict]:
     return problems
 
 # %% ../nbs/01_data.ipynb #1dc5d987
+def parse_ref(ref:str)->tuple[str, int|None]:
+    "`name@version` (e.g. `digits@1`) as `(name, version)`; a bare name has version `None`"
+    name, at, v = str(ref).partition("@")
+    if not at: return name, None
+    if not (v.isdigit() and int(v) >= 1): raise DataError(f"dataset version in {ref!r} must be a number from 1, e.g. {name}@1")
+    return name, int(v)
+
 def find(name:str, version:int|None=None, root=None)->dict:
-    "The manifest entry of dataset `name` (the latest version when `version` is `None`)"
+    "The manifest entry of dataset `name` or `name@version` (the latest version when none is given)"
+    name, pinned = parse_ref(name)
+    if pinned is not None and version not in (None, pinned): raise DataError(f"dataset {name}@{pinned} asked for as version {version}; give one version")
+    version = pinned if pinned is not None else version
     entries = [e for e in read_manifest(root) if e["name"] == name]
     if not entries:
         have = sorted({e["name"] for e in read_manifest(root)})
@@ -323,7 +329,8 @@ def ensure_dataset(
 )->dict:
     "The manifest entry for an acquired name, acquiring a spec first (and a scikit-learn set by its bare name)"
     name = str(name_or_spec)
-    if _NAME_RE.match(name) and any(e["name"] == name for e in read_manifest(root)): return find(name, root=root)
-    if _NAME_RE.match(name) and name.replace("-", "_") in SKLEARN_SETS: return acquire(f"sklearn:{name.replace('-', '_')}", target=target, root=root)
-    if _NAME_RE.match(name) and not Path(name).exists(): return find(name, root=root)
+    if "@" in name and is_slug(name.partition("@")[0]) and not Path(name).exists(): return find(name, root=root)
+    if is_slug(name) and any(e["name"] == name for e in read_manifest(root)): return find(name, root=root)
+    if is_slug(name) and name.replace("-", "_") in SKLEARN_SETS: return acquire(f"sklearn:{name.replace('-', '_')}", target=target, root=root)
+    if is_slug(name) and not Path(name).exists(): return find(name, root=root)
     return acquire(name, target=target, root=root)

@@ -15,8 +15,8 @@ from .config import MLResearchError, atomic_path, atomic_write, current_run, get
 from .data import find, infer_task, load
 
 # %% auto #0
-__all__ = ['log', 'split_indices', 'TabularTransform', 'ImageTransform', 'transform_from_dict', 'encode_labels', 'Prepared',
-           'prepare']
+__all__ = ['log', 'split_indices', 'TabularTransform', 'ImageTransform', 'transform_from_dict', 'encode_labels',
+           'check_learnable', 'Prepared', 'prepare']
 
 # %% ../nbs/03_preprocessing.ipynb #02aab437
 log = get_logger("preprocessing")
@@ -122,6 +122,28 @@ def encode_labels(y:pd.Series)->tuple[np.ndarray, list]:
     lookup = {c: i for i, c in enumerate(classes)}
     return y.map(lookup).to_numpy(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
 
+# %% ../nbs/03_preprocessing.ipynb #e3b10002
+def check_learnable(
+    y:pd.Series,           # the target, rows with a missing target already dropped
+    task:str,              # `classification` or `regression`
+    what:str,              # the dataset, for the message
+    rows:int,              # rows before missing targets were dropped
+    test_size:float=0.2,   # share of rows for the test split
+    val_size:float=0.1,    # share of rows for the validation split
+):
+    "Raise a `MLResearchError` with counts when `y` cannot be split and learned from"
+    if len(y) == 0: raise MLResearchError(f"target column {y.name!r} of {what} is empty in every row (0 of {rows}); choose another target")
+    counts = y.value_counts()
+    shown = ", ".join(f"{k!r}: {v}" for k, v in counts.head(5).items()) + (", ..." if len(counts) > 5 else "")
+    if task == "classification" and len(counts) < 2:
+        raise MLResearchError(f"target column {y.name!r} of {what} has one class ({shown} rows); a classifier needs at least 2")
+    splits = 3 if val_size else 2
+    need = {"classification": splits * len(counts), "regression": splits + 1}[task]
+    if len(y) < need or (task == "classification" and counts.min() < splits) or len(y) * min(test_size, val_size or 1) < (len(counts) if task == "classification" else 1):
+        per = f" (rows per class: {shown})" if task == "classification" else ""
+        raise MLResearchError(f"{what} has {len(y)} rows with a target{per}: too few to split into train, validation and test "
+                              f"with test_size={test_size}, val_size={val_size}; acquire more rows, or lower val_size to 0")
+
 # %% ../nbs/03_preprocessing.ipynb #a9d1e3ba
 @dataclasses.dataclass
 class Prepared:
@@ -162,19 +184,22 @@ def prepare(
     npz, meta_file = paths.processed/f"{stem}.npz", paths.processed/f"{stem}.json"
     if npz.exists() and meta_file.exists():
         meta = json.loads(meta_file.read_text())
-        if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"])
+        if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
         with np.load(npz) as z:
             log.info("cache hit: %s", npz.name)
             return Prepared(X={k: z[f"X_{k}"] for k in ("train", "val", "test")}, y={k: z[f"y_{k}"] for k in ("train", "val", "test")},
                             transform=transform_from_dict(meta["transform"]), meta={**meta["meta"], "cache": "hit"})
     df = load(entry["name"], entry["version"], root)
     if target not in df.columns: raise MLResearchError(f"target column {target!r} is not in {dataset}; columns are: {', '.join(df.columns[:20])}")
+    rows = len(df)
     df = df[df[target].notna()].reset_index(drop=True)
     task = entry["task"] if target == entry["target"] and entry.get("task") else infer_task(df[target])
+    check_learnable(df[target], task, f"{entry['name']} v{entry['version']}", rows, test_size, val_size)
     feats = df.drop(columns=[target])
     if task == "classification": y, classes = encode_labels(df[target])
     else: y, classes = df[target].to_numpy(np.float32), None
-    splits = split_indices(y, task, test_size, val_size, seed)
+    try: splits = split_indices(y, task, test_size, val_size, seed)
+    except ValueError as e: raise MLResearchError(f"cannot split {entry['name']} v{entry['version']} ({len(y)} rows): {e}") from None
     tf = ImageTransform.fit(feats.iloc[splits["train"]], entry["image_shape"]) if is_img else TabularTransform.fit(feats.iloc[splits["train"]])
     X = {k: tf.transform(feats.iloc[ix]) for k, ix in splits.items()}
     ys = {k: y[ix] for k, ix in splits.items()}
