@@ -6,44 +6,38 @@ Docs: https://mlresearch.github.io/mlresearch/pipeline.html.md"""
 
 # %% ../nbs/08_pipeline.ipynb #ec888de8
 from __future__ import annotations
-import dataclasses, json, os, shutil, tempfile
+import dataclasses, json, os, re, shutil, tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .baselines import baseline_names, fit_baseline
-from .config import ConfigError, MLResearchError, get_logger, note_run, resolve_config, seed_everything
+from .config import ConfigError, MLResearchError, get_device, get_logger, note_run, resolve_config, seed_everything
 from .data import ensure_dataset
 from .evaluation import classification_metrics, regression_metrics
+from .models import MODELS, CNNConfig, MLPConfig, build_model
+from .training import Trainer, TrainConfig
 from .preprocessing import Prepared, prepare, transform_from_dict
 
 # %% auto #0
-__all__ = ['log', 'TORCH_MODELS', 'TRAIN_DEFAULTS', 'fit', 'TorchModel', 'SklearnModel', 'feature_schema', 'save_model',
-           'LoadedModel', 'load_model', 'TrainResult', 'evaluate', 'train']
+__all__ = ['log', 'TORCH_MODELS', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'fit', 'skops_bytes', 'TorchModel', 'SklearnModel',
+           'feature_schema', 'save_model', 'LoadedModel', 'load_model', 'TrainResult', 'evaluate', 'train']
 
 # %% ../nbs/08_pipeline.ipynb #3c59f5d9
 log = get_logger("pipeline")
-TORCH_MODELS = ("mlp", "cnn")
+TORCH_MODELS = tuple(MODELS)  # the PyTorch models by name, as `models.MODELS` defines them
+# the Trainer's settings a run may set; their defaults and meaning are `TrainConfig`'s
+TRAINER_KEYS = ("epochs", "lr", "batch_size", "weight_decay", "patience", "seed", "deterministic", "device", "amp", "compile", "threads")
 
 TRAIN_DEFAULTS = dict(
     dataset="digits",     # an acquired dataset's name, or a spec to acquire first
     target="",            # target column; empty: the one recorded at acquisition
     model="cnn",          # cnn, mlp, or a baseline: logreg, ridge, random_forest, hist_gb
-    epochs=30,            # PyTorch: passes over the training data
-    lr=3e-3,              # PyTorch: peak learning rate
-    batch_size=64,        # PyTorch: rows per step
-    weight_decay=1e-4,    # PyTorch: AdamW weight decay
-    patience=8,           # PyTorch: early-stopping patience in epochs (0: off)
-    hidden=[256, 128],    # mlp: hidden layer widths
-    channels=[32, 64],    # cnn: conv block widths
-    dropout=0.1,          # mlp/cnn: dropout
-    seed=0,               # one seed for the split, the init, shuffling and dropout
-    deterministic=False,  # bit-identical reruns (slower on a GPU)
-    device="auto",        # auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps
-    amp=True,             # bf16 autocast on CUDA
-    compile=False,        # torch.compile the model
-    threads=0,            # CPU threads for PyTorch; 0: its default
+    **{k: getattr(TrainConfig(), k) for k in TRAINER_KEYS},  # PyTorch training (seed also seeds the split)
+    hidden=list(MLPConfig.hidden),      # mlp: hidden layer widths
+    channels=list(CNNConfig.channels),  # cnn: conv block widths
+    dropout=0.1,          # mlp/cnn: dropout (one value for both, unlike the model configs' own defaults)
     test_size=0.2,        # share of rows for the test split
     val_size=0.1,         # share of rows for the validation split
     n_jobs=1,             # processes for the random forests
@@ -56,16 +50,13 @@ def _device_name(device)->str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 def _torch_fit(p:Prepared, params:dict, out_dir:Path|None):
-    from mlresearch.models import build_model
-    from mlresearch.training import Trainer, TrainConfig
     name = params["model"]
     out = len(p.classes) if p.task == "classification" else 1
     if name == "cnn":
         if p.X["train"].ndim != 4: raise ConfigError("model 'cnn' needs image data; use mlp or a baseline for tables")
         arch = dict(in_channels=p.X["train"].shape[1], out_features=out, channels=params["channels"], dropout=params["dropout"])
     else: arch = dict(in_features=p.n_features, out_features=out, hidden=params["hidden"], dropout=params["dropout"])
-    cfg = TrainConfig(**{k: params[k] for k in ("epochs", "lr", "batch_size", "weight_decay", "patience", "seed", "deterministic",
-                                                "device", "amp", "compile", "threads")}, progress=True)
+    cfg = TrainConfig(**{k: params[k] for k in TRAINER_KEYS}, progress=True)
     # a regression target is standardized for training; the scale is saved with the model
     scale = (float(p.y["train"].mean()), float(p.y["train"].std()) or 1.0) if p.task == "regression" else None
     y = {k: (v - scale[0]) / scale[1] if scale else v for k, v in p.y.items()}
@@ -86,6 +77,23 @@ def fit(p:Prepared, params:dict, out_dir:str|Path|None=None):
     note_run("device", device="cpu", name="cpu")
     est = fit_baseline(name, p.task, p.X["train"], p.y["train"], seed=params["seed"], n_jobs=params["n_jobs"])
     return SklearnModel(name, est, p.task), []
+
+# %% ../nbs/08_pipeline.ipynb #e8a10002
+_SKOPS_IDS = re.compile(r'(?<="__id__": )\d+|(?<=")\d+(?=\.npy")')
+
+def skops_bytes(est)->bytes:
+    "The skops file of `est`, byte-stable: object ids renumbered in order of appearance, no timestamps"
+    import io, zipfile, skops.io
+    src = zipfile.ZipFile(io.BytesIO(skops.io.dumps(est)))
+    ids = {}
+    schema = _SKOPS_IDS.sub(lambda m: ids.setdefault(m.group(), str(len(ids) + 1)), src.read("schema.json").decode())
+    names = {f"{k}.npy": f"{v}.npy" for k, v in ids.items()}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for info in sorted(src.infolist(), key=lambda i: names.get(i.filename, i.filename)):
+            data = schema.encode() if info.filename == "schema.json" else src.read(info.filename)
+            z.writestr(zipfile.ZipInfo(names.get(info.filename, info.filename), date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=info.compress_type)
+    return out.getvalue()
 
 # %% ../nbs/08_pipeline.ipynb #2499bc7f
 class TorchModel:
@@ -108,7 +116,6 @@ class TorchModel:
     @classmethod
     def load(cls, folder:Path, d:dict, task:str):
         from safetensors.torch import load_file
-        from mlresearch.models import build_model
         m = build_model(d["name"], **d["arch"])
         m.load_state_dict(load_file(str(folder/d["weights"])))
         return cls(d["name"], d["arch"], m.eval(), task, d.get("target_scale"))
@@ -121,8 +128,7 @@ class SklearnModel:
         X = X.reshape(len(X), -1)
         return self.est.predict_proba(X) if self.task == "classification" else self.est.predict(X)
     def save(self, folder:Path):
-        import skops.io
-        skops.io.dump(self.est, folder/"model.skops")
+        (folder/"model.skops").write_bytes(skops_bytes(self.est))
         return dict(kind=self.kind, name=self.name, weights="model.skops")
     @classmethod
     def load(cls, folder:Path, d:dict, task:str):
@@ -219,10 +225,12 @@ def train(
     "Prepare the data, fit, evaluate and (optionally) save"
     over = params or {}
     params = resolve_config(TRAIN_DEFAULTS, config, over if isinstance(over, dict) else list(over))
+    TrainConfig(**{k: params[k] for k in TRAINER_KEYS})  # refuse a bad setting before any data is read
+    if params["model"] in TORCH_MODELS: get_device(params["device"])
     entry = ensure_dataset(params["dataset"], target=params["target"] or None, root=root)
     p = prepare(entry["name"], params["target"] or None, entry["version"], params["test_size"], params["val_size"], params["seed"],
                 images=params["model"] == "cnn", root=root)
-    params = {**params, "dataset": entry["name"], "target": p.meta["target"]}
+    params = {**params, "dataset": f"{entry['name']}@{entry['version']}", "target": p.meta["target"]}  # the version it used
     with tempfile.TemporaryDirectory() as ckpt:
         model, history = fit(p, params, ckpt)
     metrics = evaluate(model, p)

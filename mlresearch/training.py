@@ -6,17 +6,20 @@ Docs: https://mlresearch.github.io/mlresearch/training.html.md"""
 
 # %% ../nbs/06_training.ipynb #3836dc7e
 from __future__ import annotations
-import dataclasses, json, math, os, pickle, sys, time, zipfile
+import dataclasses, json, math, os, pickle, sys, threading, time, zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .config import ConfigError, MLResearchError, atomic_path, get_device, get_logger, seed_everything
+from fastcore.basics import patch
+
+from .config import (ConfigError, MLResearchError, atomic_path, first_line, get_device, get_logger, lower_is_better,
+                               seed_everything)
 
 # %% auto #0
-__all__ = ['log', 'CheckpointError', 'TrainConfig', 'dist_info', 'save_checkpoint', 'load_checkpoint', 'Trainer', 'predict',
-           'fit', 'close']
+__all__ = ['log', 'CheckpointError', 'TrainConfig', 'dist_info', 'save_checkpoint', 'load_checkpoint', 'CheckpointWriter',
+           'Trainer']
 
 # %% ../nbs/06_training.ipynb #0d12bd08
 log = get_logger("training")
@@ -44,10 +47,11 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1: raise ConfigError("epochs and batch_size must be at least 1")
-        if self.lr <= 0: raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)): raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if not 0 <= self.seed < 2**32: raise ConfigError(f"seed must be from 0 to 2**32 - 1, got {self.seed}")
 
     @property
-    def minimize(self)->bool: return "loss" in self.monitor or self.monitor.startswith(("val_rmse", "val_mae"))
+    def minimize(self)->bool: return lower_is_better(self.monitor)
 
 # %% ../nbs/06_training.ipynb #04203dc7
 def dist_info()->tuple[int, int, int]:
@@ -76,10 +80,38 @@ def load_checkpoint(path:str|Path)->dict:
     if not path.is_file(): raise CheckpointError(f"no checkpoint at {path}")
     try: state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"checkpoint {path} is unreadable ({msg}): it was cut short or corrupted; delete it to start over") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable ({first_line(e)}): it was cut short or corrupted; delete it to start over") from None
     if not isinstance(state, dict) or state.get("format") != 1: raise CheckpointError(f"{path} is not an mlresearch checkpoint")
     return state
+
+# %% ../nbs/06_training.ipynb #c7a1e002
+def _copied(x):
+    "A copy of a state: tensors cloned, containers rebuilt, everything else as is"
+    if isinstance(x, torch.Tensor): return x.detach().clone()
+    if isinstance(x, dict): return {k: _copied(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return type(x)(_copied(v) for v in x)
+    return x
+
+class CheckpointWriter:
+    "Writes checkpoints on a background thread, one at a time"
+    def __init__(self): self._thread, self._error = None, None
+
+    def submit(self, state:dict, path:Path):
+        "Wait for the previous write, then write a copy of `state` to `path` in the background"
+        self.wait()
+        state = _copied(state)
+        def write():
+            try: save_checkpoint(state, path)
+            except BaseException as e: self._error = e
+        self._thread = threading.Thread(target=write, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def wait(self):
+        "Block until the write in flight is on disk; raise its error, if it had one"
+        if self._thread is not None: self._thread.join(); self._thread = None
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
 
 # %% ../nbs/06_training.ipynb #0487baf3
 class Trainer:
@@ -110,6 +142,7 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
         self.gen = torch.Generator().manual_seed(cfg.seed)  # the shuffling order, saved with each checkpoint
         self.epoch, self.best, self.best_state, self.bad_epochs, self.history = 0, None, None, 0, []
+        self.writer = CheckpointWriter()
         self.callbacks = []  # called as f(trainer, record) after each epoch's checkpoint
 
     @property
@@ -118,6 +151,7 @@ class Trainer:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cfg.amp and self.device.type == "cuda")
 
 # %% ../nbs/06_training.ipynb #36e77f3d
+@patch
 @torch.no_grad()
 def _outputs(self:Trainer, X, batch_size:int)->torch.Tensor:
     "Model outputs for `X` on the device, float32"
@@ -129,12 +163,14 @@ def _outputs(self:Trainer, X, batch_size:int)->torch.Tensor:
     out = (outs[0] if len(outs) == 1 else torch.cat(outs)) if outs else torch.zeros(0, device=self.device)
     return out.squeeze(-1) if self.task == "regression" else out
 
+@patch
 def predict(self:Trainer, X, batch_size:int=4096)->torch.Tensor:
     "Model outputs (logits, or values for regression) for `X`, on the CPU as float32"
     return self._outputs(X, batch_size).cpu()
 
+@patch
 @torch.no_grad()
-def _metrics(self:Trainer, X, y, prefix:str="")->dict:
+def evaluate(self:Trainer, X, y, prefix:str="")->dict:
     "Loss and accuracy (classification) or RMSE (regression), computed on the device"
     out, y = self._outputs(X, 4096), torch.as_tensor(y).to(self.device, non_blocking=True)
     if self.task == "classification":
@@ -143,11 +179,9 @@ def _metrics(self:Trainer, X, y, prefix:str="")->dict:
     mse = nn.functional.mse_loss(out, y.float()).item()
     return {f"{prefix}loss": mse, f"{prefix}rmse": math.sqrt(mse)}
 
-Trainer._outputs = _outputs
-Trainer.predict, Trainer.evaluate = predict, _metrics
-
 # %% ../nbs/06_training.ipynb #150009f2
-def _state(self:Trainer)->dict:
+@patch
+def state_dict(self:Trainer)->dict:
     "Everything a resume needs: weights, optimizer, schedule, early-stopping state, RNG states, config"
     return dict(format=1, epoch=self.epoch, model=self.model.state_dict(), optimizer=self.opt.state_dict(),
                 scheduler=self.sched.state_dict(), best=self.best, best_state=self.best_state, bad_epochs=self.bad_epochs,
@@ -155,7 +189,9 @@ def _state(self:Trainer)->dict:
                 rng=dict(torch=torch.get_rng_state(), shuffle=self.gen.get_state(),
                          cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []))
 
-def _restore(self:Trainer, state:dict):
+@patch
+def load_state(self:Trainer, state:dict):
+    "Continue from `state` (made by `state_dict` with the same settings)"
     mine, theirs = dataclasses.asdict(self.cfg), dict(state["config"])
     diff = [k for k in mine if k not in ("epochs", "progress", "device", "threads") and mine[k] != theirs.get(k)]
     if diff: raise CheckpointError(f"the checkpoint was made with other settings ({', '.join(f'{k}={theirs.get(k)!r}' for k in diff)}); resume with the same ones")
@@ -164,9 +200,8 @@ def _restore(self:Trainer, state:dict):
     torch.set_rng_state(state["rng"]["torch"]); self.gen.set_state(state["rng"]["shuffle"])
     if state["rng"]["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
-Trainer.state_dict, Trainer.load_state = _state, _restore
-
 # %% ../nbs/06_training.ipynb #2a557b32
+@patch
 def _split(self:Trainer, order:torch.Tensor)->list[torch.Tensor]:
     "This process's batches of an epoch visiting rows in `order`: sharded by rank, cut into batches"
     n = len(order)
@@ -176,10 +211,35 @@ def _split(self:Trainer, order:torch.Tensor)->list[torch.Tensor]:
     if len(batches) > 1 and len(batches[-1]) == 1: batches.pop()  # BatchNorm cannot train on one row
     return batches
 
-def _batches(self:Trainer, n:int)->list[torch.Tensor]:
-    "This process's batches of one epoch, in a shuffled order shared by all ranks"
-    return self._split(torch.randperm(n, generator=self.gen))
+@patch
+def _start(self:Trainer, n:int, resume:bool):
+    "The one-cycle schedule for `n` training rows, then the checkpoint's state when resuming"
+    n_batches = len(self._split(torch.arange(n)))  # the layout alone: the shuffling generator stays untouched
+    self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=self.cfg.lr, total_steps=self.cfg.epochs * n_batches)
+    ckpt = self.out_dir/"last.ckpt" if self.out_dir else None
+    if resume and ckpt is not None and ckpt.exists():
+        self.load_state(load_checkpoint(ckpt))
+        log.info("resumed from %s after epoch %d", ckpt, self.epoch)
 
+@patch
+def _train_epoch(self:Trainer, Xt:torch.Tensor, yt:torch.Tensor)->float:
+    "One pass over the data in a fresh shuffled order; the mean training loss"
+    self.net.train()
+    total = torch.zeros((), device=self.device)
+    for idx in self._split(torch.randperm(len(Xt), generator=self.gen)):
+        idx = idx.to(self.device)
+        with self._autocast(): out = self.net(Xt[idx])
+        loss = self.loss_fn(out.float().squeeze(-1) if self.task == "regression" else out.float(), yt[idx])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step(); self.sched.step()
+        total += loss.detach() * len(idx)
+    self.epoch += 1
+    if self.world > 1:  # BatchNorm statistics drift apart per rank: take rank 0's, so every replica is the same model
+        for b in self.model.buffers(): torch.distributed.broadcast(b, 0)
+    return total.item() / (len(Xt) // self.world)
+
+@patch
 def fit(
     self:Trainer,
     X_train, y_train,          # training arrays
@@ -187,41 +247,25 @@ def fit(
     resume:bool=False,         # continue from `out_dir/last.ckpt` when it exists
 )->Trainer:
     "Train, evaluating and checkpointing every epoch"
-    cfg, dev = self.cfg, self.device
-    Xt, yt = torch.as_tensor(X_train).to(dev), torch.as_tensor(y_train).to(dev)
+    Xt, yt = torch.as_tensor(X_train).to(self.device), torch.as_tensor(y_train).to(self.device)
     if self.task == "regression": yt = yt.float()
-    n_batches = len(self._split(torch.arange(len(Xt))))  # the layout alone: the shuffling generator stays untouched
-    self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.epochs * n_batches)
-    ckpt = self.out_dir/"last.ckpt" if self.out_dir else None
-    if resume and ckpt is not None and ckpt.exists():
-        self.load_state(load_checkpoint(ckpt))
-        log.info("resumed from %s after epoch %d", ckpt, self.epoch)
-    monitor = cfg.monitor if X_val is not None else "train_loss"
-    bar = _progress(cfg.epochs, self.epoch) if cfg.progress and self.is_main and sys.stderr.isatty() else None
-    while self.epoch < cfg.epochs:
-        t0 = time.perf_counter()
-        self.net.train()
-        total = torch.zeros((), device=dev)
-        for idx in self._batches(len(Xt)):
-            idx = idx.to(dev)
-            with self._autocast(): out = self.net(Xt[idx])
-            loss = self.loss_fn(out.float().squeeze(-1) if self.task == "regression" else out.float(), yt[idx])
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step(); self.sched.step()
-            total += loss.detach() * len(idx)
-        self.epoch += 1
-        if self.world > 1:  # BatchNorm statistics drift apart per rank: take rank 0's, so every replica is the same model
-            for b in self.model.buffers(): torch.distributed.broadcast(b, 0)
-        rec = dict(epoch=self.epoch, train_loss=total.item() / (len(Xt) // self.world), lr=self.sched.get_last_lr()[0])
-        if X_val is not None: rec.update(self.evaluate(X_val, y_val, "val_"))
-        rec["seconds"] = round(time.perf_counter() - t0, 4)
-        self._after_epoch(rec, monitor, ckpt)
-        if bar: bar.update(1); bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k.startswith(("val_", "train_loss"))})
-        if cfg.patience and self.bad_epochs >= cfg.patience:
-            log.info("early stop after epoch %d: %s has not improved for %d epochs", self.epoch, monitor, cfg.patience)
-            break
-    if bar: bar.close()
+    self._start(len(Xt), resume)
+    monitor = self.cfg.monitor if X_val is not None else "train_loss"
+    bar = _progress(self.cfg.epochs, self.epoch) if self.cfg.progress and self.is_main and sys.stderr.isatty() else None
+    try:
+        while self.epoch < self.cfg.epochs:
+            t0 = time.perf_counter()
+            rec = dict(epoch=self.epoch + 1, train_loss=self._train_epoch(Xt, yt), lr=self.sched.get_last_lr()[0])
+            if X_val is not None: rec.update(self.evaluate(X_val, y_val, "val_"))
+            rec["seconds"] = round(time.perf_counter() - t0, 4)
+            self._after_epoch(rec, monitor)
+            if bar: bar.update(1); bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k.startswith(("val_", "train_loss"))})
+            if self.cfg.patience and self.bad_epochs >= self.cfg.patience:
+                log.info("early stop after epoch %d: %s has not improved for %d epochs", self.epoch, monitor, self.cfg.patience)
+                break
+    finally:
+        self.writer.wait()  # the last checkpoint is on disk before fit returns or raises
+        if bar: bar.close()
     if self.best_state is not None: self.model.load_state_dict(self.best_state)
     return self
 
@@ -229,11 +273,10 @@ def _progress(total:int, done:int):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=done, desc="epochs", unit="ep", leave=False)
 
-Trainer._split, Trainer._batches, Trainer.fit = _split, _batches, fit
-
 # %% ../nbs/06_training.ipynb #d33ef736
-def _after_epoch(self:Trainer, rec:dict, monitor:str, ckpt:Path|None):
-    "Log the epoch, track the best weights, checkpoint, run callbacks"
+@patch
+def _after_epoch(self:Trainer, rec:dict, monitor:str):
+    "Track the best weights, log the epoch, checkpoint, run callbacks"
     value = rec.get(monitor)
     if value is None: raise ConfigError(f"monitor {monitor!r} is not a metric here; metrics are: {', '.join(rec)}")
     better = self.best is None or (value < self.best if self.cfg.minimize else value > self.best)
@@ -244,30 +287,12 @@ def _after_epoch(self:Trainer, rec:dict, monitor:str, ckpt:Path|None):
     if self.is_main and self.out_dir is not None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir/"metrics.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
-        save_checkpoint(self.state_dict(), ckpt)
+        self.writer.submit(self.state_dict(), self.out_dir/"last.ckpt")
     if self.world > 1: torch.distributed.barrier()
     log.debug("epoch %d %s", self.epoch, rec)
     for cb in self.callbacks: cb(self, rec)
 
+@patch
 def close(self:Trainer):
     "Leave the process group if this Trainer joined it"
     if self._own_pg: torch.distributed.destroy_process_group(); self._own_pg = False
-
-Trainer._after_epoch, Trainer.close = _after_epoch, close
-
-# %% ../nbs/06_training.ipynb #f468041d
-def _train_tiny(out_dir, epochs:int, stop_after:int|None=None, resume:bool=False, seed:int=0):
-    "An MLP on random data, for the resume checks; optionally interrupted after `stop_after` epochs"
-    from mlresearch.models import build_model
-    g = torch.Generator().manual_seed(123)
-    X, y = torch.randn(300, 12, generator=g), torch.randint(0, 3, (300,), generator=g)
-    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, seed=seed, deterministic=True, device="cpu", patience=0, progress=False)
-    seed_everything(seed + (1 if resume else 0))  # a resumed run must not depend on the fresh init
-    tr = Trainer(build_model("mlp", in_features=12, out_features=3, hidden=[32, 16]), cfg, out_dir=out_dir)
-    if stop_after is not None:
-        def _stop(t, rec):
-            if t.epoch == stop_after: raise KeyboardInterrupt
-        tr.callbacks.append(_stop)
-    try: tr.fit(X[:240], y[:240], X[240:], y[240:], resume=resume)
-    except KeyboardInterrupt: pass
-    return tr
