@@ -13,6 +13,9 @@ DATASET ?= sklearn:digits
 # the name runs use for it: the part after "sklearn:", with hyphens
 NAME ?= $(subst _,-,$(lastword $(subst :, ,$(DATASET))))
 MODEL ?= cnn
+# This checkout is the project, whatever the caller's shell points MLRESEARCH_ROOT at; a run folder is set only by a deliver run.
+export MLRESEARCH_ROOT := $(CURDIR)
+unexport MLRESEARCH_RUN_DIR
 
 .PHONY: help run test lint docs lab clean-venv
 

@@ -10,6 +10,7 @@ def scratch_project() -> tuple[Path, dict]:
     "A new project root with the templates and digits acquired; the environment that points the tools at it"
     root = Path(tempfile.mkdtemp(prefix="mlresearch-bench-"))
     shutil.copytree(REPO/"research"/"templates", root/"research"/"templates")
+    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")  # marks a project root
     env = {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": "bench"}
     subprocess.run([str(BIN/"mlresearch"), "--log-level", "WARNING", "data", "acquire", "sklearn:digits"], env=env, check=True,
                    capture_output=True)

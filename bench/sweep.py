@@ -2,8 +2,9 @@
 
 The grid is lr in {3e-3, 1e-3} x seed in {0, 1, 2, 3} on research/templates/train.ipynb (the digits CNN, --epochs
 epochs), in a scratch project. The serial loop runs papermill once per point with torch's default threads; the sweep
-runs two deliver runs at a time, each with cores // 2 threads, and writes full run folders. One untimed papermill
-run warms the caches. Last line: the ratio sweep / serial (target: at most 0.65 on 2 cores).
+runs two deliver runs at a time on two warm worker processes, each run's kernel with cores // 2 threads, and writes full
+run folders and the sweep's record. One untimed papermill run warms the caches. Last line: the ratio sweep / serial
+(target: at most 0.60 on 2 cores).
 
     python bench/sweep.py [--epochs 10] [--jobs 2]
 """

@@ -20,5 +20,26 @@ def project(tmp_path):
     "A scratch project with this project's templates; its env points MLRESEARCH_ROOT at it"
     root = tmp_path/"proj"
     shutil.copytree(REPO/"research"/"templates", root/"research"/"templates")
+    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")  # marks a project root
     env = {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": "tester"}
     return root, env
+
+
+def train_tiny(out_dir, epochs: int, stop_after: int | None = None, resume: bool = False, seed: int = 0):
+    "An MLP on random data, for the resume checks; optionally interrupted after `stop_after` epochs"
+    import torch
+    from mlresearch.config import seed_everything
+    from mlresearch.models import build_model
+    from mlresearch.training import Trainer, TrainConfig
+    g = torch.Generator().manual_seed(123)
+    X, y = torch.randn(300, 12, generator=g), torch.randint(0, 3, (300,), generator=g)
+    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, seed=seed, deterministic=True, device="cpu", patience=0, progress=False)
+    seed_everything(seed + (1 if resume else 0))  # a resumed run must not depend on the fresh init
+    tr = Trainer(build_model("mlp", in_features=12, out_features=3, hidden=[32, 16]), cfg, out_dir=out_dir)
+    if stop_after is not None:
+        def _stop(t, rec):
+            if t.epoch == stop_after: raise KeyboardInterrupt
+        tr.callbacks.append(_stop)
+    try: tr.fit(X[:240], y[:240], X[240:], y[240:], resume=resume)
+    except KeyboardInterrupt: pass
+    return tr

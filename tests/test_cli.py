@@ -27,7 +27,7 @@ def test_help_on_every_command(project):
 def test_acquire_list_verify(project):
     root, env = project
     res = mlr(env, "data", "acquire", "sklearn:digits", check=0)
-    assert res.stdout.strip() == "digits v1: 1797 rows x 65 columns -> data/raw/digits_raw_sklearn_v1.parquet"
+    assert res.stdout.strip() == "digits v1: 1797 rows x 65 columns, target target -> data/raw/digits_raw_sklearn_v1.parquet"
     raw = root/"data"/"raw"
     f = raw/"digits_raw_sklearn_v1.parquet"
     assert f.exists() and not os.access(f, os.W_OK) or os.geteuid() == 0
@@ -65,7 +65,7 @@ def test_csv_versions_and_target(project, tmp_path):
     csv = tmp_path/"patients.csv"
     csv.write_text("age,sex,smoker,outcome\n61,f,,1\n45,m,yes,0\n38,,no,0\n")
     res = mlr(env, "data", "acquire", csv, "--target", "outcome", check=0)
-    assert res.stdout.startswith("patients v1: 3 rows x 4 columns -> data/raw/patients_raw_csv_v1.parquet")
+    assert res.stdout.startswith("patients v1: 3 rows x 4 columns, target outcome -> data/raw/patients_raw_csv_v1.parquet")
     csv.write_text("age,sex,smoker,outcome\n61,f,,1\n45,m,yes,0\n38,,no,0\n70,m,no,1\n")
     res = mlr(env, "data", "acquire", csv, "--target", "outcome", check=0)
     assert "patients v2: 4 rows" in res.stdout
@@ -82,7 +82,7 @@ BAD_INPUTS = {
     "empty CSV": (["{empty}"], ["is empty"]),
     "header-only CSV": (["{header}"], ["no data rows"]),
     "missing target column": (["{csv}", "--target", "died"], ["target column 'died' is not in", "columns are: age, outcome"]),
-    "bad name": (["{csv}", "--name", "My_Data"], ["must be lower-case"]),
+    "bad name": (["{csv}", "--name", "My_Data"], ["must be a short slug"]),
     "unknown format": (["{xlsx}"], ["cannot tell the format"]),
 }
 

@@ -20,7 +20,7 @@ def tiny(project):
     "A scratch project with a fast template: `score = a * lr` logged as a metric, and a cell that fails when asked"
     root, env = project
     make_template(root, "tiny", ["a = 1\nlr = 0.5\nfail = False",
-                                 "from mlresearch.runs import log_metrics\nlog_metrics(score=a * lr)",
+                                 "from mlresearch.deliver import log_metrics\nlog_metrics(score=a * lr)",
                                  "if fail: raise ValueError(f'asked to fail with a={a}')"])
     return root, env
 
@@ -38,7 +38,7 @@ def run_folder(res):
 
 def test_train_template_parameters_are_train_defaults():
     from mlresearch.pipeline import TRAIN_DEFAULTS
-    from mlresearch.runs import template_parameters
+    from mlresearch.execute import template_parameters
     assert template_parameters(REPO/"research/templates/train.ipynb") == TRAIN_DEFAULTS
 
 
@@ -112,6 +112,35 @@ def test_a_template_failing_in_its_third_cell_leaves_a_failed_run(project):
     assert "failed" in run("mlresearch", "runs", env=env, check=0).stdout
 
 
+def test_a_template_that_exits_early_is_a_failed_run(project):
+    "papermill itself lets `sys.exit(0)` pass: the cells after it never run, yet it returns normally"
+    root, env = project
+    make_template(root, "quits", ["n = 1", "import sys\nsys.exit(0)", "print('never')"])
+    res = run("mlresearch", "deliver", "quits", "--name", "quits", env=env, check=1)
+    folder = run_folder(res)
+    assert res.stderr.strip().splitlines()[-1] == f"error: run {folder.name} failed: cell 2 raised SystemExit: 0; see {folder}"
+    prov = json.loads((folder/"provenance.json").read_text())
+    assert (prov["status"], prov["error"]["type"], prov["error"]["cell"], prov["notebook"]) == ("failed", "SystemExit", 2, "quits.failed.ipynb")
+    assert "failed" in run("mlresearch", "runs", env=env, check=0).stdout
+
+
+def test_figures_survive_a_shell_that_exports_mplbackend_agg(project, tmp_path):
+    "Headless servers and CI export MPLBACKEND=Agg; the kernel's backend is the project's choice, not the shell's"
+    root, env = project
+    env = {**env, "MPLBACKEND": "Agg"}
+    out = tmp_path/"eda.ipynb"
+    run("papermill", "--no-progress-bar", "--log-level", "WARNING", REPO/"research/templates/eda.ipynb", out, "-p", "dataset", "sklearn:iris",
+        env=env, cwd=root, check=0)
+    from mlresearch.execute import count_figures
+    assert count_figures(nbformat.read(out, as_version=4)) >= 4
+    res = run("mlresearch", "deliver", "eda", "--name", "eda-iris", "-p", "dataset=iris", env=env, check=0)
+    prov = json.loads((run_folder(res)/"provenance.json").read_text())
+    assert prov["figures"] >= 4 and prov["figures"] == count_figures(nbformat.read(run_folder(res)/"eda.ipynb", as_version=4))
+    header, row = run("mlresearch", "runs", env=env, check=0).stdout.splitlines()
+    assert row.split()[header.split().index("figures")] == str(prov["figures"])
+    assert "Kernel is running over TCP" not in res.stderr and "IPKernelApp" not in res.stderr, res.stderr
+
+
 def test_a_dead_kernel_fails_the_run(project):
     root, env = project
     make_template(root, "dies", ["x = 1", "import os\nos._exit(3)"])
@@ -123,7 +152,7 @@ def test_a_dead_kernel_fails_the_run(project):
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_interrupts_the_run_and_keeps_what_ran(project, sig, code):
     root, env = project
-    make_template(root, "sleepy", ["secs = 60", "from mlresearch.runs import log_metrics\nlog_metrics(before=1)",
+    make_template(root, "sleepy", ["secs = 60", "from mlresearch.deliver import log_metrics\nlog_metrics(before=1)",
                                    "import time\ntime.sleep(secs)", "log_metrics(after=1)"])
     p = subprocess.Popen([str(BIN/"mlresearch"), "deliver", "sleepy", "--name", "sleepy"], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -177,7 +206,7 @@ def test_runs_table_sort_and_compare(tiny, tmp_path):
     root, env = tiny
     for a in (1, 3, 2): run("mlresearch", "deliver", "tiny", "--name", f"a{a}", "-p", f"a={a}", env=env, check=0)
     lines = run("mlresearch", "runs", "--sort", "score", env=env, check=0).stdout.splitlines()
-    assert lines[0].split()[:5] == ["run", "template", "status", "a", "score"]
+    assert lines[0].split() == ["run", "template", "status", "a", "score", "figures", "path"]
     assert [ln.split()[0].split("_")[1] for ln in lines[1:]] == ["a3", "a2", "a1"]
     assert lines[1].split()[-1].endswith("_a3")  # the path column
     res = run("mlresearch", "runs", "compare", "score", "--out", tmp_path/"score.png", env=env, check=0)
@@ -189,21 +218,71 @@ def test_runs_table_sort_and_compare(tiny, tmp_path):
     assert list(df.sort_values("metric.score")["param.a"]) == [1, 2, 3]
 
 
-def test_sweep_runs_every_point_and_reports_failures(tiny):
+def test_sweep_reports_failures_and_continues_where_it_stopped(tiny):
     root, env = tiny
-    res = run("mlresearch", "sweep", "tiny", "--name", "grid", "-p", "a=1,2", "-p", "fail=false,true", "--jobs", "2", env=env, check=1)
-    assert res.stderr.strip() == "error: 2 of 4 run(s) did not succeed: " + ", ".join(
-        f"{time.strftime('%Y-%m-%d')}_grid-00{i}" for i in (2, 4))
+    args = ("sweep", "tiny", "--name", "grid", "-p", "a=1,2", "-p", "fail=false,true", "--jobs", "2")
+    make_template(root, "tiny", ["a = 1\nlr = 0.5\nfail = False", "from mlresearch.deliver import log_metrics\nlog_metrics(score=a * lr)",
+                                 "if fail and a == 2: raise ValueError(f'asked to fail with a={a}')"])  # one point of four fails
+    res = run("mlresearch", *args, env=env, check=1)
+    day = time.strftime('%Y-%m-%d')
+    assert res.stderr.strip() == f"error: 1 of 4 point(s) did not succeed: {day}_grid-004; run the same command again to retry them"
     assert sum(line.startswith("[") for line in res.stdout.splitlines()) == 4
-    assert [r.split("_")[1] for r in runs_of(root)] == ["grid-001", "grid-002", "grid-003", "grid-004"]
+    table = [ln.split() for ln in res.stdout.splitlines() if ln.strip().startswith(day)]
+    assert [(t[0], t[1]) for t in table] == [(f"{day}_grid-00{i}", s) for i, s in zip((1, 2, 3, 4), ["succeeded"] * 3 + ["failed"])]
     provs = [json.loads((root/"research/deliver"/r/"provenance.json").read_text()) for r in runs_of(root)]
-    assert [p["status"] for p in provs] == ["succeeded", "failed", "succeeded", "failed"]
+    assert [p["status"] for p in provs] == ["succeeded", "succeeded", "succeeded", "failed"]
+    assert {p["sweep"] for p in provs} == {"grid"}
     assert {p["threads"]["OMP_NUM_THREADS"] for p in provs} == {str(max(1, (os.cpu_count() or 1) // 2))}
-    res = run("mlresearch", "sweep", "tiny", "--name", "grid", "-p", "a=5", env=env, check=1)
-    assert "exist today; a sweep never overwrites runs" in res.stderr
+    # the same command again, nothing fixed: the three succeeded points are skipped, the failed one runs again as a new run
+    res = run("mlresearch", *args, env=env, check=1)
+    assert res.stdout.splitlines()[0] == "sweep grid: 4 point(s), 3 succeeded earlier, 1 to run on 2 local processes"
+    assert [ln.split()[:3] for ln in res.stdout.splitlines() if ln.startswith("[")] == [["[1]", f"{day}_grid-004-2", "failed:"]]
+    assert [r.split("_")[1] for r in runs_of(root)] == ["grid-001", "grid-002", "grid-003", "grid-004", "grid-004-2"]
+    assert json.loads((root/"research/deliver"/f"{day}_grid-004/provenance.json").read_text())["status"] == "failed"  # kept as it was
+    record = json.loads((root/"research/sweeps/grid.json").read_text())
+    assert [[r["run"].split("_")[1] for r in p["runs"]] for p in record["points"]] == [["grid-001"], ["grid-002"], ["grid-003"], ["grid-004", "grid-004-2"]]
+    # a grid that differs is refused; --retries runs a failed point again in the same call; the runs table filters by sweep
+    res = run("mlresearch", "sweep", "tiny", "--name", "grid", "-p", "a=1,2,3", "-p", "fail=false,true", env=env, check=1)
+    assert res.stderr.strip() == "error: this grid adds 2 point(s) to sweep 'grid' (a=3 fail=false; a=3 fail=true); add --extend to run them, or choose another --name"
+    res = run("mlresearch", *args, "--retries", "1", env=env, check=1)
+    assert [r.split("_")[1] for r in runs_of(root)][-2:] == ["grid-004-3", "grid-004-4"]
+    res = run("mlresearch", "runs", "--sweep", "grid", env=env, check=0)
+    assert len(res.stdout.splitlines()) == 1 + 7 and res.stdout.splitlines()[0].split()[:4] == ["run", "template", "status", "sweep"]
+    assert run("mlresearch", "runs", "--sweep", "nope", env=env, check=1).stderr.strip() == "error: no run of sweep 'nope'; sweeps with runs: grid"
     res = run("mlresearch", "sweep", "tiny", "--name", "typo", "-p", "b=1,2", env=env, check=1)
     assert res.stderr.strip() == "error: unknown parameter 'b' in the overrides; known: a, fail, lr"
-    assert len(runs_of(root)) == 4
+    assert len(runs_of(root)) == 7
+
+
+def test_fail_fast_stops_launching(tiny):
+    root, env = tiny
+    res = run("mlresearch", "sweep", "tiny", "--name", "ff", "-p", "fail=true,false,false,false", "--jobs", "1", "--fail-fast", env=env, check=1)
+    assert [ln.split()[1] for ln in res.stdout.splitlines() if ln.startswith("[")] == [f"{time.strftime('%Y-%m-%d')}_ff-001"]
+    assert [ln.split()[:3] for ln in res.stdout.splitlines() if ln.strip().startswith("ff-")] == [[f"ff-00{i}", "not", "started"] for i in (2, 3, 4)]
+    assert runs_of(root) == [f"{time.strftime('%Y-%m-%d')}_ff-001"]
+    record = json.loads((root/"research/sweeps/ff.json").read_text())
+    assert [len(p["runs"]) for p in record["points"]] == [1, 0, 0, 0]
+
+
+def test_ctrl_c_prints_the_table_and_records_interrupted_runs(tiny):
+    root, env = tiny
+    make_template(root, "sleepy", ["secs = 60", "from mlresearch.deliver import log_metrics\nlog_metrics(before=secs)",
+                                   "import time\ntime.sleep(secs)"])
+    p = subprocess.Popen([str(BIN/"mlresearch"), "sweep", "sleepy", "--name", "nap", "-p", "secs=0,60,61", "--jobs", "2"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(900):  # wait until the quick point has finished and the two slow ones sleep
+        time.sleep(0.1)
+        if len(list((root/"research/deliver").glob("*_nap-*/metrics.json"))) == 3: break
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=90)
+    assert p.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1] == "error: sweep nap stopped by SIGINT; run the same command again to continue it"
+    table = {ln.split()[0].split("_")[-1]: ln.split()[1] for ln in out.splitlines() if ln.strip().startswith(time.strftime("%Y-%m-%d"))}
+    assert table == {"nap-001": "succeeded", "nap-002": "interrupted", "nap-003": "interrupted"}, out
+    provs = {f.name.split("_")[1]: json.loads((f/"provenance.json").read_text())["status"] for f in (root/"research/deliver").iterdir()}
+    assert provs == {"nap-001": "succeeded", "nap-002": "interrupted", "nap-003": "interrupted"}
+    assert not [f for f in (root/"research/deliver").rglob(".*")], "temporary files left behind"
 
 
 def test_sweep_on_a_dask_local_cluster(tiny):
@@ -213,6 +292,34 @@ def test_sweep_on_a_dask_local_cluster(tiny):
     assert "a Dask LocalCluster of 2 workers" in res.stdout
     scores = [json.loads((root/"research/deliver"/r/"metrics.json").read_text())["score"] for r in runs_of(root)]
     assert scores == [0.5, 1.0, 1.5]
+
+
+def test_sweep_on_a_dask_scheduler_with_two_workers(tiny, tmp_path):
+    "A real cluster on 127.0.0.1: `dask scheduler` and two `dask worker` processes, started here"
+    pytest.importorskip("distributed")
+    root, env = tiny
+    sched_file = tmp_path/"scheduler.json"
+    common = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [subprocess.Popen([str(BIN/"dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], **common)]
+    try:
+        for _ in range(300):
+            if sched_file.exists() and sched_file.stat().st_size: break
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        procs += [subprocess.Popen([str(BIN/"dask"), "worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
+                                    "--name", f"w{i}"], **common) for i in range(2)]
+        from distributed import Client
+        with Client(address, timeout="30s") as c: c.wait_for_workers(2, timeout=60)
+        res = run("mlresearch", "sweep", "tiny", "--name", "remote", "-p", "a=1,2,3,4", "--dask-scheduler", address, env=env, check=0)
+        assert f"on Dask scheduler {address}" in res.stdout
+        provs = [json.loads((root/"research/deliver"/r/"provenance.json").read_text()) for r in runs_of(root)]
+        assert [p["status"] for p in provs] == ["succeeded"] * 4 and len({p["pid"] for p in provs}) == 2  # both workers took points
+        scores = [json.loads((root/"research/deliver"/r/"metrics.json").read_text())["score"] for r in runs_of(root)]
+        assert scores == [0.5, 1.0, 1.5, 2.0]
+    finally:
+        for p in procs: p.terminate()
+        for p in procs: p.wait(timeout=30)
 
 
 def test_develop_copies_a_run_into_a_writable_notebook(tiny):
@@ -227,3 +334,35 @@ def test_develop_copies_a_run_into_a_writable_notebook(tiny):
     assert run("mlresearch", "develop", "fresh", env=env, check=0).stdout.strip().endswith("_tester_fresh.ipynb")
     assert run("mlresearch", "develop", "x", "--from", "nothing", env=env, check=1).stderr.startswith("error: no deliver run 'nothing'")
     assert run("mlresearch", "runs", "verify", env=env, check=0)
+
+
+def test_a_run_pins_its_data_version_and_reproduces_exactly(project, tmp_path):
+    "foo v1, a run on it, foo v2: the run's params.toml still means v1, and `runs reproduce` gives the same metrics and model bytes"
+    root, env = project
+    csv = tmp_path/"foo.csv"
+    import numpy as np, pandas as pd
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 4))
+    pd.DataFrame(dict(a=X[:, 0], b=X[:, 1], c=X[:, 2], d=X[:, 3], label=np.where(X[:, 0] + X[:, 1] > 0, "yes", "no"))).to_csv(csv, index=False)
+    run("mlresearch", "data", "acquire", csv, "--target", "label", env=env, check=0)
+    common = ("-p", "dataset=foo", "-p", "deterministic=true", "-p", "device=cpu")
+    logreg = run_folder(run("mlresearch", "deliver", "train", "--name", "foo-logreg", *common, "-p", "model=logreg", env=env, check=0))
+    mlp = run_folder(run("mlresearch", "deliver", "train", "--name", "foo-mlp", *common, "-p", "model=mlp", "-p", "epochs=4", env=env, check=0))
+    assert 'dataset = "foo@1"' in (logreg/"params.toml").read_text()
+    csv.write_text(csv.read_text() + "".join(f"{i},0,0,0,no\n" for i in range(40)))  # the file changes: foo v2
+    assert "foo v2" in run("mlresearch", "data", "acquire", csv, "--target", "label", env=env, check=0).stdout
+    again = run_folder(run("mlresearch", "deliver", "train", "--name", "foo-again", "-f", logreg/"params.toml", env=env, check=0))
+    prov = json.loads((again/"provenance.json").read_text())
+    used = {d.get("raw", d["path"]) for d in prov["data"]}  # a raw file read, or the raw file behind a processed one
+    assert "data/raw/foo_raw_csv_v1.parquet" in used and "data/raw/foo_raw_csv_v2.parquet" not in used, prov["data"]
+    for src, model_file in ((logreg, "model.skops"), (mlp, "model.safetensors")):
+        res = run("mlresearch", "runs", "reproduce", src.name, env=env, check=0)
+        lines = res.stdout.splitlines()
+        assert lines[0].startswith(f"reproduced {src.name} as {src.name}-repro"), res.stdout
+        assert lines[-1].startswith("identical: ") and " 0 artifact" not in lines[-1], res.stdout
+        assert any(ln.split()[:2] == [f"artifacts/model/{model_file}", "byte-equal"] for ln in lines), res.stdout
+        new = root/"research/deliver"/lines[0].split()[-1]
+        assert json.loads((new/"provenance.json").read_text())["reproduces"] == dict(run=src.name, template_changed=False)
+        assert (new/"metrics.json").read_bytes() == (src/"metrics.json").read_bytes()
+    res = run("mlresearch", "data", "list", "foo", env=env, check=0)
+    assert [ln.split()[:2] for ln in res.stdout.splitlines()[1:]] == [["foo", "1"], ["foo", "2"]] and str(csv) in res.stdout

@@ -1,5 +1,5 @@
 "The project's own machinery: plain papermill on the templates, nbdev's two spellings, the docs build, the README."
-import shutil
+import os, shutil
 
 import nbformat
 
@@ -40,7 +40,7 @@ def test_no_settings_ini_and_nbdev_config():
 
 
 def test_readme_is_generated_from_index():
-    from mlresearch.cli import readme_text
+    from mlresearch.project import readme_text
     assert (REPO/"README.md").read_text() == readme_text(REPO), "README.md is stale: run mlresearch check"
     assert "make test" in readme_text(REPO)
 
@@ -50,7 +50,8 @@ def test_docs_prepare_without_quarto(tmp_path):
         import pytest; pytest.skip("quarto is installed: `make docs` renders the full site")
     work = tmp_path/"repo"
     shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(".venv", ".git", "_proc", "_docs", "data", "__pycache__"))
-    res = run("mlresearch", "docs", cwd=work, check=0)
+    env = {k: v for k, v in os.environ.items() if k != "MLRESEARCH_ROOT"}  # found from the working directory, the copy
+    res = run("mlresearch", "docs", cwd=work, env=env, check=0)
     assert "quarto is not installed: skipped the render" in res.stdout
     proc = work/"_proc"
     for f in ("_quarto.yml", "nbdev.yml", "sidebar.yml", "00_config.ipynb", "index.ipynb"):

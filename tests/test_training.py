@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlresearch.training import CheckpointError, _train_tiny, load_checkpoint
+from conftest import train_tiny as _train_tiny
+from mlresearch.training import CheckpointError, load_checkpoint
 
 HERE = Path(__file__).parent
 

@@ -1,0 +1,181 @@
+"""Every verb given bad input: one `error:` line (the last on stderr), a non-zero exit, no traceback, and nothing already written changes.
+
+The cases run against one scratch project holding acquired data and a finished run. Afterwards `data verify` and
+`runs verify` must pass and every file in data/raw and in the earlier runs must be byte for byte as before.
+"""
+import hashlib, os, shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import nbformat
+import pytest
+
+from conftest import REPO, run
+
+DAY = __import__("time").strftime("%Y-%m-%d")
+
+
+def _files(*folders):
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for d in folders if d.exists() for f in sorted(d.rglob("*")) if f.is_file()}
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory):
+    "A project with digits, iris and three awkward CSV datasets acquired, a tiny template, and one finished run"
+    tmp = tmp_path_factory.mktemp("bad")
+    root = tmp/"proj"
+    shutil.copytree(REPO/"research/templates", root/"research/templates")
+    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")
+    env = {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": "tester"}
+    tiny = nbformat.v4.new_notebook(metadata=nbformat.read(REPO/"research/templates/eda.ipynb", as_version=4).metadata, cells=[
+        nbformat.v4.new_code_cell("a = 1\nlr = 0.5", metadata=dict(tags=["parameters"])),
+        nbformat.v4.new_code_cell("from mlresearch.deliver import log_metrics\nlog_metrics(score=a * lr)")])
+    nbformat.write(tiny, root/"research/templates/tiny.ipynb")
+    files = {"one-class.csv": "x,y\n" + "".join(f"{i},a\n" for i in range(40)),
+             "empty-target.csv": "x,y\n" + "".join(f"{i},\n" for i in range(40)),
+             "few-rows.csv": "x,y\n1,a\n2,b\n3,a\n4,b\n",
+             "ragged.csv": "a,b\n1,2\n3,4,5\n", "empty.csv": "", "header.csv": "a,b\n", "table.xlsx": "x", "ok.csv": "age,outcome\n1,0\n2,1\n",
+             "broken.ipynb": "this is not a notebook", "bad.toml": "lr = = 1\n"}
+    for name, text in files.items(): (tmp/name).write_text(text)
+    nbformat.write(nbformat.v4.new_notebook(metadata=tiny.metadata, cells=[nbformat.v4.new_code_cell("a = 1")]), tmp/"noparams.ipynb")
+    for spec, extra in (("sklearn:digits", []), ("sklearn:iris", []), (tmp/"one-class.csv", ["--target", "y"]),
+                        (tmp/"empty-target.csv", ["--target", "y"]), (tmp/"few-rows.csv", ["--target", "y"])):
+        run("mlresearch", "data", "acquire", spec, *extra, env=env, check=0)
+    run("mlresearch", "deliver", "tiny", "--name", "done", env=env, check=0)
+    (tmp/"not-a-project").mkdir()
+    return root, env, tmp
+
+
+def cases(tmp):
+    t = str(tmp)
+    empty_root = {"MLRESEARCH_ROOT": f"{t}/not-a-project"}
+    c = [  # (args, expected part of the error line, exit code, extra environment)
+        # global options
+        (["--log-level", "LOUD", "runs"], "log level 'LOUD' is not one of", 1, {}),
+        (["--log-json", "/no/such/dir/x.jsonl", "runs"], "folder /no/such/dir does not exist", 1, {}),
+        (["--root", f"{t}/not-a-project", "runs"], "is not an mlresearch project", 1, {}),
+        (["--root", "/no/such/dir", "data", "list"], "is not an mlresearch project", 1, {}),
+        (["runs"], "is not an mlresearch project", 1, empty_root),
+        (["data", "acquire", "sklearn:wine"], "is not an mlresearch project", 1, empty_root),
+        (["nosuchverb"], "No such command 'nosuchverb'. (see mlresearch --help)", 2, {}),
+        # data acquire
+        (["data", "acquire", f"{t}/nowhere.csv"], "does not exist", 1, {}),
+        (["data", "acquire", "sklearn:mnist"], "unknown dataset 'sklearn:mnist'", 1, {}),
+        (["data", "acquire", f"{t}/ok.csv", "--sha256", "0" * 64], "checksum mismatch", 1, {}),
+        (["data", "acquire", f"{t}/ok.csv", "--sha256", "not-hex"], "checksum mismatch", 1, {}),
+        (["data", "acquire", f"{t}/ragged.csv"], "malformed CSV", 1, {}),
+        (["data", "acquire", f"{t}/empty.csv"], "is empty", 1, {}),
+        (["data", "acquire", f"{t}/header.csv"], "no data rows", 1, {}),
+        (["data", "acquire", f"{t}/ok.csv", "--target", "died"], "target column 'died' is not in", 1, {}),
+        (["data", "acquire", f"{t}/ok.csv", "--name", "My_Data"], "must be a short slug", 1, {}),
+        (["data", "acquire", f"{t}/table.xlsx"], "cannot tell the format", 1, {}),
+        (["data", "acquire", "ftp://host/x.csv"], "unsupported URL scheme", 1, {}),
+        (["data", "acquire", "http://127.0.0.1:9/x.csv"], "could not reach", 1, {}),
+        (["data", "acquire", "sklearn:wine", "--name", "digits"], "dataset name 'digits' holds data from sklearn:digits, not sklearn:wine", 1, {}),
+        (["data", "acquire", f"{t}/ok.csv", "--name", "iris"], "a new version must come from the same source", 1, {}),
+        (["data", "acquire"], "Missing argument", 2, {}),
+        # data list
+        (["data", "list", "nope"], "no dataset named 'nope'", 1, {}),
+        # eda
+        (["eda", "nope"], "no dataset named 'nope'", 1, {}),
+        (["eda", "iris", "-p", "max_feature=3"], "unknown parameter 'max_feature'", 1, {}),
+        (["eda", "iris", "-p", "max_features=abc"], "expects int", 1, {}),
+        (["eda", "iris", "-p", "max_features"], "must look like key=value", 1, {}),
+        (["eda", "iris", "-f", f"{t}/missing.toml"], "does not exist", 1, {}),
+        (["eda", "iris", "-f", f"{t}/bad.toml"], "is not valid TOML", 1, {}),
+        (["eda", "iris@9"], "has no version 9", 1, {}),
+        (["eda", "iris@x"], "must be a number from 1", 1, {}),
+        (["eda", "iris", "-p", "target=nosuch"], "target column 'nosuch' is not in iris", 1, {}),
+        # train
+        (["train", "--dataset", "iris", "--model", "svm"], "no model 'svm' for classification", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "lr=nan"], "lr must be a positive number, got nan", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "lr=0"], "lr must be a positive number", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "epochs=0"], "epochs and batch_size must be at least 1", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "batch_size=0"], "epochs and batch_size must be at least 1", 1, {}),
+        (["train", "--dataset", "iris", "-p", "epochs=abc"], "expects int", 1, {}),
+        (["train", "--dataset", "iris", "-p", "epoch=3"], "did you mean 'epochs'?", 1, {}),
+        (["train", "--dataset", "one-class", "--model", "logreg"], "has one class ('a': 40 rows)", 1, {}),
+        (["train", "--dataset", "one-class", "--model", "mlp"], "has one class ('a': 40 rows)", 1, {}),
+        (["train", "--dataset", "empty-target", "--model", "logreg"], "is empty in every row (0 of 40)", 1, {}),
+        (["train", "--dataset", "few-rows", "--model", "logreg"], "too few to split", 1, {}),
+        (["train", "--dataset", "iris", "--model", "cnn"], "needs image data", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "device=tpu"], "not a device name", 1, {}),
+        (["train", "--dataset", "iris", "-p", "test_size=1.5"], "must be shares", 1, {}),
+        (["train", "--dataset", "iris", "-f", f"{t}/missing.toml"], "does not exist", 1, {}),
+        (["train", "--dataset", "nope"], "no dataset named 'nope'", 1, {}),
+        (["train", "--dataset", "iris", "--model", "logreg", "-p", "seed=-1"], "seed must be from 0 to 2**32 - 1, got -1", 1, {}),
+        (["train", "--dataset"], "requires an argument", 2, {}),
+        # deliver
+        (["deliver", "tiny", "--name", "x", "-p", "lrr=0.1"], "unknown parameter 'lrr' in the overrides; did you mean 'lr'?", 1, {}),
+        (["deliver", "tiny", "--name", "x", "-p", "a=one"], "expects int", 1, {}),
+        (["deliver", "tiny", "--name", "../x"], "run name '../x' must be a short slug", 1, {}),
+        (["deliver", "nope", "--name", "x"], "no template 'nope'", 1, {}),
+        (["deliver", "tiny", "--name", "x", "-f", f"{t}/missing.toml"], "does not exist", 1, {}),
+        (["deliver", f"{t}/broken.ipynb", "--name", "x"], "is not a readable notebook", 1, {}),
+        (["deliver", f"{t}/noparams.ipynb", "--name", "x"], "has no cell tagged 'parameters'", 1, {}),
+        (["deliver", "tiny", "--name", "x", "--timeout", "0"], "timeout must be at least 1 second", 1, {}),
+        (["deliver", "tiny", "--name", "x", "--timeout", "-5"], "timeout must be at least 1 second", 1, {}),
+        (["deliver", "tiny", "--name", "done"], "already exists; a deliver run is never overwritten", 1, {}),
+        (["deliver", "train", "--name", "x", "-p", "dataset=nope"], "no dataset named 'nope'", 1, {}),
+        (["deliver", "train", "--name", "x", "-p", "dataset=iris@7"], "has no version 7", 1, {}),
+        (["deliver", "tiny"], "Missing", 2, {}),
+        # runs
+        (["runs", "--sort", "nosuch"], "no run has a metric 'nosuch'; metrics are: score", 1, {}),
+        (["runs", "--template", "nosuch"], "no run of template 'nosuch'; templates with runs: tiny", 1, {}),
+        (["runs", "--sweep", "nosuch"], "no run of sweep 'nosuch'", 1, {}),
+        (["runs", "verify", "nosuch"], "no deliver run 'nosuch'", 1, {}),
+        (["runs", "compare", "nosuch"], "no run has a metric 'nosuch'", 1, {}),
+        (["runs", "compare", "score", "--by", "nosuch"], "no run has a parameter 'nosuch'", 1, {}),
+        (["runs", "compare", "score", "--template", "nosuch"], "no run of template 'nosuch'", 1, {}),
+        (["runs", "reproduce", "nosuch"], "no deliver run 'nosuch'", 1, {}),
+        (["runs", "reproduce", "done", "--name", "../x"], "must be a short slug", 1, {}),
+        # sweep
+        (["sweep", "tiny", "--name", "s", "-p", "b=1,2"], "unknown parameter 'b'", 1, {}),
+        (["sweep", "tiny", "--name", "s", "-p", "a"], "must look like key=value1,value2", 1, {}),
+        (["sweep", "tiny", "--name", "s", "-p", "a=1,,2"], "has an empty value", 1, {}),
+        (["sweep", "tiny", "--name", "s", "-p", "a=1,x"], "expects int", 1, {}),
+        (["sweep", "tiny", "--name", "s", "-p", "a=1", "--jobs", "0"], "--jobs must be at least 1", 1, {}),
+        (["sweep", "tiny", "--name", "s", "-p", "a=1", "--threads", "0"], "--threads must be at least 1", 1, {}),
+        (["sweep", "tiny", "--name", "s", "-p", "a=1", "--retries", "-1"], "--retries must be 0 or more", 1, {}),
+        (["sweep", "tiny", "--name", "../s", "-p", "a=1"], "must be a short slug", 1, {}),
+        (["sweep", "nope", "--name", "s", "-p", "a=1"], "no template 'nope'", 1, {}),
+        (["sweep", "tiny", "--name", "s", "-p", "a=1", "--jobs", "two"], "valid integer", 2, {}),
+        # develop
+        (["develop", "../x"], "description '../x' must be a short slug", 1, {}),
+        (["develop", "My_Notes"], "must be a short slug", 1, {}),
+        (["develop", "x", "--from", "nothing"], "no deliver run 'nothing'", 1, {}),
+    ]
+    return c
+
+
+def test_every_bad_input_is_one_line_and_changes_nothing(proj):
+    root, env, tmp = proj
+    before = _files(root/"data/raw", root/"research/deliver")
+    all_cases = cases(tmp)
+    assert len(all_cases) >= 60
+    def one(case):
+        args, needle, code, extra = case
+        res = run("mlresearch", *args, env={**env, **extra})
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]  # log lines may come before it
+        ok = (res.returncode == code and len(errors) == 1 and res.stderr.strip().splitlines()[-1] == errors[0] and needle in errors[0]
+              and "Traceback" not in res.stderr + res.stdout)
+        return None if ok else f"{' '.join(args)}: exit {res.returncode}, stderr {res.stderr.strip()!r}"
+    with ThreadPoolExecutor(2) as ex: problems = [p for p in ex.map(one, all_cases) if p]
+    assert problems == [], "\n".join(problems)
+    assert _files(root/"data/raw", root/"research/deliver") == before, "a bad input changed data/raw or an earlier run"
+    run("mlresearch", "data", "verify", env=env, check=0)
+    run("mlresearch", "runs", "verify", env=env, check=0)
+
+
+def test_runs_reproduce_refuses_a_run_whose_raw_data_changed(proj):
+    root, env, tmp = proj
+    run("mlresearch", "deliver", "train", "--name", "few", "-p", "dataset=iris", "-p", "model=logreg", env=env, check=0)
+    f = root/"data/raw/iris_raw_sklearn_v1.parquet"
+    saved = f.read_bytes()
+    try:
+        os.chmod(f, 0o644); f.write_bytes(saved[:-8] + bytes(8))
+        res = run("mlresearch", "runs", "reproduce", "few", env=env, check=1)
+        assert res.stderr.strip() == ("error: data/raw/iris_raw_sklearn_v1.parquet no longer matches the sha256 run "
+                                      f"{DAY}_few recorded; restore the file (mlresearch data verify) to reproduce the run")
+    finally:
+        f.write_bytes(saved); os.chmod(f, 0o444)
+    assert not list((root/"research/deliver").glob("*few-repro*"))
