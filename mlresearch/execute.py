@@ -115,10 +115,10 @@ def count_figures(nb)->int:
 
 # %% ../nbs/09_execute.ipynb #2aa0d134
 class NotebookError(MLResearchError):
-    "A notebook that did not run to its end: `error` says what went wrong, and `notebook` where the partial one is"
-    def __init__(self, msg:str, error:dict, notebook:Path|None=None):
+    "A notebook that did not run to its end: `error` says what went wrong"
+    def __init__(self, msg:str, error:dict):
         super().__init__(msg)
-        self.error, self.notebook = error, notebook
+        self.error = error
 
 def error_record(e:BaseException)->dict:
     "Why a notebook stopped, for the record: the exception, its message and traceback"
@@ -140,7 +140,7 @@ def _keep_failed(tmp:Path, output:Path, err:dict, notebook:str|Path)->NotebookEr
     if tmp.stat().st_size > 0:  # papermill saves as it goes: keep what ran
         os.replace(tmp, failed)
         if "cell" not in err and (cell := unfinished_cell(nbformat.read(failed, as_version=4))): err = {**cell, **err, "cell": cell["cell"]}
-    return NotebookError(f"{Path(notebook).name} failed: {describe_failure(err)}; see {failed}", err, failed if failed.exists() else None)
+    return NotebookError(f"{Path(notebook).name} failed: {describe_failure(err)}; see {failed}", err)
 
 def execute_notebook(
     notebook:str|Path,      # the notebook to run (a template)
