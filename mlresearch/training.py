@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/training.html.md"""
 
 # %% ../nbs/06_training.ipynb #3836dc7e
 from __future__ import annotations
-import dataclasses, json, math, os, pickle, sys, threading, time, zipfile
+import dataclasses, json, math, os, pickle, sys, time, zipfile
 from pathlib import Path
 
 import torch
@@ -18,8 +18,7 @@ from .config import (ConfigError, MLResearchError, atomic_path, first_line, get_
                                seed_everything)
 
 # %% auto #0
-__all__ = ['log', 'CheckpointError', 'TrainConfig', 'dist_info', 'save_checkpoint', 'load_checkpoint', 'CheckpointWriter',
-           'Trainer']
+__all__ = ['log', 'CheckpointError', 'TrainConfig', 'dist_info', 'save_checkpoint', 'load_checkpoint', 'Trainer']
 
 # %% ../nbs/06_training.ipynb #0d12bd08
 log = get_logger("training")
@@ -44,6 +43,7 @@ class TrainConfig:
     monitor: str = "val_loss"    # metric for early stopping and the best weights: val_loss, val_accuracy, ...
     threads: int = 0             # CPU intra-op threads; 0: torch's default
     progress: bool = True        # a progress bar when stderr is a terminal
+    checkpoint_every: float = 30.0  # seconds between checkpoint writes (0: every epoch); fit's end always writes one
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1: raise ConfigError("epochs and batch_size must be at least 1")
@@ -92,27 +92,6 @@ def _copied(x):
     if isinstance(x, (list, tuple)): return type(x)(_copied(v) for v in x)
     return x
 
-class CheckpointWriter:
-    "Writes checkpoints on a background thread, one at a time"
-    def __init__(self): self._thread, self._error = None, None
-
-    def submit(self, state:dict, path:Path):
-        "Wait for the previous write, then write a copy of `state` to `path` in the background"
-        self.wait()
-        state = _copied(state)
-        def write():
-            try: save_checkpoint(state, path)
-            except BaseException as e: self._error = e
-        self._thread = threading.Thread(target=write, name="checkpoint-writer", daemon=True)
-        self._thread.start()
-
-    def wait(self):
-        "Block until the write in flight is on disk; raise its error, if it had one"
-        if self._thread is not None: self._thread.join(); self._thread = None
-        if self._error is not None:
-            e, self._error = self._error, None
-            raise e
-
 # %% ../nbs/06_training.ipynb #0487baf3
 class Trainer:
     "Train a PyTorch model on in-memory arrays with early stopping, checkpoints and exact resume"
@@ -142,7 +121,7 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
         self.gen = torch.Generator().manual_seed(cfg.seed)  # the shuffling order, saved with each checkpoint
         self.epoch, self.best, self.best_state, self.bad_epochs, self.history = 0, None, None, 0, []
-        self.writer = CheckpointWriter()
+        self._snapshot, self._saved_at = None, time.monotonic()  # the last finished epoch's state, not yet on disk
         self.callbacks = []  # called as f(trainer, record) after each epoch's checkpoint
 
     @property
@@ -193,7 +172,7 @@ def state_dict(self:Trainer)->dict:
 def load_state(self:Trainer, state:dict):
     "Continue from `state` (made by `state_dict` with the same settings)"
     mine, theirs = dataclasses.asdict(self.cfg), dict(state["config"])
-    diff = [k for k in mine if k not in ("epochs", "progress", "device", "threads") and mine[k] != theirs.get(k)]
+    diff = [k for k in mine if k not in ("epochs", "progress", "device", "threads", "checkpoint_every") and mine[k] != theirs.get(k)]
     if diff: raise CheckpointError(f"the checkpoint was made with other settings ({', '.join(f'{k}={theirs.get(k)!r}' for k in diff)}); resume with the same ones")
     self.model.load_state_dict(state["model"]); self.opt.load_state_dict(state["optimizer"]); self.sched.load_state_dict(state["scheduler"])
     self.epoch, self.best, self.best_state, self.bad_epochs, self.history = state["epoch"], state["best"], state["best_state"], state["bad_epochs"], state["history"]
@@ -264,7 +243,7 @@ def fit(
                 log.info("early stop after epoch %d: %s has not improved for %d epochs", self.epoch, monitor, self.cfg.patience)
                 break
     finally:
-        self.writer.wait()  # the last checkpoint is on disk before fit returns or raises
+        self._write_checkpoint()  # the last finished epoch is on disk before fit returns or raises
         if bar: bar.close()
     if self.best_state is not None: self.model.load_state_dict(self.best_state)
     return self
@@ -287,10 +266,18 @@ def _after_epoch(self:Trainer, rec:dict, monitor:str):
     if self.is_main and self.out_dir is not None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir/"metrics.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
-        self.writer.submit(self.state_dict(), self.out_dir/"last.ckpt")
+        self._snapshot = _copied(self.state_dict())
+        if time.monotonic() - self._saved_at >= self.cfg.checkpoint_every: self._write_checkpoint()
     if self.world > 1: torch.distributed.barrier()
     log.debug("epoch %d %s", self.epoch, rec)
     for cb in self.callbacks: cb(self, rec)
+
+@patch
+def _write_checkpoint(self:Trainer):
+    "Write the last finished epoch's state to `out_dir/last.ckpt`, if there is one not yet written"
+    if self._snapshot is None: return
+    save_checkpoint(self._snapshot, self.out_dir/"last.ckpt")
+    self._snapshot, self._saved_at = None, time.monotonic()
 
 @patch
 def close(self:Trainer):
