@@ -264,7 +264,7 @@ def sweep_cmd(
     grid = parse_grid(param)
     rec = plan_sweep(template, name, grid, config, extend=extend)
     done_before = sum(point_status(p) == "succeeded" for p in rec["points"])
-    where = f"Dask scheduler {scheduler}" if scheduler else f"a Dask LocalCluster of {jobs} workers" if dask else f"{jobs} local process{'es' if jobs > 1 else ''}"
+    where = f"Dask scheduler {scheduler}" if scheduler else f"a Dask LocalCluster of {jobs} worker{'s' if jobs > 1 else ''}" if dask else f"{jobs} local process{'es' if jobs > 1 else ''}"
     typer.echo(f"sweep {name}: {len(rec['points'])} point(s), {done_before} succeeded earlier, {len(rec['points']) - done_before} to run on {where}")
     root, seen = get_paths().root, []
     def done(i, res):

@@ -187,7 +187,7 @@ def _dask(first:list[tuple[int, dict]], jobs:int, scheduler:str|None, handle:Cal
     try:
         for t in first: submit(*t)
         for f in done:
-            i = futures.pop(f)
+            if (i := futures.pop(f, None)) is None: continue  # a point cancelled by a stop
             try: res = f.result()
             except Exception as e: res = dict(run=None, status="failed", error=f"the Dask task failed: {type(e).__name__}: {first_line(e)}")
             nxt = handle(i, res)
