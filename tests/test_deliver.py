@@ -292,6 +292,10 @@ def test_sweep_on_a_dask_local_cluster(tiny):
     assert "a Dask LocalCluster of 2 workers" in res.stdout
     scores = [json.loads((root/"research/deliver"/r/"metrics.json").read_text())["score"] for r in runs_of(root)]
     assert scores == [0.5, 1.0, 1.5]
+    # --fail-fast on Dask: a point not yet started when the first failure comes back is cancelled and stays `not started`
+    res = run("mlresearch", "sweep", "tiny", "--name", "dff", "-p", "fail=true,false,false,false", "--dask", "--jobs", "1", "--fail-fast",
+              env=env, check=1)
+    assert "not started" in res.stdout and "did not succeed" in res.stderr
 
 
 def test_sweep_on_a_dask_scheduler_with_two_workers(tiny, tmp_path):
