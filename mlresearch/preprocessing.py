@@ -7,6 +7,7 @@ Docs: https://mlresearch.github.io/mlresearch/preprocessing.html.md"""
 # %% ../nbs/03_preprocessing.ipynb #110ff23d
 from __future__ import annotations
 import dataclasses, hashlib, json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -163,6 +164,38 @@ class Prepared:
 def _cache_key(entry:dict, params:dict)->str:
     return hashlib.sha256(json.dumps(dict(raw=entry["sha256"], **params), sort_keys=True).encode()).hexdigest()[:16]
 
+def _cache_files(entry:dict, params:dict, root)->tuple[Path, Path]:
+    "The `.npz` arrays and `.json` meta of a dataset version processed with `params`"
+    stem = f"{entry['name']}_processed_{_cache_key(entry, params)}_v{entry['version']}"
+    d = get_paths(root).processed
+    return d/f"{stem}.npz", d/f"{stem}.json"
+
+def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
+    "A cache hit, recorded in the current run as derived from its raw file"
+    meta = json.loads(meta_file.read_text())
+    if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
+    with np.load(npz) as z:
+        log.info("cache hit: %s", npz.name)
+        return Prepared(X={k: z[f"X_{k}"] for k in ("train", "val", "test")}, y={k: z[f"y_{k}"] for k in ("train", "val", "test")},
+                        transform=transform_from_dict(meta["transform"]), meta={**meta["meta"], "cache": "hit"})
+
+def _target(df:pd.DataFrame, entry:dict, target:str, test_size:float, val_size:float)->tuple:
+    "The rows that have a target, the task, and the target encoded: `(df, task, y, classes)`; refused when nothing can be learned"
+    if target not in df.columns: raise MLResearchError(f"target column {target!r} is not in {entry['name']}; columns are: {', '.join(df.columns[:20])}")
+    rows = len(df)
+    df = df[df[target].notna()].reset_index(drop=True)
+    task = entry["task"] if target == entry["target"] and entry.get("task") else infer_task(df[target])
+    check_learnable(df[target], task, f"{entry['name']} v{entry['version']}", rows, test_size, val_size)
+    if task == "classification": return (df, task, *encode_labels(df[target]))
+    return df, task, df[target].to_numpy(np.float32), None
+
+def _write_cache(npz:Path, meta_file:Path, p:Prepared):
+    "Save the arrays and the meta, each atomically"
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(npz) as tmp:
+        with open(tmp, "wb") as f: np.savez(f, **{f"X_{k}": v for k, v in p.X.items()}, **{f"y_{k}": v for k, v in p.y.items()})
+    atomic_write(meta_file, json.dumps(dict(meta=p.meta, transform=p.transform.to_dict()), default=str))
+
 def prepare(
     dataset:str,             # an acquired dataset's name
     target:str|None=None,    # target column; the one recorded at acquisition when `None`
@@ -178,36 +211,16 @@ def prepare(
     target = target or entry["target"]
     if not target: raise MLResearchError(f"dataset {dataset!r} has no target column; pass target=")
     is_img = bool(images and entry.get("image_shape"))
-    params = dict(target=target, test_size=test_size, val_size=val_size, seed=seed, images=is_img, format=1)
-    paths = get_paths(root)
-    stem = f"{entry['name']}_processed_{_cache_key(entry, params)}_v{entry['version']}"
-    npz, meta_file = paths.processed/f"{stem}.npz", paths.processed/f"{stem}.json"
-    if npz.exists() and meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
-        with np.load(npz) as z:
-            log.info("cache hit: %s", npz.name)
-            return Prepared(X={k: z[f"X_{k}"] for k in ("train", "val", "test")}, y={k: z[f"y_{k}"] for k in ("train", "val", "test")},
-                            transform=transform_from_dict(meta["transform"]), meta={**meta["meta"], "cache": "hit"})
-    df = load(entry["name"], entry["version"], root)
-    if target not in df.columns: raise MLResearchError(f"target column {target!r} is not in {dataset}; columns are: {', '.join(df.columns[:20])}")
-    rows = len(df)
-    df = df[df[target].notna()].reset_index(drop=True)
-    task = entry["task"] if target == entry["target"] and entry.get("task") else infer_task(df[target])
-    check_learnable(df[target], task, f"{entry['name']} v{entry['version']}", rows, test_size, val_size)
-    feats = df.drop(columns=[target])
-    if task == "classification": y, classes = encode_labels(df[target])
-    else: y, classes = df[target].to_numpy(np.float32), None
+    npz, meta_file = _cache_files(entry, dict(target=target, test_size=test_size, val_size=val_size, seed=seed, images=is_img, format=1), root)
+    if npz.exists() and meta_file.exists(): return _read_cache(npz, meta_file, entry)
+    df, task, y, classes = _target(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
     try: splits = split_indices(y, task, test_size, val_size, seed)
     except ValueError as e: raise MLResearchError(f"cannot split {entry['name']} v{entry['version']} ({len(y)} rows): {e}") from None
+    feats = df.drop(columns=[target])
     tf = ImageTransform.fit(feats.iloc[splits["train"]], entry["image_shape"]) if is_img else TabularTransform.fit(feats.iloc[splits["train"]])
-    X = {k: tf.transform(feats.iloc[ix]) for k, ix in splits.items()}
-    ys = {k: y[ix] for k, ix in splits.items()}
     meta = dict(dataset=entry["name"], version=entry["version"], raw_sha256=entry["sha256"], task=task, target=target, classes=classes,
                 seed=seed, test_size=test_size, val_size=val_size, sizes={k: len(v) for k, v in splits.items()}, file=npz.name)
-    paths.processed.mkdir(parents=True, exist_ok=True)
-    with atomic_path(npz) as tmp:
-        with open(tmp, "wb") as f: np.savez(f, **{f"X_{k}": v for k, v in X.items()}, **{f"y_{k}": v for k, v in ys.items()})
-    atomic_write(meta_file, json.dumps(dict(meta=meta, transform=tf.to_dict()), default=str))
+    p = Prepared(X={k: tf.transform(feats.iloc[ix]) for k, ix in splits.items()}, y={k: y[ix] for k, ix in splits.items()}, transform=tf, meta=meta)
+    _write_cache(npz, meta_file, p)
     log.info("processed %s v%d -> %s", entry["name"], entry["version"], npz.name)
-    return Prepared(X=X, y=ys, transform=tf, meta={**meta, "cache": "miss"})
+    return Prepared(p.X, p.y, tf, {**meta, "cache": "miss"})
