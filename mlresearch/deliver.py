@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/deliver.html.md"""
 
 # %% ../nbs/10_deliver.ipynb #d1e10003
 from __future__ import annotations
-import contextlib, datetime as dt, importlib.metadata, json, os, platform, shlex, shutil, signal, subprocess, sys, threading
+import contextlib, datetime as dt, importlib.metadata, json, logging, os, platform, shlex, shutil, signal, subprocess, sys, threading
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -176,6 +176,9 @@ def _execute(tpl:Path, folder:Path, params:dict, root:Path, timeout:int|None, en
     except NotebookError as e: return "failed", e.error
     except Exception as e: return "failed", error_record(e)  # a bug of ours or papermill's: recorded all the same
     except KeyboardInterrupt as e:
+        # papermill leaves nbclient's kernel-watching task behind; once the kernel is gone it ends in DeadKernelError, which
+        # asyncio reports as "Task exception was never retrieved" when the process exits: noise after a stop we asked for
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         sig = getattr(e, "signum", signal.SIGINT)
         return "interrupted", dict(type=type(e).__name__, message=f"stopped by {sig.name}", signal=sig.name)
 
