@@ -260,20 +260,19 @@ def sweep_cmd(
 ):
     "Deliver a grid of runs in parallel; run it again to continue it (succeeded points are skipped)"
     from mlresearch.runs import format_table
-    from mlresearch.sweeps import SweepStopped, parse_grid, plan_sweep, point_status, sweep
-    grid = parse_grid(param)
-    rec = plan_sweep(template, name, grid, config, extend=extend)
-    done_before = sum(point_status(p) == "succeeded" for p in rec["points"])
+    from mlresearch.sweeps import SweepStopped, parse_grid, sweep
     where = f"Dask scheduler {scheduler}" if scheduler else f"a Dask LocalCluster of {jobs} worker{'s' if jobs > 1 else ''}" if dask else f"{jobs} local process{'es' if jobs > 1 else ''}"
-    typer.echo(f"sweep {name}: {len(rec['points'])} point(s), {done_before} succeeded earlier, {len(rec['points']) - done_before} to run on {where}")
+    def planned(rec, todo):
+        n = len(rec["points"])
+        typer.echo(f"sweep {name}: {n} point(s), {n - len(todo)} succeeded earlier, {len(todo)} to run on {where}")
     root, seen = get_paths().root, []
     def done(i, res):
         seen.append(i)
         typer.echo(_sweep_line(len(seen), res, root))
     def table(summary):
         typer.echo(format_table(summary.drop(columns=["error", "path"]).rename(columns=lambda c: c.split(".", 1)[-1])))
-    try: summary = sweep(template, name, grid, config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast, extend=extend,
-                         command=shlex.join(["mlresearch", *sys.argv[1:]]), on_done=done)
+    try: summary = sweep(template, name, parse_grid(param), config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast,
+                         extend=extend, command=shlex.join(["mlresearch", *sys.argv[1:]]), on_plan=planned, on_done=done)
     except SweepStopped as e:
         table(e.summary)
         typer.echo(f"error: {e}", err=True)

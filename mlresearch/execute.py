@@ -133,13 +133,18 @@ def describe_failure(err:dict)->str:
     return f"{err['type']}: {first_line(err['message'])}"
 
 # %% ../nbs/09_execute.ipynb #e5a1c006
-def _keep_failed(tmp:Path, output:Path, err:dict, notebook:str|Path)->NotebookError:
-    "Keep the partial notebook as `<output>.failed.ipynb`; the error that names the failing cell"
-    import nbformat
+def _keep_partial(tmp:Path, output:Path)->Path:
+    "Move what ran (papermill saves as it goes) to a free `<output>.failed.ipynb`; that path"
     failed = unique_path(output.with_name(output.stem + ".failed.ipynb"))
-    if tmp.stat().st_size > 0:  # papermill saves as it goes: keep what ran
-        os.replace(tmp, failed)
-        if "cell" not in err and (cell := unfinished_cell(nbformat.read(failed, as_version=4))): err = {**cell, **err, "cell": cell["cell"]}
+    if tmp.stat().st_size > 0: os.replace(tmp, failed)
+    return failed
+
+def _keep_failed(tmp:Path, output:Path, err:dict, notebook:str|Path)->NotebookError:
+    "Keep the partial notebook; the error that names the failing cell"
+    import nbformat
+    failed = _keep_partial(tmp, output)
+    if failed.exists() and "cell" not in err and (cell := unfinished_cell(nbformat.read(failed, as_version=4))):
+        err = {**cell, **err, "cell": cell["cell"]}
     return NotebookError(f"{Path(notebook).name} failed: {describe_failure(err)}; see {failed}", err)
 
 def execute_notebook(
@@ -164,7 +169,7 @@ def execute_notebook(
         except Exception as e: raise _keep_failed(tmp, output, error_record(e), notebook) from e
         except BaseException:  # Ctrl-C, SIGTERM: the dying kernel's traceback on its stderr is noise
             relay = False
-            if tmp.stat().st_size > 0: os.replace(tmp, unique_path(output.with_name(output.stem + ".failed.ipynb")))
+            _keep_partial(tmp, output)
             raise
         if (err := unfinished_cell(nbformat.read(tmp, as_version=4))) is not None: raise _keep_failed(tmp, output, err, notebook)
         try: os.link(tmp, output)  # unlike a rename, a link refuses to replace a file created meanwhile

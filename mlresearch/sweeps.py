@@ -239,6 +239,7 @@ def sweep(
     fail_fast:bool=False,         # launch nothing new once a point has failed for good
     extend:bool=False,            # allow points the recorded sweep does not have
     command:str="mlresearch sweep", # the command line each run records
+    on_plan:Callable[[dict, list], None]|None=None, # called with the sweep's record and the points to run, before any runs
     on_done:Callable[[int, dict], None]|None=None, # called with (point number, outcome) as each run ends
 )->pd.DataFrame:
     "Deliver every point of `grid` not yet succeeded; return one row per point"
@@ -248,6 +249,7 @@ def sweep(
     paths = get_paths(root)
     rec = plan_sweep(template, name, grid, config, root, extend)
     todo = [p for p in rec["points"] if not _succeeded(p, root)]
+    if on_plan: on_plan(rec, todo)
     env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
     kw = dict(template=str(find_template(template, root)), config=str(Path(config).resolve()) if config else None, root=str(paths.root),
               sweep=name, env=env, command=command)
