@@ -235,12 +235,12 @@ def runs_compare(
     typer.echo(f"figure: {dest}")
 
 # %% ../nbs/20_cli.ipynb #42e64ec8
-def _sweep_line(k:int, res:dict, root:Path)->str:
+def _sweep_line(k:int, res:dict, deliver_dir:Path)->str:
     "A progress line: the run, its status, its metrics or its error"
     import json
     from mlresearch.deliver import METRICS
     if res["status"] != "succeeded": return f"[{k}] {res['run'] or '-'} {res['status']}: {res['error']}"
-    metrics = json.loads((root/"research/deliver"/res["run"]/METRICS).read_text())
+    metrics = json.loads((deliver_dir/res["run"]/METRICS).read_text())
     return f"[{k}] {res['run']} succeeded {_metrics_line(metrics)}"
 
 @app.command("sweep")
@@ -265,10 +265,10 @@ def sweep_cmd(
     def planned(rec, todo):
         n = len(rec["points"])
         typer.echo(f"sweep {name}: {n} point(s), {n - len(todo)} succeeded earlier, {len(todo)} to run on {where}")
-    root, seen = get_paths().root, []
+    deliver_dir, seen = get_paths().deliver, []
     def done(i, res):
         seen.append(i)
-        typer.echo(_sweep_line(len(seen), res, root))
+        typer.echo(_sweep_line(len(seen), res, deliver_dir))
     def table(summary):
         typer.echo(format_table(summary.drop(columns=["error", "path"]).rename(columns=lambda c: c.split(".", 1)[-1])))
     try: summary = sweep(template, name, parse_grid(param), config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast,
