@@ -73,15 +73,28 @@ class TabularTransform:
     def feature_names(self)->list[str]:
         return [*self.numeric, *(f"{c}={k}" for c, d in self.categorical.items() for k in d["categories"])]
 
+    def encode(
+        self,
+        num:np.ndarray,      # the numeric columns, N x len(numeric), in `numeric` order, float with NaN for missing
+        cat:dict|None=None,  # categorical column -> N values (strings, or None/NA for missing)
+    )->np.ndarray:
+        "The float32 feature matrix from raw values already in arrays: the arithmetic of `transform`, without a DataFrame"
+        d = list(self.numeric.values())
+        if d:
+            num = np.where(np.isnan(num), [v["median"] for v in d], num)
+            parts = [((num - [v["mean"] for v in d]) / [v["std"] for v in d]).astype(np.float32)]
+        else: parts = []
+        for c, v in self.categorical.items():
+            x = pd.Series(cat[c], dtype="string").fillna(v["fill"]).to_numpy()
+            parts.append((x[:, None] == np.array(v["categories"], dtype=object)[None, :]).astype(np.float32))
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(num), 0), np.float32)
+
     def transform(self, df:pd.DataFrame)->np.ndarray:
         "The float32 feature matrix of `df`"
         missing = [c for c in self.columns if c not in df.columns]
         if missing: raise MLResearchError(f"missing feature column(s): {', '.join(missing)}; the model was trained on: {', '.join(self.columns)}")
-        parts = [((df[c].astype(float).fillna(d["median"]) - d["mean"]) / d["std"]).to_numpy(np.float32)[:, None] for c, d in self.numeric.items()]
-        for c, d in self.categorical.items():
-            v = df[c].astype("string").fillna(d["fill"]).to_numpy()
-            parts.append((v[:, None] == np.array(d["categories"], dtype=object)[None, :]).astype(np.float32))
-        return np.concatenate(parts, axis=1) if parts else np.zeros((len(df), 0), np.float32)
+        num = df[list(self.numeric)].to_numpy(np.float64, na_value=np.nan) if self.numeric else np.zeros((len(df), 0))
+        return self.encode(num, {c: df[c].astype("string") for c in self.categorical})
 
     def to_dict(self)->dict: return dict(kind="tabular", numeric=self.numeric, categorical=self.categorical)
     @classmethod
@@ -103,10 +116,14 @@ class ImageTransform:
     @property
     def feature_names(self)->list[str]: return list(self.columns)
 
+    def encode(self, X:np.ndarray)->np.ndarray:
+        "The N x C x H x W float32 images from pixel rows `X` (N x pixels, in `columns` order)"
+        return (np.asarray(X, dtype=np.float32) / self.scale).reshape(len(X), *self.shape)
+
     def transform(self, df:pd.DataFrame)->np.ndarray:
         missing = [c for c in self.columns if c not in df.columns]
         if missing: raise MLResearchError(f"missing pixel column(s): {', '.join(missing[:5])}...; expected {len(self.columns)} pixel columns")
-        return (df[self.columns].to_numpy(np.float32) / self.scale).reshape(len(df), *self.shape)
+        return self.encode(df[self.columns].to_numpy(np.float32))
 
     def to_dict(self)->dict: return dict(kind="image", shape=self.shape, columns=self.columns, scale=self.scale)
     @classmethod
@@ -153,6 +170,7 @@ class Prepared:
     y: dict          # split -> int64 codes (classification) or float32 targets (regression)
     transform: TabularTransform|ImageTransform
     meta: dict       # dataset, version, raw sha256, task, target, classes, seed, split sizes, cache file
+    rows: dict = dataclasses.field(default_factory=dict)  # split -> positions of its rows in the raw file
 
     @property
     def task(self)->str: return self.meta["task"]
@@ -176,24 +194,24 @@ def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
     if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
     with np.load(npz) as z:
         log.info("cache hit: %s", npz.name)
-        return Prepared(X={k: z[f"X_{k}"] for k in ("train", "val", "test")}, y={k: z[f"y_{k}"] for k in ("train", "val", "test")},
-                        transform=transform_from_dict(meta["transform"]), meta={**meta["meta"], "cache": "hit"})
+        return Prepared(*({k: z[f"{a}_{k}"] for k in ("train", "val", "test")} for a in "Xy"), transform_from_dict(meta["transform"]),
+                        {**meta["meta"], "cache": "hit"}, {k: z[f"rows_{k}"] for k in ("train", "val", "test")})
 
 def _target(df:pd.DataFrame, entry:dict, target:str, test_size:float, val_size:float)->tuple:
-    "The rows that have a target, the task, and the target encoded: `(df, task, y, classes)`; refused when nothing can be learned"
+    "The rows that have a target (and their positions in the raw file), the task, and the target encoded: `(df, rows, task, y, classes)`; refused when nothing can be learned"
     if target not in df.columns: raise MLResearchError(f"target column {target!r} is not in {entry['name']}; columns are: {', '.join(df.columns[:20])}")
-    rows = len(df)
-    df = df[df[target].notna()].reset_index(drop=True)
+    rows, kept = len(df), np.flatnonzero(df[target].notna())
+    df = df.iloc[kept].reset_index(drop=True)
     task = entry["task"] if target == entry["target"] and entry.get("task") else infer_task(df[target])
     check_learnable(df[target], task, f"{entry['name']} v{entry['version']}", rows, test_size, val_size)
-    if task == "classification": return (df, task, *encode_labels(df[target]))
-    return df, task, df[target].to_numpy(np.float32), None
+    if task == "classification": return (df, kept, task, *encode_labels(df[target]))
+    return df, kept, task, df[target].to_numpy(np.float32), None
 
 def _write_cache(npz:Path, meta_file:Path, p:Prepared):
     "Save the arrays and the meta, each atomically"
     npz.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(npz) as tmp:
-        with open(tmp, "wb") as f: np.savez(f, **{f"X_{k}": v for k, v in p.X.items()}, **{f"y_{k}": v for k, v in p.y.items()})
+        with open(tmp, "wb") as f: np.savez(f, **{f"{a}_{k}": v for a, d in dict(X=p.X, y=p.y, rows=p.rows).items() for k, v in d.items()})
     atomic_write(meta_file, json.dumps(dict(meta=p.meta, transform=p.transform.to_dict()), default=str))
 
 def prepare(
@@ -211,16 +229,17 @@ def prepare(
     target = target or entry["target"]
     if not target: raise MLResearchError(f"dataset {dataset!r} has no target column; pass target=")
     is_img = bool(images and entry.get("image_shape"))
-    npz, meta_file = _cache_files(entry, dict(target=target, test_size=test_size, val_size=val_size, seed=seed, images=is_img, format=1), root)
+    npz, meta_file = _cache_files(entry, dict(target=target, test_size=test_size, val_size=val_size, seed=seed, images=is_img, format=2), root)
     if npz.exists() and meta_file.exists(): return _read_cache(npz, meta_file, entry)
-    df, task, y, classes = _target(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
+    df, kept, task, y, classes = _target(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
     try: splits = split_indices(y, task, test_size, val_size, seed)
     except ValueError as e: raise MLResearchError(f"cannot split {entry['name']} v{entry['version']} ({len(y)} rows): {e}") from None
     feats = df.drop(columns=[target])
     tf = ImageTransform.fit(feats.iloc[splits["train"]], entry["image_shape"]) if is_img else TabularTransform.fit(feats.iloc[splits["train"]])
     meta = dict(dataset=entry["name"], version=entry["version"], raw_sha256=entry["sha256"], task=task, target=target, classes=classes,
                 seed=seed, test_size=test_size, val_size=val_size, sizes={k: len(v) for k, v in splits.items()}, file=npz.name)
-    p = Prepared(X={k: tf.transform(feats.iloc[ix]) for k, ix in splits.items()}, y={k: y[ix] for k, ix in splits.items()}, transform=tf, meta=meta)
+    p = Prepared(X={k: tf.transform(feats.iloc[ix]) for k, ix in splits.items()}, y={k: y[ix] for k, ix in splits.items()}, transform=tf, meta=meta,
+                 rows={k: kept[ix] for k, ix in splits.items()})
     _write_cache(npz, meta_file, p)
     log.info("processed %s v%d -> %s", entry["name"], entry["version"], npz.name)
-    return Prepared(p.X, p.y, tf, {**meta, "cache": "miss"})
+    return Prepared(p.X, p.y, tf, {**meta, "cache": "miss"}, p.rows)

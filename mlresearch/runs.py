@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 
 from .config import ConfigError, MLResearchError, atomic_write, get_paths, load_toml, lower_is_better, sha256_file
-from .deliver import CHECKSUMS, METRICS, PARAMS, PROVENANCE, read_checksums, rel_path
+from .deliver import ARTIFACTS, CHECKSUMS, METRICS, PARAMS, PROVENANCE, read_checksums, rel_path
 from .execute import describe_failure, develop_path, find_template, user_id
 
 # %% auto #0
 __all__ = ['INDEX_COLUMNS', 'STARTER', 'verify_run', 'read_run', 'run_folders', 'runs_index', 'select_runs', 'metric_column',
-           'runs_table', 'format_table', 'plot_compare', 'find_run', 'new_develop', 'reproduce', 'compare_runs']
+           'runs_table', 'format_table', 'plot_compare', 'find_run', 'new_develop', 'reproduce', 'compare_runs',
+           'model_folders', 'load_run_model']
 
 # %% ../nbs/11_runs.ipynb #6772a4a7
 def verify_run(folder:str|Path)->list[dict]:
@@ -234,3 +235,34 @@ def compare_runs(a:Path, b:Path)->tuple[pd.DataFrame, pd.DataFrame]:
     files = sorted(ca.keys() | cb.keys(), key=lambda f: (Path(f).stem != "model", f))  # the model first
     artifacts = pd.DataFrame([dict(file=f, equal=f in ca and ca.get(f) == cb.get(f)) for f in files], columns=["file", "equal"])
     return metrics, artifacts
+
+# %% ../nbs/11_runs.ipynb #b2a10018
+def model_folders(run:Path)->list[Path]:
+    "The model folders (those with a `config.json`) under a run's artifacts"
+    return sorted(f.parent for f in (run/ARTIFACTS).rglob("config.json"))
+
+def load_run_model(
+    run:str|Path,            # a run folder, folder name or run name (as `find_run` takes it)
+    root=None,               # project root
+    model:str|None=None,     # the model folder, relative to the run's artifacts, where a run saved several
+):
+    "The model of a deliver run that succeeded and verifies against its checksums; `.run` is the run folder"
+    from mlresearch.pipeline import load_model
+    folder = find_run(run, root)
+    status = (_read_json(folder/PROVENANCE) or {}).get("status")
+    if status != "succeeded": raise MLResearchError(f"run {folder.name} {status or 'has no provenance'}; only a run that succeeded is used as a model")
+    problems = verify_run(folder)
+    if problems:
+        p, more = problems[0], f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise MLResearchError(f"run {folder.name} does not match its checksums: {p['file']} {p['problem']}{more}; refusing its model "
+                              "(`mlresearch runs verify` lists every problem)")
+    found = model_folders(folder)
+    names = [f.relative_to(folder/ARTIFACTS).as_posix() for f in found]
+    if model is not None:
+        if model not in names: raise MLResearchError(f"run {folder.name} has no model {model!r}; its models: {', '.join(names) or 'none'}")
+        found = [found[names.index(model)]]
+    if not found: raise MLResearchError(f"run {folder.name} saved no model (no {ARTIFACTS}/**/config.json)")
+    if len(found) > 1: raise MLResearchError(f"run {folder.name} saved {len(found)} models ({', '.join(names)}); choose one with --model")
+    m = load_model(found[0])
+    m.run = folder
+    return m
