@@ -17,7 +17,7 @@ MODEL ?= cnn
 export MLRESEARCH_ROOT := $(CURDIR)
 unexport MLRESEARCH_RUN_DIR
 
-.PHONY: help run test lint docs lab clean-venv
+.PHONY: help run test lint docs lab serve clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -54,6 +54,10 @@ lint: $(VENV)/.dev-installed ## ruff over the exported package
 
 docs: $(VENV)/.dev-installed ## the Quarto site in _docs/ (up to the render where Quarto is missing)
 	$(BIN)/mlresearch docs
+
+serve: $(VENV)/.installed ## serve a deliver run's model: make serve RUN=digits-cnn [PORT=8000 WORKERS=1]
+	@test -n "$(RUN)" || { echo "error: name the run to serve: make serve RUN=<run name or folder> (mlresearch runs lists them)" >&2; exit 2; }
+	$(BIN)/mlresearch serve "$(RUN)" --port $(or $(PORT),8000) --workers $(or $(WORKERS),1)
 
 lab: $(VENV)/.dev-installed ## JupyterLab on this project
 	$(BIN)/jupyter lab

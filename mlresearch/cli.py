@@ -6,8 +6,8 @@ Docs: https://mlresearch.github.io/mlresearch/cli.html.md"""
 
 # %% auto #0
 __all__ = ['app', 'data_app', 'runs_app', 'friendly', 'data_acquire', 'data_list', 'data_verify', 'eda', 'train_cmd',
-           'deliver_cmd', 'runs_cmd', 'runs_verify', 'runs_reproduce', 'runs_compare', 'sweep_cmd', 'develop_cmd',
-           'check', 'docs', 'main']
+           'deliver_cmd', 'runs_cmd', 'runs_verify', 'runs_reproduce', 'runs_compare', 'sweep_cmd', 'serve_cmd',
+           'develop_cmd', 'check', 'docs', 'main']
 
 # %% ../nbs/20_cli.ipynb #a4881825
 import functools, logging, os, shlex, shutil, subprocess, sys, traceback
@@ -281,6 +281,26 @@ def sweep_cmd(
     failed = summary[summary["status"] != "succeeded"]
     if len(failed): raise MLResearchError(f"{len(failed)} of {len(summary)} point(s) did not succeed: {', '.join(failed['run'])}; "
                                           "run the same command again to retry them")
+
+# %% ../nbs/20_cli.ipynb #c20e0002
+@app.command("serve")
+@friendly
+def serve_cmd(
+    run:str=typer.Argument(..., help="A deliver run: its name (the newest run of that name), folder name or path"),
+    host:str=typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)"),
+    port:int=typer.Option(8000, "--port", help="Port to listen on"),
+    workers:int=typer.Option(1, "--workers", help="Server processes (metrics add up across them)"),
+    max_body_mb:float=typer.Option(10.0, "--max-body-mb", help="Largest request body in MB (413 above it)"),
+    max_rows:int=typer.Option(10_000, "--max-rows", help="Most records per request (413 above it)"),
+    timeout:float=typer.Option(10.0, "--timeout", help="Seconds a prediction may take (504 above it)"),
+    name:Optional[str]=typer.Option(None, "--name", help="The model's name in the V2 routes (default: the run's name)"),
+    model:Optional[str]=typer.Option(None, "--model", help="The model folder in the run's artifacts, where it saved several"),
+    access_log:bool=typer.Option(False, "--access-log", help="Log every request"),
+):
+    "Serve RUN's model: a REST API with the KServe V2 protocol, metadata and Prometheus metrics"
+    from mlresearch.serve import ServeConfig, serve
+    serve(run, ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model),
+          host=host, port=port, workers=workers, access_log=access_log)
 
 # %% ../nbs/20_cli.ipynb #3144d599
 @app.command("develop")

@@ -134,19 +134,20 @@ def linear_scorer(est, task:str):
     from sklearn.linear_model import LogisticRegression, Ridge
     m = est.steps[-1][1] if hasattr(est, "steps") and len(est.steps) == 1 else est
     if isinstance(m, LogisticRegression) and task == "classification":
-        W, b = m.coef_.T.astype(np.float64), m.intercept_.astype(np.float64)
+        W, b = m.coef_.T, m.intercept_  # in their own dtype (float32 when fitted on float32 features), as scikit-learn computes
         def f(X):
             z = X @ W + b
             if z.shape[1] == 1: p = 1 / (1 + np.exp(-z)); return np.hstack([1 - p, p])
             e = np.exp(z - z.max(1, keepdims=True))
             return e / e.sum(1, keepdims=True)
     elif isinstance(m, Ridge) and task == "regression" and np.ndim(m.coef_) == 1:
-        w, b = m.coef_.astype(np.float64), float(m.intercept_)
+        w, b = m.coef_, m.intercept_
         def f(X): return X @ w + b
     else: return None
     probe = np.random.default_rng(0).normal(size=(32, m.n_features_in_)).astype(np.float32)
     want = est.predict_proba(probe) if task == "classification" else est.predict(probe)
-    return f if np.allclose(f(probe), want, rtol=1e-9, atol=1e-12) else None
+    got = f(probe)
+    return f if got.dtype == want.dtype and np.allclose(got, want, rtol=1e-6, atol=1e-7) else None
 
 # %% ../nbs/08_pipeline.ipynb #2499bc7f
 class TorchModel:
@@ -156,10 +157,11 @@ class TorchModel:
         self.name, self.arch, self.module, self.task, self.target_scale = name, arch, module, task, target_scale
     def scores(self, X:np.ndarray)->np.ndarray:
         import torch
-        self.module.eval()
-        with torch.no_grad():
-            out = torch.cat([self.module(torch.as_tensor(X[i:i + 4096])) for i in range(0, len(X), 4096)]).float()
-        if self.task == "classification": return torch.softmax(out, 1).numpy()
+        if self.module.training: self.module.eval()
+        with torch.inference_mode():
+            out = [self.module(torch.from_numpy(np.ascontiguousarray(X[i:i + 4096]))) for i in range(0, max(len(X), 1), 4096)]
+            out = (out[0] if len(out) == 1 else torch.cat(out)).float()
+            if self.task == "classification": return torch.softmax(out, 1).numpy()
         mu, sd = self.target_scale or (0.0, 1.0)
         return out.squeeze(-1).numpy() * sd + mu
     def save(self, folder:Path):
