@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/serve.html.md"""
 
 # %% ../nbs/14_serve.ipynb #a14e0003
 from __future__ import annotations
-import asyncio, concurrent.futures, contextlib, dataclasses, itertools, json, math, os, shutil, sys, tempfile, time
+import asyncio, concurrent.futures, contextlib, dataclasses, gc, itertools, json, math, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 import msgspec
@@ -107,7 +107,8 @@ class RecordCodec:
         self.n_num = sum(k == "number" for k in self.kinds.values())
         self.mixed = not self.image and self.n_num < len(self.columns)
         names = {f"f{i}": c for i, c in enumerate(self.columns)}
-        Record = msgspec.defstruct("Record", [(f, _TYPES[self.kinds[c]]) for f, c in names.items()], rename=names, forbid_unknown_fields=True)
+        Record = msgspec.defstruct("Record", [(f, _TYPES[self.kinds[c]]) for f, c in names.items()], rename=names, forbid_unknown_fields=True,
+                                   gc=False)  # records hold no references: the garbage collector need not track them
         self._decoder = msgspec.json.Decoder(msgspec.defstruct("PredictRequest", [("records", list[Record])], forbid_unknown_fields=True))
 
     def decode(self, body:bytes)->list:
@@ -329,11 +330,15 @@ class ModelService:
         "Start the prediction thread, warm the model up on both threads, and measure how many rows run inline"
         torch = sys.modules.get("torch") if self.model.config["model"]["kind"] == "torch" else None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="predict")
-        if torch is not None:
-            torch.set_num_threads(1)  # PyTorch's threads are set per calling thread: one on the event loop's
-            if self.config.threads: self._pool.submit(torch.set_num_threads, self.config.threads).result()
-        self._pool.submit(self.model.predict_features, self._example(8)).result()
+        def warm(threads):
+            if threads: torch.set_num_threads(threads)
+            self.model.predict_features(self._example(8))
+        # PyTorch keeps a thread count per thread, fixed at the thread's first parallel operation from the last count set
+        # anywhere: the prediction thread takes its count (by default PyTorch's) and runs once before the event loop's is set
+        self._pool.submit(warm, (self.config.threads or torch.get_num_threads()) if torch else 0).result()
+        if torch is not None: torch.set_num_threads(1)  # the event loop's thread: small batches gain nothing from more
         self.inline_rows = inline_rows(self.model, self._example)
+        gc.freeze()  # what loading made lives as long as the process: keep it out of every later collection (shorter pauses)
         self.ready = True
         log.info("serving %s (run %s): up to %d records per request answered inline", self.name, self.run.name, self.inline_rows)
 
