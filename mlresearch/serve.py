@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio, concurrent.futures, contextlib, dataclasses, gc, itertools, json, math, os, shutil, sys, tempfile, time
 from pathlib import Path
 
-import msgspec
+import fastapi, msgspec
 import numpy as np
 import orjson
 from fastapi import FastAPI, Request
@@ -83,7 +83,7 @@ def _value_problem(kind:str, v)->str|None:
         if isinstance(v, bool) or not isinstance(v, (int, float)): return f"expected {_EXPECT[kind]}, got {_kind_of(v)}"
         try: ok = math.isfinite(float(v))
         except OverflowError: ok = False
-        return None if ok else "expected a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"
+        return None if ok else "expected a finite number (at most 1.8e308 in size)"
     want = bool if kind == "flag" else str
     return None if isinstance(v, want) else f"expected {_EXPECT[kind]}, got {_kind_of(v)}"
 
@@ -93,9 +93,6 @@ def _parse_slow(body:bytes):
     except UnicodeDecodeError: raise Problem(400, "the request body is not UTF-8 text; send JSON") from None
     except json.JSONDecodeError as e: raise Problem(400, f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError: raise Problem(400, "the request body is nested too deeply to be a request") from None
-
-def _listed(problems:list)->list:
-    return problems[:MAX_LISTED] + ([dict(loc=["body"], msg=f"... and {len(problems) - MAX_LISTED} more problems")] if len(problems) > MAX_LISTED else [])
 
 class RecordCodec:
     "Decode `{\"records\": [...]}` for one model, and build its feature matrix"
@@ -120,22 +117,33 @@ class RecordCodec:
         return recs
 
     def problem(self, body:bytes, err:Exception)->Problem:
-        "Every problem of a body the fast path refused (the slow path: Python's json, field by field)"
+        "Every problem of a body the fast path refused (the slow path: Python's json, field by field); the first `MAX_LISTED` named, the rest counted"
         doc = _parse_slow(body)
-        if not isinstance(doc, dict): return Problem(422, [dict(loc=["body"], msg=f"expected an object with a 'records' list, got {_kind_of(doc)}")])
-        out = [dict(loc=["body", k], msg="unknown field; the body has one field, 'records'") for k in doc if k != "records"]
+        if isinstance(doc, dict) and isinstance(doc.get("records"), list) and len(doc["records"]) > self.max_rows:
+            return Problem(413, f"{len(doc['records'])} records is over the limit of {self.max_rows} per request; split the batch (or raise --max-rows)")
+        found = self._problems(doc)
+        listed = list(itertools.islice(found, MAX_LISTED))
+        more = sum(1 for _ in found)
+        if more: listed.append(dict(loc=["body"], msg=f"... and {more} more problems"))
+        return Problem(422, listed or [dict(loc=["body"], msg=str(err))])  # msgspec's own message names the path, never the value
+
+    def _problems(self, doc):
+        if not isinstance(doc, dict):
+            yield dict(loc=["body"], msg=f"expected an object with a 'records' list, got {_kind_of(doc)}"); return
+        for k in doc:
+            if k != "records": yield dict(loc=["body", k], msg="unknown field; the body has one field, 'records'")
         recs = doc.get("records")
-        if "records" not in doc: out.append(dict(loc=["body", "records"], msg="missing; send {\"records\": [{column: value, ...}, ...]}"))
-        elif not isinstance(recs, list): out.append(dict(loc=["body", "records"], msg=f"expected a list of records, got {_kind_of(recs)}"))
-        elif len(recs) > self.max_rows: return Problem(413, f"{len(recs)} records is over the limit of {self.max_rows} per request; split the batch (or raise --max-rows)")
+        if "records" not in doc: yield dict(loc=["body", "records"], msg="missing; send {\"records\": [{column: value, ...}, ...]}")
+        elif not isinstance(recs, list): yield dict(loc=["body", "records"], msg=f"expected a list of records, got {_kind_of(recs)}")
+        elif not recs: yield dict(loc=["body", "records"], msg="send at least one record")
         else:
             for i, r in enumerate(recs):
-                if not isinstance(r, dict): out.append(dict(loc=["body", "records", i], msg=f"expected an object of column values, got {_kind_of(r)}")); continue
-                out += [dict(loc=["body", "records", i, c], msg=f"missing; the model needs every column ({len(self.columns)})") for c in self.columns if c not in r]
-                out += [dict(loc=["body", "records", i, c], msg="unknown column; the model was not trained on it") for c in r if c not in self.kinds]
-                out += [dict(loc=["body", "records", i, c], msg=p) for c, v in r.items() if c in self.kinds and (p := _value_problem(self.kinds[c], v))]
-                if len(out) > MAX_LISTED: break
-        return Problem(422, _listed(out) if out else [dict(loc=["body"], msg=str(err))])  # msgspec's own message names the path, never the value
+                if not isinstance(r, dict): yield dict(loc=["body", "records", i], msg=f"expected an object of column values, got {_kind_of(r)}"); continue
+                for c in self.columns:
+                    if c not in r: yield dict(loc=["body", "records", i, c], msg=f"missing; the model needs every column ({len(self.columns)})")
+                for c, v in r.items():
+                    if c not in self.kinds: yield dict(loc=["body", "records", i, c], msg="unknown column; the model was not trained on it")
+                    elif p := _value_problem(self.kinds[c], v): yield dict(loc=["body", "records", i, c], msg=p)
 
     def matrix(self, recs:list)->np.ndarray:
         "The feature matrix of decoded records"
@@ -450,6 +458,7 @@ def get_app(
                               f"Limits: {cfg.max_body_mb:g} MB per body, {cfg.max_rows:,} records per request, {cfg.timeout_s:g} s per prediction.")
     app.state.service = svc
     example = codec.example(svc.model.schema)
+    Name = fastapi.Path(description="The model's name (GET /v2/models/{name} answers only for it)", json_schema_extra={"enum": [svc.name]})
     body_schema = codec.json_schema(svc.model.schema)
 
     @app.post("/predict", summary="Predict for a batch of records", responses=_problem_responses(), openapi_extra={"requestBody": {
@@ -465,7 +474,7 @@ def get_app(
     @app.post("/v2/models/{name}/infer", summary="KServe V2 inference", responses=_problem_responses(v2=True), openapi_extra={"requestBody": {
         "required": True, "content": {"application/json": {"schema": V2_REQUEST_SCHEMA, "example": dict(inputs=[
             dict(name=c, shape=[1], datatype=d["datatype"], data=[example[c]]) for c, d in zip(codec.columns, svc.v2_metadata()["inputs"])])}}}})
-    async def infer(name:str, request:Request):
+    async def infer(request:Request, name:str=Name):
         "Inference in the Open Inference Protocol: one tensor per column, or one [N, columns] tensor"
         try:
             if name != svc.name: raise Problem(404, f"no model {name!r} here; this server serves {svc.name!r}")
@@ -478,11 +487,11 @@ def get_app(
         except Problem as p: return _json(dict(error=str(p)), p.status)
 
     @app.get("/v2/models/{name}", summary="KServe V2 model metadata")
-    async def v2_model(name:str):
+    async def v2_model(name:str=Name):
         return _json(svc.v2_metadata()) if name == svc.name else _json(dict(error=f"no model {name!r} here; this server serves {svc.name!r}"), 404)
 
     @app.get("/v2/models/{name}/ready", summary="KServe V2 model readiness")
-    async def v2_model_ready(name:str):
+    async def v2_model_ready(name:str=Name):
         if name != svc.name: return _json(dict(error=f"no model {name!r} here; this server serves {svc.name!r}"), 404)
         return _json(dict(name=svc.name, ready=svc.ready), 200 if svc.ready else 503)
 
@@ -526,7 +535,6 @@ def app_from_env()->FastAPI:
 
 def _check_port(host:str, port:int):
     import socket
-    if not 0 < port < 65536: raise ConfigError(f"port must be between 1 and 65535, not {port}")
     try: infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e: raise ConfigError(f"cannot listen on host {host!r}: {e.strerror}; pass an address such as 127.0.0.1 or 0.0.0.0") from None
     with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
@@ -547,6 +555,7 @@ def serve(
     import uvicorn
     config = config or ServeConfig()
     if workers < 1: raise ConfigError(f"workers must be at least 1, not {workers}")
+    if not 0 < port < 65536: raise ConfigError(f"port must be between 1 and 65535, not {port}")
     if workers > 1 and not config.threads: config = dataclasses.replace(config, threads=max(1, (os.cpu_count() or 1) // workers))
     m = load_run_model(run, root, config.model)  # refuse a bad run before anything listens
     _check_port(host, port)

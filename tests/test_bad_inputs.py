@@ -139,6 +139,15 @@ def cases(tmp):
         (["sweep", "tiny", "--name", "../s", "-p", "a=1"], "must be a short slug", 1, {}),
         (["sweep", "nope", "--name", "s", "-p", "a=1"], "no template 'nope'", 1, {}),
         (["sweep", "tiny", "--name", "s", "-p", "a=1", "--jobs", "two"], "valid integer", 2, {}),
+        # serve (none of these starts a server)
+        (["serve", "nosuch"], "no deliver run 'nosuch'", 1, {}),
+        (["serve", "done"], "saved no model", 1, {}),
+        (["serve", "done", "--workers", "0"], "workers must be at least 1, not 0", 1, {}),
+        (["serve", "done", "--port", "70000"], "port must be between 1 and 65535", 1, {}),
+        (["serve", "done", "--max-rows", "0"], "max_rows must be at least 1", 1, {}),
+        (["serve", "done", "--max-body-mb", "-1"], "max_body_mb must be a positive number of megabytes", 1, {}),
+        (["serve", "done", "--timeout", "0"], "timeout must be a positive number of seconds", 1, {}),
+        (["serve", "done", "--port", "http"], "valid integer", 2, {}),
         # develop
         (["develop", "../x"], "description '../x' must be a short slug", 1, {}),
         (["develop", "My_Notes"], "must be a short slug", 1, {}),

@@ -1,0 +1,284 @@
+"""The service on real delivered models: the digits CNN's answers against the predictions its notebook kept, every bad
+input as a 4xx, a real uvicorn process (two workers, 200 concurrent clients, a 50 MB body, SIGTERM with a request in
+flight, metrics added up across workers), a schemathesis run against the app's own OpenAPI schema, and runs that must
+not be served."""
+import concurrent.futures, json, math, os, pickle, shutil, signal, socket, subprocess, sys, threading, time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import BIN, REPO, run
+
+from mlresearch.data import load
+from mlresearch.serve import ServeConfig, get_app
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    "A project with two delivered digits models: a short-trained CNN and a logistic regression"
+    root = tmp_path_factory.mktemp("serve")/"proj"
+    shutil.copytree(REPO/"research/templates", root/"research/templates")
+    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")
+    env = {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": "tester"}
+    run("mlresearch", "deliver", "train", "--name", "digits-cnn", "-p", "dataset=sklearn:digits", "-p", "model=cnn", "-p", "epochs=4",
+        env=env, check=0)
+    run("mlresearch", "deliver", "train", "--name", "digits-logreg", "-p", "dataset=digits", "-p", "model=logreg", env=env, check=0)
+    runs = {f.name.split("_", 1)[1]: f for f in (root/"research/deliver").iterdir()}
+    kept = pd.read_parquet(runs["digits-cnn"]/"artifacts/test_predictions.parquet")
+    raw = load("digits", root=root)
+    return root, env, runs, kept, raw.iloc[kept["row"]].drop(columns="target")
+
+
+def _client(run, root, **cfg):
+    return TestClient(get_app(run, ServeConfig(**cfg), root=root))
+
+
+def test_the_whole_test_split_in_one_batch_gives_the_notebooks_predictions(served):
+    root, env, runs, kept, rows = served
+    with _client(runs["digits-cnn"], root) as c:
+        r = c.post("/predict", json={"records": rows.to_dict("records")})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == kept["prediction"].tolist()  # 360 rows, exactly
+        assert r.json()["run"] == runs["digits-cnn"].name and len(r.json()["probabilities"][0]) == 10
+        by_column = [dict(name=col, shape=[len(rows)], datatype="FP64", data=rows[col].tolist()) for col in rows.columns]
+        v2 = c.post("/v2/models/digits-cnn/infer", json={"id": "t1", "inputs": by_column})
+        assert v2.status_code == 200, v2.text
+        assert v2.json()["outputs"][0]["data"] == kept["prediction"].tolist() and v2.json()["id"] == "t1"
+        tensor = dict(name="input-0", shape=list(rows.shape), datatype="FP32", data=rows.to_numpy().tolist())  # nested rows
+        v2 = c.post("/v2/models/digits-cnn/infer", json={"inputs": [tensor], "outputs": [{"name": "predictions"}]})
+        assert [o["name"] for o in v2.json()["outputs"]] == ["predictions"] and v2.json()["outputs"][0]["data"] == kept["prediction"].tolist()
+        meta = c.get("/v2/models/digits-cnn").json()
+        assert (meta["platform"], len(meta["inputs"]), meta["outputs"][1]["shape"]) == ("mlresearch-torch", 64, [-1, 10])
+
+
+def test_health_readiness_metadata_and_docs(served):
+    root, env, runs, kept, rows = served
+    app = get_app(runs["digits-cnn"], root=root)
+    with TestClient(app) as c:
+        assert [c.get(p).status_code for p in ("/health", "/ready", "/v2/health/live", "/v2/health/ready", "/v2/models/digits-cnn/ready")] == [200] * 5
+        meta = c.get("/metadata").json()
+        sums = dict(line.split("  ")[::-1] for line in (runs["digits-cnn"]/"SHA256SUMS").read_text().splitlines())
+        assert meta["files"]["model.safetensors"] == sums["artifacts/model/model.safetensors"]
+        assert meta["params"]["dataset"] == "digits@1" and meta["metrics"]["accuracy"] > 0.5 and meta["template"] == "research/templates/train.ipynb"
+        assert meta["git"] is not None and meta["trained_with"]["torch"] and meta["serving_with"]["fastapi"]
+        assert len(meta["schema"]["columns"]) == 64
+        spec = c.get("/openapi.json").json()
+        body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["properties"]["records"]["items"]["required"][:2] == ["pixel_0_0", "pixel_0_1"]
+        assert set(spec["paths"]["/predict"]["post"]["responses"]) >= {"200", "400", "413", "422", "503", "504"}
+        page = c.get("/docs").text
+        assert "cdn" not in page.lower() and "/docs-assets/swagger-ui-bundle.js" in page
+        assert c.get("/docs-assets/swagger-ui-bundle.js").status_code == 200 and c.get("/docs-assets/swagger-ui.css").status_code == 200
+    assert not app.state.service.ready  # the lifespan ended: not ready any more
+
+
+def _bad_cases(rec):
+    big = "{" + '"records": [' + ",".join([json.dumps(rec)] * 30) + "]}"
+    return [  # (body bytes, status, words in the answer)
+        (b'{"records": [', 400, "not valid JSON"),
+        (b"\xff\xfe", 400, "not valid JSON"),
+        (b"\x81\x82\x83", 400, "not UTF-8"),
+        (b"[1, 2]", 422, "expected an object with a 'records' list"),
+        (b"{}", 422, "records: missing"),
+        (b'{"records": []}', 422, "at least one record"),
+        (b'{"records": {"a": 1}}', 422, "expected a list of records"),
+        (b'{"records": [1]}', 422, "expected an object of column values"),
+        (json.dumps({"records": [rec], "extra": 1}).encode(), 422, "unknown field"),
+        (json.dumps({"records": [{k: v for k, v in rec.items() if k != "pixel_3_3"}]}).encode(), 422, "pixel_3_3: missing"),
+        (json.dumps({"records": [{**rec, "colour": "blue"}]}).encode(), 422, "colour: unknown column"),
+        (json.dumps({"records": [{**rec, "pixel_0_1": "7.5"}]}).encode(), 422, "pixel_0_1: expected a number, got a string"),
+        (json.dumps({"records": [{**rec, "pixel_0_1": True}]}).encode(), 422, "expected a number, got a boolean"),
+        (json.dumps({"records": [{**rec, "pixel_0_1": None}]}).encode(), 422, "expected a number, got null"),
+        (json.dumps({"records": [{**rec, "pixel_0_1": [1]}]}).encode(), 422, "got a list"),
+        (json.dumps({"records": [rec]}).replace('"pixel_0_1": 0.0', '"pixel_0_1": NaN').encode(), 422, "pixel_0_1: expected a finite number"),
+        (json.dumps({"records": [rec]}).replace('"pixel_0_1": 0.0', '"pixel_0_1": Infinity').encode(), 422, "expected a finite number"),
+        (json.dumps({"records": [rec]}).replace('"pixel_0_1": 0.0', '"pixel_0_1": 1e309').encode(), 422, "expected a finite number"),
+        (json.dumps({"records": [rec]}).replace('"pixel_0_1": 0.0', '"pixel_0_1": -1e309').encode(), 422, "expected a finite number"),
+        (json.dumps({"records": [{**rec, "pixel_0_1": 1e300}]}).encode(), 422, "output is not finite"),
+        (big.encode(), 413, "30 records is over the limit of 20"),
+        (b"x" * 3_000_001, 413, "over the limit of 3,000,000 bytes"),
+    ]
+
+
+def test_every_bad_input_is_a_4xx_that_names_the_problem_and_never_echoes_it(served):
+    root, env, runs, kept, rows = served
+    rec = rows.iloc[0].to_dict()
+    rec["pixel_0_1"] = 0.0
+    with _client(runs["digits-cnn"], root, max_rows=20, max_body_mb=3) as c:
+        problems = []
+        for body, status, words in _bad_cases(rec):
+            r = c.post("/predict", content=body, headers={"content-type": "application/json"})
+            d = r.json()["detail"]
+            text = d if isinstance(d, str) else "; ".join(f"{x['loc'][-1]}: {x['msg']}" for x in d)
+            if r.status_code != status or words not in text: problems.append(f"{body[:60]!r}: {r.status_code} {r.text[:300]}")
+            for secret in ("7.5", "blue", "1e309", "1e+300", "NaN", "Infinity"): assert secret not in r.text, (body[:80], r.text)
+        many = [d["msg"] for d in c.post("/predict", json={"records": [{**rec, "pixel_0_1": "x", "pixel_0_2": "y"}] * 15}).json()["detail"]]
+        assert len(many) == 21 and many[-1] == "... and 10 more problems"  # 30 problems: the first 20, then a count
+        codes = {s for *_, s in [(b, c.post("/v2/models/digits-cnn/infer", content=b, headers={"content-type": "application/json"}).status_code)
+                                 for b in (b"{", b'{"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP64", "data": [NaN]}]}',
+                                           b'{"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP64", "data": [1]}]}',
+                                           b'{"inputs": [{"name": "x", "shape": [1, 64], "datatype": "STRING", "data": []}]}',
+                                           b'{"inputs": [{"name": "pixel_0_0", "shape": [1], "datatype": "FP64", "data": [1]}]}',
+                                           b'{"inputs": "x"}')]}
+        assert codes == {400, 422}, codes
+        assert c.post("/v2/models/other/infer", json={"inputs": []}).status_code == 404
+        assert problems == [], "\n".join(problems)
+        metrics = c.get("/metrics").text
+    assert 'status="5' not in metrics, [ln for ln in metrics.splitlines() if 'status="5' in ln]
+
+
+def test_unseen_categories_and_missing_values_are_handled_as_in_training(served, tmp_path):
+    root, env, runs, kept, rows = served
+    rng = __import__("numpy").random.default_rng(0)
+    n = 300
+    df = pd.DataFrame(dict(age=rng.integers(20, 90, n).astype(float), smoker=rng.choice(["yes", "no"], n), flag=rng.choice([True, False], n)))
+    df["outcome"] = (df["age"] > 55).map({True: "ill", False: "well"})
+    df.loc[::10, "age"] = None
+    df.to_csv(tmp_path/"patients.csv", index=False)
+    run("mlresearch", "data", "acquire", tmp_path/"patients.csv", "--target", "outcome", env=env, check=0)
+    run("mlresearch", "deliver", "train", "--name", "patients-mlp", "-p", "dataset=patients", "-p", "model=mlp", "-p", "epochs=3",
+        env=env, check=0)
+    from mlresearch.runs import load_run_model
+    m = load_run_model("patients-mlp", root=root)
+    recs = [dict(age=None, smoker="sometimes", flag=None), dict(age=70.0, smoker=None, flag=True), dict(age=30, smoker="no", flag=False)]
+    with _client("patients-mlp", root) as c:
+        r = c.post("/predict", json={"records": recs})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == m.predict(pd.DataFrame(recs)).tolist()
+        assert all(isinstance(p, str) for p in r.json()["predictions"])  # the training labels' own type
+        bad = c.post("/predict", json={"records": [dict(age="old", smoker=3, flag="yes")]}).json()["detail"]
+        assert [d["msg"] for d in bad] == ["expected a number or null, got a string", "expected a string or null, got a number",
+                                          "expected true, false or null, got a string"]
+
+
+def test_a_prediction_over_the_time_limit_answers_504_then_503_while_busy(served):
+    root, env, runs, kept, rows = served
+    big = {"records": pd.concat([rows] * 60).to_dict("records")}  # 21,600 rows: about a second on 2 cores
+    with _client(runs["digits-cnn"], root, timeout_s=0.05, max_rows=30_000, max_body_mb=100) as c:
+        r = c.post("/predict", json=big)
+        assert r.status_code == 504 and "longer than the limit of 0.05 s" in r.json()["detail"]
+        r2 = c.post("/predict", json=big)
+        assert r2.status_code == 503 and "still busy" in r2.json()["detail"]
+        assert c.get("/health").status_code == 200 and c.post("/predict", json={"records": rows.iloc[:1].to_dict("records")}).status_code == 200
+        deadline = time.time() + 60
+        while c.post("/predict", json={"records": rows.iloc[:200].to_dict("records")}).status_code == 503 and time.time() < deadline: time.sleep(0.2)
+        assert c.post("/predict", json={"records": rows.iloc[:200].to_dict("records")}).status_code == 200
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(served, tmp_path_factory):
+    "`mlresearch serve` with two workers in a real process, in a shell that exports a stale metrics folder"
+    root, env, runs, kept, rows = served
+    stale = tmp_path_factory.mktemp("stale-metrics")
+    (stale/"counter_1.db").write_bytes(b"not a metrics file")
+    port = _free_port()
+    p = subprocess.Popen([str(BIN/"mlresearch"), "serve", "digits-cnn", "--port", str(port), "--workers", "2", "--max-body-mb", "30",
+                          "--max-rows", "30000"], env={**env, "PROMETHEUS_MULTIPROC_DIR": str(stale)}, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200: break
+        except httpx.HTTPError: time.sleep(0.2)
+    else:
+        p.kill(); pytest.fail(f"server did not start: {p.stdout.read()}")
+    yield url, p
+    if p.poll() is None: p.kill()
+
+
+def test_200_concurrent_clients_all_answered(served, server):
+    root, env, runs, kept, rows = served
+    url, _ = server
+    recs = rows.to_dict("records")
+    with httpx.Client(base_url=url, limits=httpx.Limits(max_connections=200), timeout=60) as c:
+        def one(i):
+            r = c.post("/predict", json={"records": [recs[i % len(recs)]]})
+            return r.status_code, r.json()["predictions"][0] if r.status_code == 200 else r.text
+        with concurrent.futures.ThreadPoolExecutor(200) as ex: got = list(ex.map(one, range(200)))
+    assert [s for s, _ in got] == [200] * 200
+    assert [p for _, p in got] == [kept["prediction"].iloc[i % len(kept)] for i in range(200)]
+    metrics = httpx.get(f"{url}/metrics").text  # both workers' requests, whichever answers the scrape
+    line = next(ln for ln in metrics.splitlines() if ln.startswith('mlresearch_http_requests_total{method="POST",route="/predict",status="200"}'))
+    assert float(line.split()[-1]) >= 200, line
+    assert "mlresearch_http_request_duration_seconds_bucket" in metrics and 'le="0.001"' in metrics
+
+
+def test_a_50_mb_body_is_refused_with_413_and_the_server_stays_up(server):
+    url, _ = server
+    with httpx.Client(base_url=url, timeout=60) as c:
+        r = c.post("/predict", content=b"x" * 50_000_000, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "over the limit of 30,000,000 bytes" in r.json()["detail"]
+        chunks = (b"y" * 1_000_000 for _ in range(50))  # no Content-Length: counted as it arrives
+        r = c.post("/predict", content=chunks, headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert c.get("/ready").status_code == 200
+
+
+def test_the_openapi_schema_holds_under_schemathesis(server, tmp_path):
+    "At least 1,000 generated requests, valid and invalid, against the served app's own schema: no 5xx"
+    url, _ = server
+    report = tmp_path/"schemathesis.json"
+    res = subprocess.run([str(BIN/"schemathesis"), "run", f"{url}/openapi.json", "--checks", "not_a_server_error", "-n", "120",
+                          "--seed", "7", "--generation-database", "none", "--no-color", "--report", "json", "--report-json-path", str(report),
+                          "-w", "2"], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    print(res.stdout[-3000:])
+    rep = json.loads(report.read_text())
+    assert res.returncode == 0 and rep["complete"] and rep["failures"] == [] and rep["errors"] == [], res.stdout[-3000:]
+    assert rep["test_cases"]["generated"] >= 1000, rep["test_cases"]
+    assert 'status="5' not in httpx.get(f"{url}/metrics").text
+
+
+def test_sigterm_lets_a_request_in_flight_finish(served, server):
+    root, env, runs, kept, rows = served
+    url, p = server
+    big = json.dumps({"records": pd.concat([rows] * 40).to_dict("records")}).encode()  # 14,400 rows
+    out = {}
+    def send():
+        with httpx.Client(timeout=120) as c: out["r"] = c.post(f"{url}/predict", content=big, headers={"content-type": "application/json"})
+    t = threading.Thread(target=send)
+    t.start()
+    time.sleep(0.4)  # the body is in, the model is at work
+    p.send_signal(signal.SIGTERM)
+    t.join(120)
+    assert out["r"].status_code == 200 and out["r"].json()["predictions"][:len(kept)] == kept["prediction"].tolist()
+    assert p.wait(60) == 0
+    log = p.stdout.read()
+    assert "Finished server process" in log and "Traceback" not in log, log[-2000:]
+
+
+def test_runs_that_must_not_be_served_are_refused_in_one_line(served, tmp_path):
+    root, env, runs, kept, rows = served
+    deliver = root/"research/deliver"
+    tampered = shutil.copytree(runs["digits-logreg"], deliver/"2000-01-01_tampered")
+    w = tampered/"artifacts/model/model.skops"
+    data = bytearray(w.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped
+    w.chmod(0o644); w.write_bytes(bytes(data))
+    pickled = shutil.copytree(runs["digits-logreg"], deliver/"2000-01-02_pickled")
+    marker = tmp_path/"pwned"
+
+    class Evil:
+        def __reduce__(self): return (exec, (f"open({str(marker)!r}, 'w')",))
+    (pickled/"artifacts/model").chmod(0o755)
+    (pickled/"artifacts/model/model.pkl").write_bytes(pickle.dumps(Evil()))
+    repacked = shutil.copytree(pickled, deliver/"2000-01-03_repacked")  # the pickle, with the checksums rewritten to match
+    from mlresearch.deliver import write_checksums
+    (repacked/"SHA256SUMS").chmod(0o644); write_checksums(repacked)
+    cases = [("2000-01-01_tampered", "does not match its checksums: artifacts/model/model.skops modified"),
+             ("2000-01-02_pickled", "does not match its checksums: artifacts/model/model.pkl added"),
+             ("2000-01-03_repacked", "holds model.pkl, which save_model never writes; refusing to load it")]
+    for name, words in cases:
+        res = subprocess.run([str(BIN/"mlresearch"), "serve", name, "--port", str(_free_port())], env=env, capture_output=True, text=True,
+                             timeout=120)  # a run that is wrongly accepted would be served until the timeout
+        assert res.returncode == 1 and res.stderr.strip().splitlines()[-1].startswith("error: ") and words in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+    assert not marker.exists()
