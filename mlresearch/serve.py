@@ -22,8 +22,8 @@ from .runs import load_run_model
 
 # %% auto #0
 __all__ = ['log', 'SERVING_PACKAGES', 'MAX_LISTED', 'V2_NUMERIC', 'V2_REQUEST_SCHEMA', 'LATENCY_BUCKETS', 'ROW_BUCKETS',
-           'INLINE_BUDGET_S', 'INLINE_MAX_ROWS', 'SERVE_ENV', 'ServeConfig', 'Problem', 'column_kinds', 'RecordCodec',
-           'V2Input', 'V2Request', 'v2_matrix', 'v2_datatype_of', 'Metrics', 'Instrument', 'inline_rows',
+           'INLINE_BUDGET_S', 'INLINE_MAX_ROWS', 'SERVE_ENV', 'ServeConfig', 'Problem', 'check_rows', 'column_kinds',
+           'RecordCodec', 'V2Input', 'V2Request', 'v2_matrix', 'v2_datatype_of', 'Metrics', 'Instrument', 'inline_rows',
            'ModelService', 'get_app', 'app_from_env', 'serve']
 
 # %% ../nbs/14_serve.ipynb #a14e0006
@@ -62,6 +62,10 @@ def _json(d, status:int=200)->Response:
     return Response(orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json")
 
 MAX_LISTED = 20  # problems listed in one answer; the rest are counted
+
+def check_rows(n:int, limit:int):
+    "413 for a batch over the row limit"
+    if n > limit: raise Problem(413, f"{n} records is over the limit of {limit} per request; split the batch (or raise --max-rows)")
 
 def _kind_of(v)->str:
     return {bool: "a boolean", str: "a string", type(None): "null", list: "a list", dict: "an object"}.get(type(v), "a number")
@@ -113,14 +117,15 @@ class RecordCodec:
         try: recs = self._decoder.decode(body).records
         except (msgspec.ValidationError, msgspec.DecodeError) as e: raise self.problem(body, e) from None
         if not recs: raise Problem(422, [dict(loc=["body", "records"], msg="send at least one record")])
-        if len(recs) > self.max_rows: raise Problem(413, f"{len(recs)} records is over the limit of {self.max_rows} per request; split the batch (or raise --max-rows)")
+        check_rows(len(recs), self.max_rows)
         return recs
 
     def problem(self, body:bytes, err:Exception)->Problem:
         "Every problem of a body the fast path refused (the slow path: Python's json, field by field); the first `MAX_LISTED` named, the rest counted"
         doc = _parse_slow(body)
-        if isinstance(doc, dict) and isinstance(doc.get("records"), list) and len(doc["records"]) > self.max_rows:
-            return Problem(413, f"{len(doc['records'])} records is over the limit of {self.max_rows} per request; split the batch (or raise --max-rows)")
+        if isinstance(doc, dict) and isinstance(doc.get("records"), list):
+            try: check_rows(len(doc["records"]), self.max_rows)
+            except Problem as p: return p
         found = self._problems(doc)
         listed = list(itertools.islice(found, MAX_LISTED))
         more = sum(1 for _ in found)
@@ -232,7 +237,7 @@ def v2_matrix(req:V2Request, codec:RecordCodec)->np.ndarray:
         if len(inp.shape) != 2 or inp.shape[1] != len(cols) or inp.datatype not in V2_NUMERIC:
             raise Problem(422, f"inputs[0] ({inp.name!r}): send a numeric tensor of shape [N, {len(cols)}], or one tensor per column")
         n = inp.shape[0]
-        if n > codec.max_rows: raise Problem(413, f"{n} rows is over the limit of {codec.max_rows} per request; split the batch (or raise --max-rows)")
+        check_rows(n, codec.max_rows)
         return _v2_rows(codec, np.array(_v2_data(inp, 0), dtype=np.float64).reshape(n, len(cols)), {})
     names = [i.name for i in ins]
     missing, extra = [c for c in cols if c not in names], [n for n in names if n not in codec.kinds]
@@ -240,7 +245,7 @@ def v2_matrix(req:V2Request, codec:RecordCodec)->np.ndarray:
         raise Problem(422, "inputs must be the model's columns, each once" + (f"; missing: {', '.join(missing[:10])}" if missing else "")
                       + (f"; unknown: {', '.join(extra[:10])}" if extra else ""))
     n = ins[0].shape[0] if ins[0].shape else -1
-    if n > codec.max_rows: raise Problem(413, f"{n} rows is over the limit of {codec.max_rows} per request; split the batch (or raise --max-rows)")
+    check_rows(n, codec.max_rows)
     vals = {}
     for i, inp in enumerate(ins):
         if inp.shape not in ([n], [n, 1]): raise Problem(422, f"inputs[{i}] ({inp.name!r}): shape {inp.shape} must be [N] or [N, 1], N the same for every input")
@@ -458,6 +463,7 @@ def get_app(
                               f"Limits: {cfg.max_body_mb:g} MB per body, {cfg.max_rows:,} records per request, {cfg.timeout_s:g} s per prediction.")
     app.state.service = svc
     example = codec.example(svc.model.schema)
+    def unknown(name): return f"no model {name!r} here; this server serves {svc.name!r}"
     Name = fastapi.Path(description="The model's name (GET /v2/models/{name} answers only for it)", json_schema_extra={"enum": [svc.name]})
     body_schema = codec.json_schema(svc.model.schema)
 
@@ -477,7 +483,7 @@ def get_app(
     async def infer(request:Request, name:str=Name):
         "Inference in the Open Inference Protocol: one tensor per column, or one [N, columns] tensor"
         try:
-            if name != svc.name: raise Problem(404, f"no model {name!r} here; this server serves {svc.name!r}")
+            if name != svc.name: raise Problem(404, unknown(name))
             if not svc.ready: raise Problem(503, "the model is not ready yet; retry shortly")
             body = await _read_body(request, cfg.max_body)
             try: req = _v2_decoder.decode(body)
@@ -488,11 +494,11 @@ def get_app(
 
     @app.get("/v2/models/{name}", summary="KServe V2 model metadata")
     async def v2_model(name:str=Name):
-        return _json(svc.v2_metadata()) if name == svc.name else _json(dict(error=f"no model {name!r} here; this server serves {svc.name!r}"), 404)
+        return _json(svc.v2_metadata()) if name == svc.name else _json(dict(error=unknown(name)), 404)
 
     @app.get("/v2/models/{name}/ready", summary="KServe V2 model readiness")
     async def v2_model_ready(name:str=Name):
-        if name != svc.name: return _json(dict(error=f"no model {name!r} here; this server serves {svc.name!r}"), 404)
+        if name != svc.name: return _json(dict(error=unknown(name)), 404)
         return _json(dict(name=svc.name, ready=svc.ready), 200 if svc.ready else 503)
 
     @app.get("/v2", summary="KServe V2 server metadata")
