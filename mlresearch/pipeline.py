@@ -18,12 +18,12 @@ from .data import ensure_dataset
 from .evaluation import classification_metrics, regression_metrics
 from .models import MODELS, CNNConfig, MLPConfig, build_model
 from .training import Trainer, TrainConfig
-from .preprocessing import Prepared, prepare, transform_from_dict
+from .preprocessing import ImageTransform, Prepared, prepare, transform_from_dict
 
 # %% auto #0
 __all__ = ['log', 'TORCH_MODELS', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'SKOPS_ALLOWED', 'MODEL_FILES', 'MODEL_KINDS', 'fit',
            'skops_bytes', 'skops_types', 'linear_scorer', 'TorchModel', 'SklearnModel', 'feature_schema', 'save_model',
-           'LoadedModel', 'load_model', 'TrainResult', 'save_predictions', 'evaluate', 'train']
+           'LoadedModel', 'column_kinds', 'load_model', 'TrainResult', 'save_predictions', 'evaluate', 'train']
 
 # %% ../nbs/08_pipeline.ipynb #3c59f5d9
 log = get_logger("pipeline")
@@ -253,6 +253,12 @@ class LoadedModel:
         "Class labels (as in the training data) or values for the rows of `df`"
         out, _ = self.predict_features(self.transform.transform(df))
         return np.asarray(self.classes, dtype=object)[out] if self.task == "classification" else out
+
+def column_kinds(m:LoadedModel)->dict:
+    "Each input column's kind, in the model's column order: `pixel` (a number), `number` (or missing), `category` (text or missing) or `flag` (a boolean or missing)"
+    t = m.transform
+    if isinstance(t, ImageTransform): return {c: "pixel" for c in t.columns}
+    return {**{c: "number" for c in t.numeric}, **{c: "flag" if d["dtype"] == "bool" else "category" for c, d in t.categorical.items()}}
 
 MODEL_FILES = ("config.json", "preprocessing.json", "schema.json")  # besides the weights that config.json names
 MODEL_KINDS = {"torch": TorchModel, "sklearn": SklearnModel}

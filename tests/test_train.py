@@ -72,5 +72,5 @@ def test_a_tampered_skops_file_is_refused(root, tmp_path):
     f = res.folder/"model.skops"
     f.chmod(0o644)
     skops.io.dump({"model": res.model.est, "extra": pd.Timestamp("2020-01-01")}, f)
-    with pytest.raises(Exception, match="outside scikit-learn"):
+    with pytest.raises(Exception, match="outside mlresearch.s allow-list"):
         SklearnModel.load(res.folder, {"name": "logreg", "weights": "model.skops"}, "classification")
