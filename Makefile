@@ -17,7 +17,7 @@ MODEL ?= cnn
 export MLRESEARCH_ROOT := $(CURDIR)
 unexport MLRESEARCH_RUN_DIR
 
-.PHONY: help run test lint docs lab serve clean-venv
+.PHONY: help run test lint docs lab serve predict clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +58,10 @@ docs: $(VENV)/.dev-installed ## the Quarto site in _docs/ (up to the render wher
 serve: $(VENV)/.installed ## serve a deliver run's model: make serve RUN=digits-cnn [PORT=8000 WORKERS=1]
 	@test -n "$(RUN)" || { echo "error: name the run to serve: make serve RUN=<run name or folder> (mlresearch runs lists them)" >&2; exit 2; }
 	$(BIN)/mlresearch serve "$(RUN)" --port $(or $(PORT),8000) --workers $(or $(WORKERS),1)
+
+predict: $(VENV)/.installed ## score a CSV or Parquet file with a run's model: make predict RUN=digits-cnn INPUT=rows.csv [OUTPUT=preds.csv]
+	@test -n "$(RUN)" -a -n "$(INPUT)" || { echo "error: name the run and the file: make predict RUN=<run> INPUT=<file.csv|.parquet> [OUTPUT=<file>]" >&2; exit 2; }
+	$(BIN)/mlresearch predict "$(RUN)" "$(INPUT)" --output "$(or $(OUTPUT),$(basename $(INPUT)).predictions.csv)"
 
 lab: $(VENV)/.dev-installed ## JupyterLab on this project
 	$(BIN)/jupyter lab

@@ -7,7 +7,7 @@ Docs: https://mlresearch.github.io/mlresearch/cli.html.md"""
 # %% auto #0
 __all__ = ['app', 'data_app', 'runs_app', 'friendly', 'data_acquire', 'data_list', 'data_verify', 'eda', 'train_cmd',
            'deliver_cmd', 'runs_cmd', 'runs_verify', 'runs_reproduce', 'runs_compare', 'sweep_cmd', 'serve_cmd',
-           'develop_cmd', 'check', 'docs', 'main']
+           'predict_cmd', 'develop_cmd', 'check', 'docs', 'main']
 
 # %% ../nbs/20_cli.ipynb #a4881825
 import functools, logging, os, shlex, shutil, subprocess, sys, traceback
@@ -301,6 +301,21 @@ def serve_cmd(
     from mlresearch.serve import ServeConfig, serve
     serve(run, ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model),
           host=host, port=port, workers=workers, access_log=access_log)
+
+# %% ../nbs/20_cli.ipynb #c20e0005
+@app.command("predict")
+@friendly
+def predict_cmd(
+    run:str=typer.Argument(..., help="A deliver run: its name (the newest run of that name), folder name or path"),
+    input:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns"),
+    output:Path=typer.Option(..., "--output", "-o", help="Where the predictions go: .csv or .parquet (replaced atomically)"),
+    chunk_rows:int=typer.Option(50_000, "--chunk-rows", help="Rows read, scored and written at a time"),
+    model:Optional[str]=typer.Option(None, "--model", help="The model folder in the run's artifacts, where it saved several"),
+):
+    "Score INPUT with RUN's model into --output, with a record of the run, the model and the input beside it"
+    from mlresearch.batch import predict_file, sidecar
+    rec = predict_file(run, input, output, chunk_rows=chunk_rows, model=model)
+    typer.echo(f"{rec['rows']} rows scored by {rec['run']} -> {output} (record: {sidecar(output)})")
 
 # %% ../nbs/20_cli.ipynb #3144d599
 @app.command("develop")

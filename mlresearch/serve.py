@@ -18,12 +18,13 @@ from fastapi.responses import HTMLResponse, Response
 from .config import ConfigError, environ, get_logger
 from .deliver import METRICS, PARAMS, PROVENANCE, package_versions, read_checksums
 from .preprocessing import ImageTransform
+from .pipeline import column_kinds
 from .runs import load_run_model
 
 # %% auto #0
 __all__ = ['log', 'SERVING_PACKAGES', 'MAX_LISTED', 'V2_NUMERIC', 'V2_REQUEST_SCHEMA', 'LATENCY_BUCKETS', 'ROW_BUCKETS',
-           'INLINE_BUDGET_S', 'INLINE_MAX_ROWS', 'SERVE_ENV', 'ServeConfig', 'Problem', 'check_rows', 'column_kinds',
-           'RecordCodec', 'V2Input', 'V2Request', 'v2_matrix', 'v2_datatype_of', 'Metrics', 'Instrument', 'inline_rows',
+           'INLINE_BUDGET_S', 'INLINE_MAX_ROWS', 'SERVE_ENV', 'ServeConfig', 'Problem', 'check_rows', 'RecordCodec',
+           'V2Input', 'V2Request', 'v2_matrix', 'v2_datatype_of', 'Metrics', 'Instrument', 'inline_rows',
            'ModelService', 'get_app', 'app_from_env', 'serve']
 
 # %% ../nbs/14_serve.ipynb #a14e0006
@@ -73,12 +74,6 @@ def _kind_of(v)->str:
 # %% ../nbs/14_serve.ipynb #a14e0012
 _TYPES = {"pixel": float, "number": float|None, "category": str|None, "flag": bool|None}
 _EXPECT = {"pixel": "a number", "number": "a number or null", "category": "a string or null", "flag": "true, false or null"}
-
-def column_kinds(m)->dict:
-    "Each input column's kind: `pixel`, `number` (nullable), `category` or `flag`, in the model's column order"
-    t = m.transform
-    if isinstance(t, ImageTransform): return {c: "pixel" for c in t.columns}
-    return {**{c: "number" for c in t.numeric}, **{c: "flag" if d["dtype"] == "bool" else "category" for c, d in t.categorical.items()}}
 
 def _value_problem(kind:str, v)->str|None:
     "What is wrong with `v` for a column of `kind`, or None"

@@ -43,3 +43,21 @@ def train_tiny(out_dir, epochs: int, stop_after: int | None = None, resume: bool
     try: tr.fit(X[:240], y[:240], X[240:], y[240:], resume=resume)
     except KeyboardInterrupt: pass
     return tr
+
+
+@pytest.fixture(scope="session")
+def digits_runs(tmp_path_factory):
+    "A project with two delivered digits models (a short-trained CNN and a logistic regression), the CNN's kept test predictions and their raw rows"
+    import pandas as pd
+    from mlresearch.data import load
+    root = tmp_path_factory.mktemp("digits-runs")/"proj"
+    shutil.copytree(REPO/"research/templates", root/"research/templates")
+    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")
+    env = {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": "tester"}
+    run("mlresearch", "deliver", "train", "--name", "digits-cnn", "-p", "dataset=sklearn:digits", "-p", "model=cnn", "-p", "epochs=4",
+        env=env, check=0)
+    run("mlresearch", "deliver", "train", "--name", "digits-logreg", "-p", "dataset=digits", "-p", "model=logreg", env=env, check=0)
+    runs = {f.name.split("_", 1)[1]: f for f in (root/"research/deliver").iterdir()}
+    kept = pd.read_parquet(runs["digits-cnn"]/"artifacts/test_predictions.parquet")
+    raw = load("digits", root=root)
+    return root, env, runs, kept, raw.iloc[kept["row"]].drop(columns="target")

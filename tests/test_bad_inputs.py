@@ -148,6 +148,14 @@ def cases(tmp):
         (["serve", "done", "--max-body-mb", "-1"], "max_body_mb must be a positive number of megabytes", 1, {}),
         (["serve", "done", "--timeout", "0"], "timeout must be a positive number of seconds", 1, {}),
         (["serve", "done", "--port", "http"], "valid integer", 2, {}),
+        # predict (the run "done" saved no model; the file checks come first)
+        (["predict", "nosuch", f"{t}/ok.csv", "-o", f"{t}/p.csv"], "no deliver run 'nosuch'", 1, {}),
+        (["predict", "done", f"{t}/ok.csv", "-o", f"{t}/p.csv"], "saved no model", 1, {}),
+        (["predict", "done", f"{t}/table.xlsx", "-o", f"{t}/p.csv"], "is not a .csv or .parquet file", 1, {}),
+        (["predict", "done", f"{t}/ok.csv", "-o", f"{t}/p.txt"], "is not a .csv or .parquet file", 1, {}),
+        (["predict", "done", f"{t}/ok.csv", "-o", f"{t}/ok.csv"], "is the input; choose another file", 1, {}),
+        (["predict", "done", f"{t}/ok.csv", "-o", f"{t}/p.csv", "--chunk-rows", "0"], "chunk_rows must be at least 1", 1, {}),
+        (["predict", "done", f"{t}/ok.csv"], "Missing option '--output'", 2, {}),
         # develop
         (["develop", "../x"], "description '../x' must be a short slug", 1, {}),
         (["develop", "My_Notes"], "must be a short slug", 1, {}),

@@ -2,34 +2,22 @@
 input as a 4xx, a real uvicorn process (two workers, 200 concurrent clients, a 50 MB body, SIGTERM with a request in
 flight, metrics added up across workers), a schemathesis run against the app's own OpenAPI schema, and runs that must
 not be served."""
-import concurrent.futures, json, math, os, pickle, shutil, signal, socket, subprocess, sys, threading, time
-from pathlib import Path
+import concurrent.futures, json, pickle, shutil, signal, socket, subprocess, threading, time
 
 import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import BIN, REPO, run
+from conftest import BIN, run
 
-from mlresearch.data import load
 from mlresearch.serve import ServeConfig, get_app
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    "A project with two delivered digits models: a short-trained CNN and a logistic regression"
-    root = tmp_path_factory.mktemp("serve")/"proj"
-    shutil.copytree(REPO/"research/templates", root/"research/templates")
-    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")
-    env = {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": "tester"}
-    run("mlresearch", "deliver", "train", "--name", "digits-cnn", "-p", "dataset=sklearn:digits", "-p", "model=cnn", "-p", "epochs=4",
-        env=env, check=0)
-    run("mlresearch", "deliver", "train", "--name", "digits-logreg", "-p", "dataset=digits", "-p", "model=logreg", env=env, check=0)
-    runs = {f.name.split("_", 1)[1]: f for f in (root/"research/deliver").iterdir()}
-    kept = pd.read_parquet(runs["digits-cnn"]/"artifacts/test_predictions.parquet")
-    raw = load("digits", root=root)
-    return root, env, runs, kept, raw.iloc[kept["row"]].drop(columns="target")
+def served(digits_runs):
+    "The digits CNN and logistic regression runs (conftest's `digits_runs`)"
+    return digits_runs
 
 
 def _client(run, root, **cfg):
