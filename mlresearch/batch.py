@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .config import MLResearchError, atomic_path, atomic_write, get_logger, sha256_file
-from .deliver import package_versions, read_checksums
+from .deliver import package_versions
 from .pipeline import column_kinds
-from .runs import load_run_model
+from .runs import load_run_model, model_checksums
 
 # %% auto #0
 __all__ = ['log', 'FORMATS', 'file_format', 'read_chunks', 'check_chunk', 'predict_file', 'sidecar']
@@ -128,9 +128,7 @@ def predict_file(
             rows, cols = _write(scored(), tmp, out_fmt)
             if rows == 0: raise MLResearchError(f"{input} has no rows to score")
     finally: bar.close()
-    rel = m.folder.relative_to(m.run).as_posix()
-    rec = dict(run=m.run.name, run_folder=str(m.run), model_folder=rel,
-               model_sha256={k[len(rel) + 1:]: v for k, v in read_checksums(m.run).items() if k.startswith(rel + "/")},
+    rec = dict(run=m.run.name, run_folder=str(m.run), model_folder=m.folder.relative_to(m.run).as_posix(), model_sha256=model_checksums(m),
                input=str(input.resolve()), input_sha256=sha256_file(input), rows=rows, output=str(output.resolve()),
                output_sha256=sha256_file(output), columns=cols, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), mlresearch=package_versions(("mlresearch",))["mlresearch"])
     atomic_write(sidecar(output), json.dumps(rec, indent=1) + "\n")

@@ -18,7 +18,7 @@ from .execute import describe_failure, develop_path, find_template, user_id
 # %% auto #0
 __all__ = ['INDEX_COLUMNS', 'STARTER', 'verify_run', 'read_run', 'run_folders', 'runs_index', 'select_runs', 'metric_column',
            'runs_table', 'format_table', 'plot_compare', 'find_run', 'new_develop', 'reproduce', 'compare_runs',
-           'model_folders', 'load_run_model']
+           'model_folders', 'load_run_model', 'model_checksums']
 
 # %% ../nbs/11_runs.ipynb #6772a4a7
 def verify_run(folder:str|Path)->list[dict]:
@@ -266,3 +266,8 @@ def load_run_model(
     m = load_model(found[0])
     m.run = folder
     return m
+
+def model_checksums(m)->dict:
+    "File -> sha256 of a model that `load_run_model` loaded, as its run's `SHA256SUMS` records them (verified when it was loaded)"
+    rel = m.folder.relative_to(m.run).as_posix()
+    return {k[len(rel) + 1:]: v for k, v in read_checksums(m.run).items() if k.startswith(rel + "/")}

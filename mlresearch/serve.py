@@ -16,10 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from .config import ConfigError, environ, get_logger
-from .deliver import METRICS, PARAMS, PROVENANCE, package_versions, read_checksums
+from .deliver import METRICS, PARAMS, PROVENANCE, package_versions
 from .preprocessing import ImageTransform
 from .pipeline import column_kinds
-from .runs import load_run_model
+from .runs import load_run_model, model_checksums
 
 # %% auto #0
 __all__ = ['log', 'SERVING_PACKAGES', 'MAX_LISTED', 'V2_NUMERIC', 'V2_REQUEST_SCHEMA', 'LATENCY_BUCKETS', 'ROW_BUCKETS',
@@ -365,8 +365,9 @@ class ModelService:
             except TimeoutError:
                 self._busy = fut
                 raise Problem(504, f"the prediction took longer than the limit of {self.config.timeout_s:g} s; send fewer records per request (or raise --timeout)") from None
-        if not np.isfinite(probs if probs is not None else out).all():
-            bad = int(np.flatnonzero(~np.isfinite(probs if probs is not None else out).reshape(len(X), -1).all(1))[0])
+        finite = np.isfinite(probs if probs is not None else out).reshape(len(X), -1).all(1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
             raise Problem(422, [dict(loc=["body", "records", bad], msg="the model's output is not finite for this record: its values are far outside what training saw")])
         self.metrics.rows.observe(len(X))
         if self.classes is not None:
@@ -383,10 +384,9 @@ class ModelService:
         "The run behind the service: its name and folder, model files' sha256, commit, template, parameters, metrics, packages, schema"
         import tomllib
         prov = json.loads((self.run/PROVENANCE).read_text())
-        rel = self.model.folder.relative_to(self.run).as_posix()
-        return dict(name=self.name, run=self.run.name, run_folder=str(self.run), model_folder=rel, task=self.model.task,
+        return dict(name=self.name, run=self.run.name, run_folder=str(self.run), model_folder=self.model.folder.relative_to(self.run).as_posix(), task=self.model.task,
                     classes=self.model.classes, model_kind=self.model.config["model"]["kind"], model=self.model.config["model"]["name"],
-                    files={k[len(rel) + 1:]: v for k, v in read_checksums(self.run).items() if k.startswith(rel + "/")},
+                    files=model_checksums(self.model),
                     git=prov.get("git"), template=prov.get("template"), template_sha256=prov.get("template_sha256"),
                     params=tomllib.loads((self.run/PARAMS).read_text()), metrics=json.loads((self.run/METRICS).read_text()),
                     trained_with=prov.get("packages"), serving_with=package_versions(("mlresearch", "numpy", "torch", "scikit-learn", *SERVING_PACKAGES)),
