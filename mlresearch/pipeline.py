@@ -14,16 +14,17 @@ import pandas as pd
 
 from .baselines import baseline_names, fit_baseline
 from .config import ConfigError, MLResearchError, atomic_path, first_line, get_device, get_logger, note_run, resolve_config, seed_everything
-from .data import ensure_dataset
+from .data import ensure_dataset, load
 from .evaluation import classification_metrics, regression_metrics
 from .models import MODELS, CNNConfig, MLPConfig, build_model
 from .training import Trainer, TrainConfig
 from .preprocessing import ImageTransform, Prepared, prepare, transform_from_dict
 
 # %% auto #0
-__all__ = ['log', 'TORCH_MODELS', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'SKOPS_ALLOWED', 'MODEL_FILES', 'MODEL_KINDS', 'fit',
-           'skops_bytes', 'skops_types', 'linear_scorer', 'TorchModel', 'SklearnModel', 'feature_schema', 'save_model',
-           'LoadedModel', 'column_kinds', 'load_model', 'TrainResult', 'save_predictions', 'evaluate', 'train']
+__all__ = ['log', 'TORCH_MODELS', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'SKOPS_ALLOWED', 'REFERENCE_FILE', 'REFERENCE_ROWS',
+           'MODEL_FILES', 'MODEL_KINDS', 'fit', 'skops_bytes', 'skops_types', 'linear_scorer', 'TorchModel',
+           'SklearnModel', 'feature_schema', 'reference_sample', 'save_model', 'LoadedModel', 'column_kinds',
+           'load_model', 'TrainResult', 'save_predictions', 'evaluate', 'train']
 
 # %% ../nbs/08_pipeline.ipynb #3c59f5d9
 log = get_logger("pipeline")
@@ -211,8 +212,16 @@ def feature_schema(p:Prepared, raw_columns:dict)->dict:
         for c, d in t["categorical"].items(): cols[c] = dict(dtype=d["dtype"], categories=d["categories"])
     return dict(target=p.meta["target"], task=p.task, classes=p.classes, columns=cols)
 
-def save_model(model, p:Prepared, params:dict, metrics:dict, folder:str|Path, raw_columns:dict|None=None)->Path:
-    "Write the model folder atomically; refuse to replace an existing one"
+REFERENCE_FILE, REFERENCE_ROWS = "reference.parquet", 1000  # the training sample drift is measured against, and its most rows
+
+def reference_sample(df:pd.DataFrame, n:int=REFERENCE_ROWS, seed:int=0)->pd.DataFrame:
+    "At most `n` rows of `df`, drawn without replacement by `seed`, in their original order"
+    if len(df) > n: df = df.iloc[np.sort(np.random.default_rng(seed).choice(len(df), n, replace=False))]
+    return df.reset_index(drop=True)
+
+def save_model(model, p:Prepared, params:dict, metrics:dict, folder:str|Path, raw_columns:dict|None=None,
+               reference:pd.DataFrame|None=None)->Path:
+    "Write the model folder atomically, with the training rows `reference` for drift checks; refuse to replace an existing one"
     folder = Path(folder)
     if folder.exists(): raise MLResearchError(f"{folder} already exists; choose another output folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +232,7 @@ def save_model(model, p:Prepared, params:dict, metrics:dict, folder:str|Path, ra
                  "config.json": dict(model=weights, task=p.task, classes=p.classes, target=p.meta["target"], params=params,
                                      data={k: p.meta[k] for k in ("dataset", "version", "raw_sha256", "sizes")}, metrics=metrics)}
         for name, d in files.items(): (tmp/name).write_text(json.dumps(d, indent=1, default=str) + "\n")
+        if reference is not None: reference[p.transform.columns].to_parquet(tmp/REFERENCE_FILE, index=False)
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
@@ -244,6 +254,11 @@ class LoadedModel:
         if self.task != "classification": raise MLResearchError("predict_proba needs a classification model")
         return self.model.scores(self.transform.transform(df))
 
+    def reference(self)->pd.DataFrame|None:
+        "The training rows saved for drift checks; `None` for a model saved before mlresearch kept them"
+        f = self.folder/REFERENCE_FILE
+        return pd.read_parquet(f) if f.is_file() else None
+
     def predict_features(self, X:np.ndarray)->tuple[np.ndarray, np.ndarray|None]:
         "Class indices into `classes` and probabilities, or values and `None`, for features `X` as `transform` makes them"
         s = self.model.scores(X)
@@ -260,7 +275,7 @@ def column_kinds(m:LoadedModel)->dict:
     if isinstance(t, ImageTransform): return {c: "pixel" for c in t.columns}
     return {**{c: "number" for c in t.numeric}, **{c: "flag" if d["dtype"] == "bool" else "category" for c, d in t.categorical.items()}}
 
-MODEL_FILES = ("config.json", "preprocessing.json", "schema.json")  # besides the weights that config.json names
+MODEL_FILES = ("config.json", "preprocessing.json", "schema.json", REFERENCE_FILE)  # besides the weights that config.json names
 MODEL_KINDS = {"torch": TorchModel, "sklearn": SklearnModel}
 
 def load_model(folder:str|Path)->LoadedModel:
@@ -322,5 +337,8 @@ def train(
         model, history = fit(p, params, ckpt)
     metrics = evaluate(model, p)
     log.info("%s on %s: %s", params["model"], entry["name"], metrics)
-    folder = save_model(model, p, params, metrics, out, entry["columns"]) if out else None
+    if out:
+        ref = reference_sample(load(entry["name"], entry["version"], root=root).iloc[p.rows["train"]], seed=params["seed"])
+        folder = save_model(model, p, params, metrics, out, entry["columns"], ref)
+    else: folder = None
     return TrainResult(params, metrics, history, p, model, folder)
