@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/drift.html.md"""
 
 # %% ../nbs/16_drift.ipynb #a16d0003
 from __future__ import annotations
-import dataclasses, json
+import collections, dataclasses, json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from .runs import load_run_model
 # %% auto #0
 __all__ = ['P_VALUE', 'PSI_WATCH', 'PSI_ALERT', 'DATASET_SHARE', 'PSI_BINS', 'CATEGORICAL_MAX_UNIQUE', 'MISSING', 'psi',
            'psi_level', 'numeric_drift', 'categorical_drift', 'DriftReport', 'drift_report', 'plot_drift',
-           'sample_file', 'unavailable', 'monitor', 'write_report']
+           'sample_file', 'unavailable', 'monitor', 'write_report', 'DriftWindow']
 
 # %% ../nbs/16_drift.ipynb #a16d0006
 P_VALUE = 0.05                  # a feature drifted when its test's p-value is below this
@@ -202,3 +202,29 @@ def write_report(report:DriftReport, folder:str|Path, reference:pd.DataFrame, cu
     fig = plot_drift(report, reference, current)
     with atomic_path(folder/"drift.png") as tmp: fig.savefig(tmp, format="png", dpi=110)
     return folder
+
+# %% ../nbs/16_drift.ipynb #a16d0024
+class DriftWindow:
+    "The raw values of the last `size` rows a service answered"
+    def __init__(self, columns:list, size:int):
+        self.columns, self.size, self.rows = list(columns), size, 0
+        self._parts = collections.deque()  # (numbers N x k, the other columns by name), oldest first
+
+    def add(self, num:np.ndarray, cat:dict):
+        "Keep one request's values: its numbers (the first columns) and its text and flag columns"
+        if not self.size: return
+        if len(num) > self.size: num, cat = num[-self.size:], {c: v[-self.size:] for c, v in cat.items()}
+        self._parts.append((num, cat))
+        self.rows += len(num)
+        while self.rows - len(self._parts[0][0]) >= self.size: self.rows -= len(self._parts.popleft()[0])
+
+    def snapshot(self)->list: return list(self._parts)
+
+    def frame(self, parts:list|None=None)->pd.DataFrame:
+        "The last `size` rows as a DataFrame of the model's columns"
+        parts = self.snapshot() if parts is None else parts
+        if not parts: return pd.DataFrame(columns=self.columns)
+        num = np.concatenate([p[0] for p in parts])
+        df = pd.DataFrame(num, columns=self.columns[:num.shape[1]])
+        for c in self.columns[num.shape[1]:]: df[c] = np.concatenate([p[1][c] for p in parts])
+        return df.iloc[-self.size:].reset_index(drop=True)

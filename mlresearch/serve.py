@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from .config import ConfigError, environ, get_logger
+from .drift import DriftWindow, drift_report, unavailable
 from .deliver import METRICS, PARAMS, PROVENANCE, package_versions
 from .preprocessing import ImageTransform
 from .pipeline import column_kinds
@@ -24,7 +25,7 @@ from .runs import load_run_model, model_checksums
 # %% auto #0
 __all__ = ['log', 'SERVING_PACKAGES', 'MAX_LISTED', 'V2_NUMERIC', 'V2_REQUEST_SCHEMA', 'LATENCY_BUCKETS', 'ROW_BUCKETS',
            'INLINE_BUDGET_S', 'INLINE_MAX_ROWS', 'SERVE_ENV', 'ServeConfig', 'Problem', 'check_rows', 'RecordCodec',
-           'V2Input', 'V2Request', 'v2_matrix', 'v2_datatype_of', 'Metrics', 'Instrument', 'inline_rows',
+           'V2Input', 'V2Request', 'v2_values', 'v2_matrix', 'v2_datatype_of', 'Metrics', 'Instrument', 'inline_rows',
            'ModelService', 'get_app', 'app_from_env', 'serve']
 
 # %% ../nbs/14_serve.ipynb #a14e0006
@@ -40,12 +41,14 @@ class ServeConfig:
     name: str|None = None       # the model's name in the V2 routes; the run's name by default
     model: str|None = None      # the model folder in the run's artifacts, where a run saved several
     threads: int = 0            # PyTorch CPU threads; 0: its default
+    drift_window: int = 1000    # recent rows `GET /monitoring/drift` compares with the training rows (per worker); 0: off
 
     def __post_init__(self):
         if not (self.max_body_mb > 0 and math.isfinite(self.max_body_mb)): raise ConfigError(f"max_body_mb must be a positive number of megabytes, not {self.max_body_mb}")
         if self.max_rows < 1: raise ConfigError(f"max_rows must be at least 1, not {self.max_rows}")
         if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)): raise ConfigError(f"timeout must be a positive number of seconds, not {self.timeout_s}")
         if self.threads < 0: raise ConfigError(f"threads must be 0 (PyTorch's default) or more, not {self.threads}")
+        if self.drift_window < 0: raise ConfigError(f"drift_window must be 0 (off) or a number of rows, not {self.drift_window}")
 
     @property
     def max_body(self)->int: return int(self.max_body_mb * 1_000_000)
@@ -145,13 +148,21 @@ class RecordCodec:
                     if c not in self.kinds: yield dict(loc=["body", "records", i, c], msg="unknown column; the model was not trained on it")
                     elif p := _value_problem(self.kinds[c], v): yield dict(loc=["body", "records", i, c], msg=p)
 
+    def values(self, recs:list)->tuple[np.ndarray, dict]:
+        "The raw values of decoded records: the numbers as an N x columns float array (NaN: missing), and text and flag columns by name"
+        rows = map(msgspec.structs.astuple, recs)
+        if self.image: return np.fromiter(itertools.chain.from_iterable(rows), np.float64, len(recs) * len(self.columns)).reshape(len(recs), -1), {}
+        if not self.mixed: return np.array(list(rows), dtype=np.float64).reshape(len(recs), -1), {}
+        a = np.array(list(rows), dtype=object)
+        return a[:, :self.n_num].astype(np.float64), {c: a[:, j] for j, c in enumerate(self.columns) if j >= self.n_num}
+
+    def encode(self, num:np.ndarray, cat:dict)->np.ndarray:
+        "The feature matrix of raw values"
+        return self.transform.encode(num) if self.image else self.transform.encode(num, cat)
+
     def matrix(self, recs:list)->np.ndarray:
         "The feature matrix of decoded records"
-        rows = map(msgspec.structs.astuple, recs)
-        if self.image: return self.transform.encode(np.fromiter(itertools.chain.from_iterable(rows), np.float64, len(recs) * len(self.columns)).reshape(len(recs), -1))
-        if not self.mixed: return self.transform.encode(np.array(list(rows), dtype=np.float64).reshape(len(recs), -1))
-        a = np.array(list(rows), dtype=object)
-        return self.transform.encode(a[:, :self.n_num].astype(np.float64), {c: a[:, j] for j, c in enumerate(self.columns) if j >= self.n_num})
+        return self.encode(*self.values(recs))
 
     def json_schema(self, schema:dict)->dict:
         "The JSON Schema of a request body: the model's columns, each with its type and what training saw of it"
@@ -222,8 +233,8 @@ def _v2_data(inp:V2Input, i:int)->list:
     if len(vals) != math.prod(inp.shape): raise Problem(422, f"{where}: {len(vals)} values do not fill shape {inp.shape} ({math.prod(inp.shape)} values)")
     return vals
 
-def v2_matrix(req:V2Request, codec:RecordCodec)->np.ndarray:
-    "The feature matrix of a V2 request: one tensor per column, or one N x columns tensor"
+def v2_values(req:V2Request, codec:RecordCodec)->tuple[np.ndarray, dict]:
+    "The raw values of a V2 request (as `RecordCodec.values` gives them): one tensor per column, or one N x columns tensor"
     cols, ins = codec.columns, req.inputs
     if not ins: raise Problem(422, "inputs is empty; send one tensor per column, or one [N, columns] tensor")
     if len(ins) == 1 and ins[0].name not in codec.kinds and len(cols) > 1:
@@ -252,9 +263,13 @@ def v2_matrix(req:V2Request, codec:RecordCodec)->np.ndarray:
     num = np.array([vals[c] for c in cols[:len(cols) if codec.image else codec.n_num]], dtype=np.float64).T.reshape(n, -1)
     return _v2_rows(codec, num, {c: np.array(vals[c], dtype=object) for c in cols[codec.n_num:]} if codec.mixed else {})
 
-def _v2_rows(codec:RecordCodec, num:np.ndarray, cat:dict)->np.ndarray:
+def _v2_rows(codec:RecordCodec, num:np.ndarray, cat:dict)->tuple[np.ndarray, dict]:
     if not np.isfinite(num).all(): raise Problem(422, "inputs hold a value that is not a finite number")
-    return codec.transform.encode(num) if codec.image else codec.transform.encode(num, cat)
+    return num, cat
+
+def v2_matrix(req:V2Request, codec:RecordCodec)->np.ndarray:
+    "The feature matrix of a V2 request"
+    return codec.encode(*v2_values(req, codec))
 
 def v2_datatype_of(arr:np.ndarray)->str:
     return {"f": "FP64" if arr.dtype == np.float64 else "FP32", "i": "INT64", "u": "UINT64", "b": "BOOL"}.get(arr.dtype.kind, "BYTES")
@@ -329,6 +344,7 @@ class ModelService:
         self.codec = RecordCodec(self.model, self.config.max_rows)
         self.classes = np.asarray(self.model.classes, dtype=object) if self.model.task == "classification" else None
         self.metrics = Metrics()
+        self.window, self._reference = DriftWindow(self.codec.columns, self.config.drift_window), None
         self.ready, self._busy, self._pool, self.inline_rows = False, None, None, 0
 
     def _example(self, n:int)->np.ndarray:
@@ -374,6 +390,23 @@ class ModelService:
             for k, n in enumerate(np.bincount(out, minlength=len(self.classes))):
                 if n: self.metrics.predictions.labels(str(self.classes[k])).inc(int(n))
         return out, probs
+
+    async def respond(self, num:np.ndarray, cat:dict)->tuple[np.ndarray, np.ndarray|None]:
+        "Predict for raw values, and keep them in the drift window once the model has answered"
+        res = await self.predict(self.codec.encode(num, cat))
+        self.window.add(num, cat)
+        return res
+
+    async def drift(self)->dict:
+        "The drift of the rows in the window against the model's training rows, as `GET /monitoring/drift` answers it"
+        about = dict(run=self.run.name, window=dict(size=self.config.drift_window, rows=self.window.rows, worker_pid=os.getpid()))
+        if (why := unavailable(self.model)) is not None: return dict(about, available=False, reason=why)
+        if not self.config.drift_window: return dict(about, available=False, reason="drift monitoring is off (--drift-window 0)")
+        parts = self.window.snapshot()  # on the event loop's thread, where rows are added
+        if not parts: return dict(about, available=True, reason="no request answered yet", dataset_drifted=False, features=[])
+        if self._reference is None: self._reference = self.model.reference()
+        rep = await asyncio.to_thread(lambda: drift_report(self._reference, self.window.frame(parts), self.codec.kinds))
+        return dict(about, available=True, summary=rep.summary(), **rep.to_dict())
 
     def answer(self, out:np.ndarray, probs:np.ndarray|None)->dict:
         "The `/predict` answer: predictions in the training labels' own type"
@@ -469,7 +502,7 @@ def get_app(
         try:
             if not svc.ready: raise Problem(503, "the model is not ready yet; retry shortly")
             recs = codec.decode(await _read_body(request, cfg.max_body))
-            return _json(svc.answer(*await svc.predict(codec.matrix(recs))))
+            return _json(svc.answer(*await svc.respond(*codec.values(recs))))
         except Problem as p: return _json(dict(detail=p.detail), p.status)
 
     @app.post("/v2/models/{name}/infer", summary="KServe V2 inference", responses=_problem_responses(v2=True), openapi_extra={"requestBody": {
@@ -484,7 +517,7 @@ def get_app(
             try: req = _v2_decoder.decode(body)
             except msgspec.DecodeError: _parse_slow(body); raise Problem(422, "the body holds a value JSON cannot carry (NaN or Infinity)") from None
             except msgspec.ValidationError as e: raise Problem(422, f"not a V2 inference request: {e}") from None
-            return _json(svc.v2_answer(req, *await svc.predict(v2_matrix(req, codec))))
+            return _json(svc.v2_answer(req, *await svc.respond(*v2_values(req, codec))))
         except Problem as p: return _json(dict(error=str(p)), p.status)
 
     @app.get("/v2/models/{name}", summary="KServe V2 model metadata")
@@ -509,6 +542,11 @@ def get_app(
 
     @app.get("/metadata", summary="The run behind the model")
     async def metadata(): return _json(svc.metadata())
+
+    @app.get("/monitoring/drift", summary="Drift of recent requests against the training rows")
+    async def drift():
+        "Per feature, the recent rows (the last `--drift-window` this worker answered) against the training rows saved with the model: test, adjusted p-value, PSI, and whether it drifted; the dataset drifted when half its features did"
+        return _json(await svc.drift())
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics():
