@@ -17,7 +17,7 @@ MODEL ?= cnn
 export MLRESEARCH_ROOT := $(CURDIR)
 unexport MLRESEARCH_RUN_DIR
 
-.PHONY: help run test lint docs lab serve predict clean-venv
+.PHONY: help run test lint docs lab serve predict evaluate monitor export clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,6 +62,18 @@ serve: $(VENV)/.installed ## serve a deliver run's model: make serve RUN=digits-
 predict: $(VENV)/.installed ## score a CSV or Parquet file with a run's model: make predict RUN=digits-cnn INPUT=rows.csv [OUTPUT=preds.csv]
 	@test -n "$(RUN)" -a -n "$(INPUT)" || { echo "error: name the run and the file: make predict RUN=<run> INPUT=<file.csv|.parquet> [OUTPUT=<file>]" >&2; exit 2; }
 	$(BIN)/mlresearch predict "$(RUN)" "$(INPUT)" --output "$(or $(OUTPUT),$(basename $(INPUT)).predictions.csv)"
+
+evaluate: $(VENV)/.installed ## a run's model on labelled data, as a deliver run: make evaluate RUN=digits-cnn DATASET=new.csv
+	@test -n "$(RUN)" -a -n "$(DATASET)" || { echo "error: name the run and the data: make evaluate RUN=<run> DATASET=<name, file or spec>" >&2; exit 2; }
+	$(BIN)/mlresearch evaluate "$(RUN)" --dataset "$(DATASET)"
+
+monitor: $(VENV)/.installed ## drift of a file against a run's training rows (exit 2 on drift): make monitor RUN=digits-cnn DATA=new.csv
+	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "error: name the run and the file: make monitor RUN=<run> DATA=<file.csv|.parquet>" >&2; exit 2; }
+	$(BIN)/mlresearch monitor "$(RUN)" "$(DATA)"
+
+export: $(VENV)/.dev-installed ## a run's model as ONNX in research/exports/: make export RUN=digits-cnn
+	@test -n "$(RUN)" || { echo "error: name the run to export: make export RUN=<run name or folder>" >&2; exit 2; }
+	$(BIN)/mlresearch export "$(RUN)" --format onnx
 
 lab: $(VENV)/.dev-installed ## JupyterLab on this project
 	$(BIN)/jupyter lab

@@ -18,7 +18,7 @@ from .pipeline import column_kinds
 from .runs import load_run_model, model_checksums
 
 # %% auto #0
-__all__ = ['log', 'FORMATS', 'file_format', 'read_chunks', 'check_chunk', 'predict_file', 'sidecar']
+__all__ = ['log', 'FORMATS', 'file_format', 'read_chunks', 'check_chunk', 'predict_file', 'sidecar', 'labelled']
 
 # %% ../nbs/15_batch.ipynb #a15b0006
 log = get_logger("batch")
@@ -138,3 +138,23 @@ def predict_file(
 def sidecar(output:str|Path)->Path:
     "The record beside an output file: `preds.csv` -> `preds.csv.json`"
     return Path(f"{output}.json")
+
+# %% ../nbs/15_batch.ipynb #a15b0021
+def labelled(m, df:pd.DataFrame, target:str, where)->tuple[pd.DataFrame, np.ndarray]:
+    "The model's columns of `df`, checked, and its `target` as class codes (classification) or values"
+    if target not in df.columns: raise MLResearchError(f"{where} has no target column {target!r}; name the target with -p target=COLUMN")
+    kinds = column_kinds(m)
+    _missing_columns(df.columns, kinds, where)
+    X = check_chunk(df[list(kinds)].reset_index(drop=True), kinds, 1, where)
+    y = df[target].reset_index(drop=True)
+    if y.isna().any(): raise MLResearchError(f"{where}: row {int(np.flatnonzero(y.isna().to_numpy())[0]) + 1} has no {target!r}; drop unlabelled rows first")
+    if m.task != "classification":
+        v = pd.to_numeric(y, errors="coerce")
+        if v.isna().any(): raise MLResearchError(f"{where}: row {int(np.flatnonzero(v.isna().to_numpy())[0]) + 1} column {target!r} is not a number; the model predicts numbers")
+        return X, v.to_numpy(np.float64)
+    codes = y.map({c: i for i, c in enumerate(m.classes)})
+    if codes.isna().any():
+        unseen = sorted(set(y[codes.isna()].astype(str)))
+        raise MLResearchError(f"{where}: {target!r} holds label(s) the model never saw: {', '.join(unseen[:5])}{' ...' if len(unseen) > 5 else ''}; "
+                              f"it knows {', '.join(map(str, m.classes[:10]))}")
+    return X, codes.to_numpy(np.int64)

@@ -7,7 +7,7 @@ Docs: https://mlresearch.github.io/mlresearch/cli.html.md"""
 # %% auto #0
 __all__ = ['app', 'data_app', 'runs_app', 'friendly', 'data_acquire', 'data_list', 'data_verify', 'eda', 'train_cmd',
            'deliver_cmd', 'runs_cmd', 'runs_verify', 'runs_reproduce', 'runs_compare', 'sweep_cmd', 'serve_cmd',
-           'predict_cmd', 'develop_cmd', 'check', 'docs', 'main']
+           'predict_cmd', 'evaluate_cmd', 'monitor_cmd', 'export_cmd', 'develop_cmd', 'check', 'docs', 'main']
 
 # %% ../nbs/20_cli.ipynb #a4881825
 import functools, logging, os, shlex, shutil, subprocess, sys, traceback
@@ -142,6 +142,14 @@ def train_cmd(
 def _metrics_line(metrics:dict)->str:
     return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items() if not isinstance(v, (list, dict)))
 
+def _deliver_or_exit(*args, **kwargs)->Path:
+    "`deliver`, reporting a run that did not succeed in one line with its exit status"
+    from mlresearch.deliver import RunError, deliver
+    try: return deliver(*args, command=shlex.join(["mlresearch", *sys.argv[1:]]), on_start=lambda f: typer.echo(f"run: {f}"), **kwargs)
+    except RunError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
 @app.command("deliver")
 @friendly
 def deliver_cmd(
@@ -154,12 +162,8 @@ def deliver_cmd(
 ):
     "Execute TEMPLATE as an immutable deliver run"
     import json
-    from mlresearch.deliver import METRICS, RunError, deliver
-    try: run = deliver(template, name, config, param, auto_suffix=auto_suffix, timeout=timeout,
-                       command=shlex.join(["mlresearch", *sys.argv[1:]]), on_start=lambda f: typer.echo(f"run: {f}"))
-    except RunError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
+    from mlresearch.deliver import METRICS
+    run = _deliver_or_exit(template, name, config, param, auto_suffix=auto_suffix, timeout=timeout)
     typer.echo(f"succeeded: {_metrics_line(json.loads((run/METRICS).read_text())) or 'no metrics recorded'}")
 
 # %% ../nbs/20_cli.ipynb #1c667de6
@@ -295,11 +299,12 @@ def serve_cmd(
     timeout:float=typer.Option(10.0, "--timeout", help="Seconds a prediction may take (504 above it)"),
     name:Optional[str]=typer.Option(None, "--name", help="The model's name in the V2 routes (default: the run's name)"),
     model:Optional[str]=typer.Option(None, "--model", help="The model folder in the run's artifacts, where it saved several"),
+    drift_window:int=typer.Option(1000, "--drift-window", help="Recent rows GET /monitoring/drift compares with the training rows (per worker; 0: off)"),
     access_log:bool=typer.Option(False, "--access-log", help="Log every request"),
 ):
-    "Serve RUN's model: a REST API with the KServe V2 protocol, metadata and Prometheus metrics"
+    "Serve RUN's model: a REST API with the KServe V2 protocol, metadata, drift and Prometheus metrics"
     from mlresearch.serve import ServeConfig, serve
-    serve(run, ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model),
+    serve(run, ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model, drift_window=drift_window),
           host=host, port=port, workers=workers, access_log=access_log)
 
 # %% ../nbs/20_cli.ipynb #c20e0005
@@ -316,6 +321,69 @@ def predict_cmd(
     from mlresearch.batch import predict_file, sidecar
     rec = predict_file(run, input, output, chunk_rows=chunk_rows, model=model)
     typer.echo(f"{rec['rows']} rows scored by {rec['run']} -> {output} (record: {sidecar(output)})")
+
+# %% ../nbs/20_cli.ipynb #c20e0011
+@app.command("evaluate")
+@friendly
+def evaluate_cmd(
+    run:str=typer.Argument(..., help="The deliver run whose model is evaluated: its name, folder name or path"),
+    dataset:str=typer.Option(..., "--dataset", help="Labelled data: an acquired dataset's name, or a spec to acquire (CSV/Parquet path, URL, sklearn:NAME)"),
+    target:Optional[str]=typer.Option(None, "--target", help="The target column (default: the one the model was trained on)"),
+    model:Optional[str]=typer.Option(None, "--model", help="The model folder in the run's artifacts, where it saved several"),
+    name:Optional[str]=typer.Option(None, "--name", help="The evaluation run's name (default: evaluate-RUN, suffixed when taken today)"),
+    timeout:Optional[int]=typer.Option(None, "--timeout", help="Seconds a cell may run (at least 1; no limit when left out)"),
+):
+    "Evaluate RUN's model on labelled data as a deliver run of the evaluate template"
+    import json
+    from mlresearch.deliver import METRICS
+    from mlresearch.runs import load_run_model
+    m = load_run_model(run, model=model)  # refused here, before a run folder exists
+    new = _deliver_or_exit("evaluate", name or f"evaluate-{m.run.name.split('_', 1)[-1]}", auto_suffix=name is None, timeout=timeout,
+                           overrides=dict(run=m.run.name, dataset=dataset, target=target or "", model=model or ""))
+    typer.echo(f"succeeded: {_metrics_line(json.loads((new/METRICS).read_text()))}")
+
+# %% ../nbs/20_cli.ipynb #c20e0013
+@app.command("monitor")
+@friendly
+def monitor_cmd(
+    run:str=typer.Argument(..., help="A deliver run: its name (the newest run of that name), folder name or path"),
+    data:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns"),
+    model:Optional[str]=typer.Option(None, "--model", help="The model folder in the run's artifacts, where it saved several"),
+    report:Optional[Path]=typer.Option(None, "--report", help="Also write drift.csv, drift.json and drift.png into this folder"),
+    max_rows:int=typer.Option(100_000, "--max-rows", help="Compare a uniform sample of at most this many rows of DATA"),
+    show:int=typer.Option(20, "--show", help="Features listed (most drifted first)"),
+    fail_on:str=typer.Option("dataset", "--fail-on", help="Exit 2 when the dataset drifted (half its features), or when any feature did"),
+):
+    "Check DATA for drift against RUN's training rows; exit 2 when the dataset drifted (or, with --fail-on feature, any feature)"
+    from mlresearch.drift import monitor, write_report
+    from mlresearch.runs import format_table
+    if fail_on not in ("dataset", "feature"): raise MLResearchError(f"--fail-on takes dataset or feature, not {fail_on!r}")
+    rep, summary, ref, cur = monitor(run, data, model=model, max_rows=max_rows)
+    if rep is None:
+        typer.echo(summary, err=True); return
+    t = rep.table.head(show)
+    typer.echo(format_table(t.assign(**{c: t[c].map(lambda v: f"{v:.3g}") for c in ("statistic", "p_value", "p_adjusted", "psi")})))
+    if report: typer.echo(f"report: {write_report(rep, report, ref, cur, data=str(data.resolve()), run=run)}")
+    flagged = rep.dataset_drifted if fail_on == "dataset" else bool(rep.drifted)
+    typer.echo(("drift: " if flagged else "ok: ") + summary)
+    if flagged: raise typer.Exit(2)
+
+# %% ../nbs/20_cli.ipynb #c20e0015
+@app.command("export")
+@friendly
+def export_cmd(
+    run:str=typer.Argument(..., help="A deliver run: its name (the newest run of that name), folder name or path"),
+    format:str=typer.Option("onnx", "--format", help="onnx"),
+    output:Optional[Path]=typer.Option(None, "--output", "-o", help="The export folder (default: research/exports/RUN/); never replaced"),
+    model:Optional[str]=typer.Option(None, "--model", help="The model folder in the run's artifacts, where it saved several"),
+):
+    "Export RUN's model (ONNX) for serving stacks that are not Python"
+    import json
+    from mlresearch.export import export_run
+    out = export_run(run, format, output, model=model)
+    check = json.loads((out/"export.json").read_text())["check"]
+    typer.echo(f"exported: {out/'model.onnx'} ({check['rows']} rows checked against the model: largest difference {check['max_abs_diff']:.2g}, "
+               f"tolerance {check['atol']:g})")
 
 # %% ../nbs/20_cli.ipynb #3144d599
 @app.command("develop")

@@ -189,10 +189,11 @@ def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|N
     root, notes = Path(prov["root"]), read_run_notes(folder)
     data = {rel_path(n["path"], root): {k: v for k, v in n.items() if k not in ("kind", "path")} for n in notes if n["kind"] == "data"}
     devices = [n for n in notes if n["kind"] == "device"]
+    models = {(n["run"], n["model"]): {k: v for k, v in n.items() if k != "kind"} for n in notes if n["kind"] == "model"}  # delivered models it used
     end = dt.datetime.now(dt.timezone.utc)
     prov.update(status=status, ended=end.isoformat(timespec="milliseconds"),
                 duration_s=round((end - dt.datetime.fromisoformat(prov["started"])).total_seconds(), 3),
-                notebook=notebook.name if notebook else None, data=[dict(path=k, **v) for k, v in data.items()],
+                notebook=notebook.name if notebook else None, data=[dict(path=k, **v) for k, v in data.items()], models=list(models.values()),
                 figures=count_figures(nbformat.read(notebook, as_version=4)) if notebook else 0,
                 device=dict(prov["device"], used=devices[-1]["device"] if devices else None, name=devices[-1].get("name") if devices else None),
                 error=error)

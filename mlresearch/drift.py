@@ -123,7 +123,8 @@ def drift_report(
     t["p_adjusted"] = false_discovery_control(t["p_value"].to_numpy(), method="bh") if correction == "bh" and len(t) else t["p_value"]
     t["drifted"] = t["p_adjusted"] < P_VALUE
     t["psi_level"] = t["psi"].map(psi_level)
-    t = t.sort_values(["drifted", "p_adjusted", "psi"], ascending=[False, True, False], kind="stable").reset_index(drop=True)
+    t = t.sort_values(["drifted", "p_adjusted", "p_value", "psi"], ascending=[False, True, True, False], kind="stable").reset_index(drop=True)
+    t = t[["feature", "type", "test", "statistic", "p_value", "p_adjusted", "drifted", "psi", "psi_level"]]
     return DriftReport(t, len(reference), len(current), correction)
 
 # %% ../nbs/16_drift.ipynb #a16d0017

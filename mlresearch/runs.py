@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import ConfigError, MLResearchError, atomic_write, get_paths, load_toml, lower_is_better, sha256_file
+from .config import ConfigError, MLResearchError, atomic_write, get_paths, load_toml, lower_is_better, note_run, sha256_file
 from .deliver import ARTIFACTS, CHECKSUMS, METRICS, PARAMS, PROVENANCE, read_checksums, rel_path
 from .execute import describe_failure, develop_path, find_template, user_id
 
@@ -265,6 +265,7 @@ def load_run_model(
     if len(found) > 1: raise MLResearchError(f"run {folder.name} saved {len(found)} models ({', '.join(names)}); choose one with --model")
     m = load_model(found[0])
     m.run = folder
+    note_run("model", run=folder.name, model=m.folder.relative_to(folder).as_posix(), sha256=model_checksums(m))
     return m
 
 def model_checksums(m)->dict:

@@ -148,6 +148,16 @@ def cases(tmp):
         (["serve", "done", "--max-body-mb", "-1"], "max_body_mb must be a positive number of megabytes", 1, {}),
         (["serve", "done", "--timeout", "0"], "timeout must be a positive number of seconds", 1, {}),
         (["serve", "done", "--port", "http"], "valid integer", 2, {}),
+        (["serve", "done", "--drift-window", "-1"], "drift_window must be 0 (off) or a number of rows", 1, {}),
+        # evaluate, monitor, export: the run is checked first, and nothing is started for a bad one
+        (["evaluate", "nosuch", "--dataset", "digits"], "no deliver run 'nosuch'", 1, {}),
+        (["evaluate", "done", "--dataset", "digits"], "saved no model", 1, {}),
+        (["evaluate", "done"], "Missing option '--dataset'", 2, {}),
+        (["monitor", "nosuch", f"{t}/ok.csv"], "no deliver run 'nosuch'", 1, {}),
+        (["monitor", "done", f"{t}/ok.csv"], "saved no model", 1, {}),
+        (["monitor", "done", f"{t}/ok.csv", "--fail-on", "column"], "--fail-on takes dataset or feature, not 'column'", 1, {}),
+        (["export", "done"], "saved no model", 1, {}),
+        (["export", "done", "--format", "tflite"], "format must be one of onnx, not 'tflite'", 1, {}),
         # predict (the run "done" saved no model; the file checks come first)
         (["predict", "nosuch", f"{t}/ok.csv", "-o", f"{t}/p.csv"], "no deliver run 'nosuch'", 1, {}),
         (["predict", "done", f"{t}/ok.csv", "-o", f"{t}/p.csv"], "saved no model", 1, {}),

@@ -87,7 +87,7 @@ def test_bad_files_are_named_and_leave_nothing_behind(digits_runs, tmp_path):
     assert res.returncode == 1 and "is not a .csv or .parquet file" in res.stderr
 
 
-def test_predict_refuses_a_tampered_or_pickled_model_naming_the_file(digits_runs, tmp_path):
+def test_predict_evaluate_monitor_and_export_refuse_a_tampered_or_pickled_model_naming_the_file(digits_runs, tmp_path):
     root, env, runs, kept, rows = digits_runs
     rows.to_csv(tmp_path/"rows.csv", index=False)
     deliver = root/"research/deliver"
@@ -103,9 +103,13 @@ def test_predict_refuses_a_tampered_or_pickled_model_naming_the_file(digits_runs
     (pickled/"artifacts/model/weights.pkl").write_bytes(pickle.dumps(Evil()))
     from mlresearch.deliver import write_checksums
     (pickled/"SHA256SUMS").chmod(0o644); write_checksums(pickled)  # even with checksums that match
+    runs_before = sorted(p.name for p in deliver.iterdir())
     for name, words in (("2001-01-01_cnn-tampered", "artifacts/model/model.safetensors modified"),
                         ("2001-01-02_cnn-pickled", "holds weights.pkl, which save_model never writes")):
-        res = run("mlresearch", "predict", name, tmp_path/"rows.csv", "-o", tmp_path/"p.csv", env=env)
-        assert res.returncode == 1 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
-        assert not (tmp_path/"p.csv").exists()
+        for cmd in (["predict", name, tmp_path/"rows.csv", "-o", tmp_path/"p.csv"], ["evaluate", name, "--dataset", "digits"],
+                    ["monitor", name, tmp_path/"rows.csv"], ["export", name, "--output", tmp_path/"onnx"]):
+            res = run("mlresearch", *cmd, env=env)
+            assert res.returncode == 1 and words in res.stderr and "Traceback" not in res.stderr, (cmd, res.stderr)
+        assert not (tmp_path/"p.csv").exists() and not (tmp_path/"onnx").exists()
+    assert sorted(p.name for p in deliver.iterdir()) == runs_before  # no evaluation run was started
     assert not marker.exists()
