@@ -10,7 +10,7 @@ __all__ = ['app', 'data_app', 'runs_app', 'friendly', 'data_acquire', 'data_list
            'predict_cmd', 'evaluate_cmd', 'monitor_cmd', 'export_cmd', 'develop_cmd', 'check', 'docs', 'main']
 
 # %% ../nbs/20_cli.ipynb #a4881825
-import functools, logging, os, shlex, shutil, subprocess, sys, traceback
+import functools, logging, os, shlex, sys, traceback
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +19,7 @@ try: from typer._click.exceptions import ClickException, UsageError  # newer typ
 except ImportError: from click.exceptions import ClickException, UsageError
 
 from .config import MLResearchError, ROOT_ENV, first_line, get_paths, resolve_config, setup_logging
-from .project import check_generated, prepare_docs, tool
+from .project import check_generated
 
 # %% ../nbs/20_cli.ipynb #9473b2d0
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -411,14 +411,12 @@ def check():
 @app.command("docs")
 @friendly
 def docs():
-    "Build the docs site (needs Quarto); without Quarto, prepare everything up to the render"
-    root = get_paths().root
-    if shutil.which("quarto"):
-        res = subprocess.run([tool("nbdev-docs")], cwd=root)
-        if res.returncode: raise MLResearchError("nbdev-docs failed; see its output above")
-        typer.echo(f"site: {root/'_docs'/'index.html'}"); return
-    proc = prepare_docs(root)
-    typer.echo(f"quarto is not installed: skipped the render. Site config and processed notebooks are in {proc}; "
+    "Build the docs site with a Results section from the deliver runs (needs Quarto); without Quarto, prepare everything up to the render"
+    from mlresearch.project import build_site
+    site = build_site()
+    if site is not None: typer.echo(f"site: {site/'index.html'}"); return
+    proc = get_paths().root/"_proc"
+    typer.echo(f"quarto is not installed: skipped the render. Site config, processed notebooks and the Results pages are in {proc}; "
                "install Quarto from https://quarto.org and run `mlresearch docs` again to build the site in _docs/")
 
 # %% ../nbs/20_cli.ipynb #bd401563

@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import MLResearchError, get_paths
 
 # %% auto #0
-__all__ = ['readme_text', 'tool', 'check_generated', 'prepare_docs']
+__all__ = ['readme_text', 'tool', 'check_generated', 'prepare_docs', 'add_results', 'build_site']
 
 # %% ../nbs/13_project.ipynb #5f50f18f
 def readme_text(root=None)->str:
@@ -61,4 +61,29 @@ def prepare_docs(root=None)->Path:
         nbdev_sidebar.__wrapped__(path=get_config().nbs_path)
         proc_nbs(get_config().nbs_path, n_workers=0)
     finally: os.chdir(cwd)
-    return root/"_proc"
+    return add_results(root/"_proc", root)
+
+def add_results(proc:Path, root)->Path:
+    "Write the Results pages into `proc` and put their section at the end of its sidebar"
+    import yaml
+    from mlresearch.site import results_sidebar, write_results
+    pages = write_results(proc, root)
+    side = yaml.safe_load((proc/"sidebar.yml").read_text())
+    contents = side["website"]["sidebar"]["contents"]
+    contents[:] = [c for c in contents if not (isinstance(c, dict) and c.get("section") == "Results")] + [results_sidebar(proc, pages)]
+    (proc/"sidebar.yml").write_text(yaml.safe_dump(side, sort_keys=False, allow_unicode=True))
+    return proc
+
+def build_site(root=None)->Path|None:
+    "Prepare the site and, where `quarto` is installed, render it into `_docs/`; `None` when Quarto is missing"
+    proc = prepare_docs(root)
+    if not shutil.which("quarto"): return None
+    from nbdev.quarto import _fix_quarto_nav
+    from nbdev.quarto_render import render_quarto
+    out, dest = proc/"_docs", get_paths(root).root/"_docs"
+    shutil.rmtree(out, ignore_errors=True)
+    render_quarto(proc, out, n_workers=1)
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.move(out, dest)
+    _fix_quarto_nav(dest)
+    return dest
