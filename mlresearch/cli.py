@@ -19,7 +19,7 @@ try: from typer._click.exceptions import ClickException, UsageError  # newer typ
 except ImportError: from click.exceptions import ClickException, UsageError
 
 from .config import MLResearchError, ROOT_ENV, first_line, get_paths, resolve_config, setup_logging
-from .project import check_generated
+from .project import check_conventions, check_generated
 
 # %% ../nbs/20_cli.ipynb #9473b2d0
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -400,12 +400,16 @@ def develop_cmd(
 @app.command("check")
 @friendly
 def check():
-    "Fail if the package, the notebooks or the README differ from what the notebooks generate"
+    "Fail if generated files are stale or the project breaks its conventions (names, checksums, lesson tests), naming each file; list warnings"
     changed = check_generated()
-    if changed:
-        for f in changed: typer.echo(f"changed: {f}")
-        raise MLResearchError(f"{len(changed)} generated file(s) were out of date and are now rewritten; review and commit them")
-    typer.echo("ok: mlresearch/, the notebooks and README.md are as the notebooks generate them")
+    errors, warnings = check_conventions()
+    for f in changed: typer.echo(f"changed: {f} (generated: now rewritten; review and commit it)")
+    for e in errors: typer.echo(f"problem: {e}")
+    for w in warnings: typer.echo(f"warning: {w}")
+    if changed or errors:
+        raise MLResearchError(f"{len(changed)} generated file(s) out of date, {len(errors)} convention problem(s); see the lines above")
+    typer.echo(f"ok: mlresearch/, the notebooks and README.md are as the notebooks generate them; names, data and runs follow the conventions"
+               f"{f' ({len(warnings)} warning(s))' if warnings else ''}")
 
 # %% ../nbs/20_cli.ipynb #443168e7
 @app.command("docs")

@@ -6,13 +6,14 @@ Docs: https://mlresearch.github.io/mlresearch/project.html.md"""
 
 # %% ../nbs/13_project.ipynb #a4b10003
 from __future__ import annotations
-import hashlib, os, shutil, subprocess, sys
+import hashlib, os, re, shutil, subprocess, sys
 from pathlib import Path
 
 from .config import MLResearchError, get_paths
 
 # %% auto #0
-__all__ = ['readme_text', 'tool', 'check_generated', 'prepare_docs', 'add_results', 'build_site']
+__all__ = ['NAME_RULES', 'readme_text', 'tool', 'check_generated', 'check_conventions', 'prepare_docs', 'add_results',
+           'build_site']
 
 # %% ../nbs/13_project.ipynb #5f50f18f
 def readme_text(root=None)->str:
@@ -44,6 +45,59 @@ def check_generated(root=None)->list[str]:
     if not readme.exists() or readme.read_text(encoding="utf-8") != readme_text(root): readme.write_text(readme_text(root), encoding="utf-8")
     after = _snapshot(root)
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+# %% ../nbs/13_project.ipynb #a4b10011
+_DATE, _SLUG = r"(\d{4}-\d{2}-\d{2})", r"[a-z0-9]+(?:-[a-z0-9]+)*"
+NAME_RULES = {  # what, folder, pattern, what a good name looks like
+    "deliver run": ("research/deliver", re.compile(rf"{_DATE}_{_SLUG}"), "YYYY-MM-DD_short-description"),
+    "develop notebook": ("research/develop", re.compile(rf"{_DATE}_{_SLUG}_{_SLUG}(?:\.[a-z0-9]+)?"), "YYYY-MM-DD_user_short-description(.ipynb)"),
+    "template": ("research/templates", re.compile(r"()[a-z0-9]+(?:[-_][a-z0-9]+)*\.ipynb"), "name.ipynb (lower-case letters, digits, - and _)"),
+    "raw data file": ("data/raw", re.compile(rf"(){_SLUG}_raw_{_SLUG}_v\d+\.parquet"), "{dataset}_raw_{desc}_v{N}.parquet"),
+}
+_TEST_CALL = re.compile(r"\btest_(?:eq|ne|close|fail|is|stdout|warns|shuffled|eq_type|fig_exists)\(|^\s*assert\b", re.M)
+
+def _bad_names(root:Path)->list[str]:
+    import datetime as dt
+    out = []
+    for what, (folder, pat, good) in NAME_RULES.items():
+        d = root/folder
+        for f in sorted(d.iterdir()) if d.exists() else []:
+            if f.name.startswith(".") or f.name in ("manifest.json", "README.md"): continue
+            m = pat.fullmatch(f.name)
+            try: ok = m is not None and (not m.group(1) or dt.date.fromisoformat(m.group(1)))
+            except ValueError: ok = False
+            if not ok: out.append(f"{folder}/{f.name}: a {what} must be named {good}")
+    return out
+
+def _lessonless(root:Path)->list[str]:
+    import nbformat
+    out = []
+    for nb in sorted((root/"nbs").glob("[0-9][0-9]_*.ipynb")):
+        cells = [c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code"]
+        if not any(re.match(r"#\|\s*default_exp", s) for s in cells): continue
+        if not any(_TEST_CALL.search(s) for s in cells if not re.match(r"#\|\s*export", s)):
+            out.append(f"nbs/{nb.name}: a library notebook needs lesson tests (a cell that calls test_eq, test_fail... or assert)")
+    return out
+
+def check_conventions(root=None)->tuple[list[str], list[str]]:
+    "The project's conventions: `(errors, warnings)`, each a line naming its file"
+    from mlresearch.data import read_manifest, verify
+    from mlresearch.execute import template_parameters
+    from mlresearch.runs import run_folders, runs_index, verify_run
+    root = get_paths(root).root
+    errors = _bad_names(root)
+    for tpl in sorted((root/"research/templates").glob("*.ipynb")):
+        try: template_parameters(tpl)
+        except MLResearchError as e: errors.append(f"research/templates/{tpl.name}: {e}")
+    errors += [f"data/raw/{p['file']}: {p['problem']} ({p['detail']})" for p in verify(root)]
+    for f in run_folders(root): errors += [f"research/deliver/{f.name}/{p['file']}: {p['problem']} ({p['detail']})" for p in verify_run(f)]
+    errors += _lessonless(root)
+    runs = runs_index(root)
+    eda = set(runs.loc[runs["template"] == "eda", "param.dataset"].dropna()) if "param.dataset" in runs else set()
+    warnings = [f"data/raw/{e['file']}: dataset {e['name']} v{e['version']} has no EDA deliver run "
+                f"(mlresearch deliver eda --name eda-{e['name']} -p dataset={e['name']}@{e['version']})"
+                for e in read_manifest(root) if f"{e['name']}@{e['version']}" not in eda]
+    return errors, warnings
 
 # %% ../nbs/13_project.ipynb #443168e7
 def prepare_docs(root=None)->Path:

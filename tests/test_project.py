@@ -65,15 +65,22 @@ def _pages_and_figures(results):
     return found
 
 
-def test_docs_build_a_results_page_for_every_run(digits_runs, tmp_path):
-    "The site as a fresh clone builds it after the main job: the reference, the Results pages, the sidebar; twice, byte for byte"
-    import yaml
+def _clone_with_runs(digits_runs, tmp_path):
+    "A copy of this project as a fresh clone has it after the main job: the digits data and its CNN and baseline runs"
     root, env, runs, kept, rows = digits_runs
     work = tmp_path/"repo"
     shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(".venv", ".git", "_proc", "_docs", "data", "research", "__pycache__"))
     shutil.copytree(REPO/"research/templates", work/"research/templates")
+    shutil.copytree(root/"data/raw", work/"data/raw")
     for name in ("digits-cnn", "digits-logreg"): shutil.copytree(runs[name], work/"research/deliver"/runs[name].name)
     env = {k: v for k, v in os.environ.items() if k != "MLRESEARCH_ROOT"}  # found from the working directory, the copy
+    return work, env, runs
+
+
+def test_docs_build_a_results_page_for_every_run(digits_runs, tmp_path):
+    "The site as a fresh clone builds it after the main job: the reference, the Results pages, the sidebar; twice, byte for byte"
+    import yaml
+    work, env, runs = _clone_with_runs(digits_runs, tmp_path)
     res = run("mlresearch", "docs", cwd=work, env=env, check=0)
     out = res.stdout + res.stderr
     if shutil.which("quarto"):
@@ -102,3 +109,34 @@ def test_docs_build_a_results_page_for_every_run(digits_runs, tmp_path):
 def test_generated_docs_files_are_ignored_by_git():
     res = subprocess.run(["git", "check-ignore", "nbs/nbdev.yml", "nbs/sidebar.yml", "_proc/results/index.qmd"], cwd=REPO, capture_output=True, text=True)
     assert res.stdout.split() == ["nbs/nbdev.yml", "nbs/sidebar.yml", "_proc/results/index.qmd"], res
+
+
+def test_check_passes_on_a_clone_and_names_each_broken_convention(digits_runs, tmp_path):
+    work, env, runs = _clone_with_runs(digits_runs, tmp_path)
+    res = run("mlresearch", "check", cwd=work, env=env, check=0)
+    assert "ok: " in res.stdout and "warning: data/raw/digits_raw_sklearn_v1.parquet: dataset digits v1 has no EDA deliver run" in res.stdout
+
+    def fails_naming(line):
+        res = run("mlresearch", "check", cwd=work, env=env, check=1)
+        assert line in res.stdout.splitlines() and res.stderr.startswith("error: "), (res.stdout, res.stderr)
+
+    deliver = work/"research/deliver"
+    cnn = runs["digits-cnn"].name
+    (deliver/cnn).rename(deliver/"DigitsCNN")
+    fails_naming("problem: research/deliver/DigitsCNN: a deliver run must be named YYYY-MM-DD_short-description")
+    (deliver/"DigitsCNN").rename(deliver/cnn)
+
+    raw = work/"data/raw/digits_raw_sklearn_v1.parquet"
+    saved = raw.read_bytes()
+    raw.chmod(0o644); raw.write_bytes(saved + b"\0")
+    res = run("mlresearch", "check", cwd=work, env=env, check=1)
+    assert any(ln.startswith("problem: data/raw/digits_raw_sklearn_v1.parquet: modified") for ln in res.stdout.splitlines()), res.stdout
+    raw.write_bytes(saved)
+
+    nb = work/"nbs/04_baselines.ipynb"
+    d = nbformat.read(nb, as_version=4)
+    cell = next(c for c in d.cells if c.source.startswith("#| export") and "def baseline_names" in c.source)
+    cell.source += "\n\ndef baseline_count(task:str)->int: return len(baseline_names(task))"
+    nbformat.write(d, nb)
+    fails_naming("changed: mlresearch/baselines.py (generated: now rewritten; review and commit it)")
+    run("mlresearch", "check", cwd=work, env=env, check=0)  # the export is now current
