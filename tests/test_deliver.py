@@ -180,7 +180,7 @@ def test_bad_deliver_requests_fail_in_one_line_and_write_nothing(tiny):
         (("tiny", "--name", "x", "-p", "lrr=0.1"), "error: unknown parameter 'lrr' in the overrides; did you mean 'lr'?"),
         (("tiny", "--name", "x", "-p", "a=one"), "error: "),
         (("tiny", "--name", "../x"), "error: run name '../x' must be a short slug"),
-        (("nope", "--name", "x"), "error: no template 'nope'; templates are: eda, tiny, train"),
+        (("nope", "--name", "x"), "error: no template 'nope'; templates are: eda, evaluate, tiny, train"),
         (("tiny", "--name", "x", "-f", str(root/"missing.toml")), "error: "),
     ]
     for args, start in cases:
