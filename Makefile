@@ -75,8 +75,13 @@ export: $(VENV)/.dev-installed ## a run's model as ONNX in research/exports/: ma
 	@test -n "$(RUN)" || { echo "error: name the run to export: make export RUN=<run name or folder>" >&2; exit 2; }
 	$(BIN)/mlresearch export "$(RUN)" --format onnx
 
-lab: $(VENV)/.dev-installed ## JupyterLab on this project
-	$(BIN)/jupyter lab
+# JupyterLab refuses to start as root ("Running as root is not recommended"); in a container root is the usual user, so
+# the target passes --allow-root there and says so. LAB_ARGS adds options, e.g. LAB_ARGS="--port 8890 --no-browser".
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_NOTE := make lab: running as root, so JupyterLab gets --allow-root; it listens on 127.0.0.1 only unless LAB_ARGS sets --ip
+lab: $(VENV)/.dev-installed ## JupyterLab on this project (as root too, as in containers): make lab [LAB_ARGS="--port 8890"]
+	@$(if $(LAB_ROOT),echo "$(LAB_NOTE)" >&2)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ROOT) $(LAB_ARGS)
 
 clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)
