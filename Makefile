@@ -17,7 +17,7 @@ MODEL ?= cnn
 export MLRESEARCH_ROOT := $(CURDIR)
 unexport MLRESEARCH_RUN_DIR
 
-.PHONY: help run test lint docs lab serve predict evaluate monitor export clean-venv
+.PHONY: help run test lint docs hooks lab serve predict evaluate monitor export clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -79,6 +79,9 @@ export: $(VENV)/.dev-installed ## a run's model as ONNX in research/exports/: ma
 # the target passes --allow-root there and says so. LAB_ARGS adds options, e.g. LAB_ARGS="--port 8890 --no-browser".
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_NOTE := make lab: running as root, so JupyterLab gets --allow-root; it listens on 127.0.0.1 only unless LAB_ARGS sets --ip
+hooks: $(VENV)/.dev-installed ## install the git pre-commit hooks: nbdev-clean, ruff, mlresearch check (.pre-commit-config.yaml)
+	$(BIN)/pre-commit install
+
 lab: $(VENV)/.dev-installed ## JupyterLab on this project (as root too, as in containers): make lab [LAB_ARGS="--port 8890"]
 	@$(if $(LAB_ROOT),echo "$(LAB_NOTE)" >&2)
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ROOT) $(LAB_ARGS)

@@ -39,7 +39,9 @@ def slugify(text:str)->str:
     "The nearest slug to `text`: lower case, runs of other characters as one hyphen, cut at `SLUG_MAX`"
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:SLUG_MAX].strip("-")
 
-def is_slug(text:str)->bool: return bool(_SLUG_RE.match(text or ""))
+def is_slug(text:str)->bool:
+    "Whether `text` is a slug: lower-case letters and digits in hyphen-separated words"
+    return bool(_SLUG_RE.match(text or ""))
 
 def check_slug(
     text:str,         # the name to check

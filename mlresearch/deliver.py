@@ -122,7 +122,9 @@ def rel_path(path:str|Path, root:Path)->str:
     except ValueError: return str(p)
 
 # %% ../nbs/10_deliver.ipynb #2610c97b
-def write_json(path:Path, d:dict): atomic_write(path, json.dumps(d, indent=1, default=str) + "\n")
+def write_json(path:Path, d:dict):
+    "Write `d` as indented JSON, atomically"
+    atomic_write(path, json.dumps(d, indent=1, default=str) + "\n")
 
 def write_checksums(folder:Path)->Path:
     "Write `SHA256SUMS`: the sha256 of every file in `folder` (but itself), sorted by path"

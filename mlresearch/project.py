@@ -17,10 +17,10 @@ __all__ = ['NAME_RULES', 'readme_text', 'tool', 'check_generated', 'check_conven
 
 # %% ../nbs/13_project.ipynb #5f50f18f
 def readme_text(root=None)->str:
-    "README.md as generated from nbs/index.ipynb: its markdown cells, in order"
+    "README.md as generated from nbs/index.ipynb: its markdown cells, in order (a Mermaid diagram fenced as GitHub draws it)"
     import nbformat
     nb = nbformat.read(get_paths(root).root/"nbs"/"index.ipynb", as_version=4)
-    parts = [c.source.strip() for c in nb.cells if c.cell_type == "markdown" and c.source.strip()]
+    parts = [c.source.strip().replace("```{mermaid}", "```mermaid") for c in nb.cells if c.cell_type == "markdown" and c.source.strip()]  # Quarto's and GitHub's fences
     return "<!-- Generated from nbs/index.ipynb by `mlresearch check`: edit the notebook, not this file -->\n\n" + "\n\n".join(parts) + "\n"
 
 def _snapshot(root:Path)->dict:

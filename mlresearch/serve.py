@@ -272,6 +272,7 @@ def v2_matrix(req:V2Request, codec:RecordCodec)->np.ndarray:
     return codec.encode(*v2_values(req, codec))
 
 def v2_datatype_of(arr:np.ndarray)->str:
+    "The V2 protocol's datatype of an array: FP64, FP32, INT64, UINT64, BOOL, or BYTES for anything else"
     return {"f": "FP64" if arr.dtype == np.float64 else "FP32", "i": "INT64", "u": "UINT64", "b": "BOOL"}.get(arr.dtype.kind, "BYTES")
 
 # %% ../nbs/14_serve.ipynb #a14e0016

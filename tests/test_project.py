@@ -140,3 +140,15 @@ def test_check_passes_on_a_clone_and_names_each_broken_convention(digits_runs, t
     nbformat.write(d, nb)
     fails_naming("changed: mlresearch/baselines.py (generated: now rewritten; review and commit it)")
     run("mlresearch", "check", cwd=work, env=env, check=0)  # the export is now current
+
+
+def test_every_exported_function_and_class_is_documented():
+    "The library reference: nbdev shows each exported function and class with its docstring; none may lack one"
+    import importlib, inspect, pkgutil
+    import mlresearch
+    missing = []
+    for m in pkgutil.iter_modules(mlresearch.__path__):
+        if m.name.startswith("_"): continue
+        mod = importlib.import_module(f"mlresearch.{m.name}")
+        missing += [f"{m.name}.{n}" for n in mod.__all__ if (inspect.isfunction(o := getattr(mod, n)) or inspect.isclass(o)) and not inspect.getdoc(o)]
+    assert missing == []
