@@ -17,7 +17,7 @@ MODEL ?= cnn
 export MLRESEARCH_ROOT := $(CURDIR)
 unexport MLRESEARCH_RUN_DIR
 
-.PHONY: help run test lint docs hooks lab serve predict evaluate monitor export clean-venv
+.PHONY: help run test lint docs hooks lab serve predict evaluate monitor export sync-data clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -79,6 +79,11 @@ export: $(VENV)/.dev-installed ## a run's model as ONNX in research/exports/: ma
 # the target passes --allow-root there and says so. LAB_ARGS adds options, e.g. LAB_ARGS="--port 8890 --no-browser".
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_NOTE := make lab: running as root, so JupyterLab gets --allow-root; it listens on 127.0.0.1 only unless LAB_ARGS sets --ip
+sync-data: ## mirror data/ to another machine with rsync: make sync-data DEST=user@host:path [RSYNC_FLAGS=--delete]
+	@test -n "$(DEST)" || { echo "error: name the destination: make sync-data DEST=user@host:path/to/project/data" >&2; exit 2; }
+	@command -v rsync >/dev/null || { echo "error: rsync is not installed (Debian: apt-get install rsync)" >&2; exit 2; }
+	rsync -a --partial --exclude .lock $(RSYNC_FLAGS) "$(CURDIR)/data/" "$(DEST)/"
+
 hooks: $(VENV)/.dev-installed ## install the git pre-commit hooks: nbdev-clean, ruff, mlresearch check (.pre-commit-config.yaml)
 	$(BIN)/pre-commit install
 

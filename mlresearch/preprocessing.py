@@ -188,10 +188,14 @@ def _cache_files(entry:dict, params:dict, root)->tuple[Path, Path]:
     d = get_paths(root).processed
     return d/f"{stem}.npz", d/f"{stem}.json"
 
-def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
-    "A cache hit, recorded in the current run as derived from its raw file"
-    meta = json.loads(meta_file.read_text())
+def _note_cache(npz:Path, entry:dict):
+    "Record in the current run the processed file it used, as derived from its raw file (`data clean` keeps what runs used)"
     if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
+
+def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
+    "A cache hit, recorded in the current run"
+    meta = json.loads(meta_file.read_text())
+    _note_cache(npz, entry)
     with np.load(npz) as z:
         log.info("cache hit: %s", npz.name)
         return Prepared(*({k: z[f"{a}_{k}"] for k in ("train", "val", "test")} for a in "Xy"), transform_from_dict(meta["transform"]),
@@ -241,5 +245,6 @@ def prepare(
     p = Prepared(X={k: tf.transform(feats.iloc[ix]) for k, ix in splits.items()}, y={k: y[ix] for k, ix in splits.items()}, transform=tf, meta=meta,
                  rows={k: kept[ix] for k, ix in splits.items()})
     _write_cache(npz, meta_file, p)
+    _note_cache(npz, entry)
     log.info("processed %s v%d -> %s", entry["name"], entry["version"], npz.name)
     return Prepared(p.X, p.y, tf, {**meta, "cache": "miss"}, p.rows)

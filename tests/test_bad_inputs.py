@@ -158,6 +158,17 @@ def cases(tmp):
         (["monitor", "done", f"{t}/ok.csv", "--fail-on", "column"], "--fail-on takes dataset or feature, not 'column'", 1, {}),
         (["export", "done"], "saved no model", 1, {}),
         (["export", "done", "--format", "tflite"], "format must be one of onnx, not 'tflite'", 1, {}),
+        # keeping data and runs
+        (["data", "archive"], "Missing option '--to'", 2, {}),
+        (["data", "restore", f"{t}/nosuch.tar.gz"], "nosuch.tar.gz does not exist", 1, {}),
+        (["data", "restore", f"{t}/ok.csv"], "is truncated or not an mlresearch archive", 1, {}),
+        (["data", "clean", "--older-than", "-1"], "--older-than takes a number of days, 0 or more, not -1", 1, {}),
+        (["data", "clean", "--older-than", "week"], "Input should be a valid number", 2, {}),
+        (["runs", "archive", "nosuch", "--to", f"{t}/r.tar.gz"], "no deliver run 'nosuch'", 1, {}),
+        (["runs", "archive", "done"], "Missing option '--to'", 2, {}),
+        (["runs", "restore", f"{t}/ok.csv"], "is truncated or not an mlresearch archive", 1, {}),
+        (["runs", "export", "nosuch", "--mlflow", f"sqlite:///{t}/m.db"], "no deliver run 'nosuch'", 1, {}),
+        (["runs", "export"], "Missing option '--mlflow'", 2, {}),
         # predict (the run "done" saved no model; the file checks come first)
         (["predict", "nosuch", f"{t}/ok.csv", "-o", f"{t}/p.csv"], "no deliver run 'nosuch'", 1, {}),
         (["predict", "done", f"{t}/ok.csv", "-o", f"{t}/p.csv"], "saved no model", 1, {}),
