@@ -86,7 +86,9 @@ def _sklearn_graph(m, path:Path)->dict:
             g = skl2onnx.convert_sklearn(est, initial_types=[("features", FloatTensorType([None, width]))],
                                          options={type(final): {"zipmap": False}} if m.task == "classification" else None)
     except Exception as e:
-        raise MLResearchError(f"skl2onnx {skl2onnx.__version__} cannot export {type(final).__name__} ({type(e).__name__}: {first_line(e)[:160]}); "
+        msg = first_line(e)
+        if len(msg) > 80: msg = msg[:msg.rfind(" ", 0, 80)] + " ..."  # the rest is the node's attribute arrays
+        raise MLResearchError(f"skl2onnx {skl2onnx.__version__} cannot export {type(final).__name__} ({type(e).__name__}: {msg}); "
                               "serve this model with `mlresearch serve`, or deliver a model it can export (logreg, ridge, random_forest, cnn, mlp)") from None
     path.write_bytes(g.SerializeToString())
     return dict(exporter=f"skl2onnx {skl2onnx.__version__}")
