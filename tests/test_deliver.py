@@ -57,7 +57,8 @@ def test_two_deterministic_cpu_runs_give_equal_metrics(project):
     assert prov["status"] == "succeeded" and prov["seed"] == 0 and prov["device"]["used"] == "cpu"
     assert prov["command"] == "mlresearch deliver train --name cnn-a " + " ".join(args)
     assert prov["packages"]["torch"].startswith("2.") and prov["python"] and prov["platform"] and prov["ended"] >= prov["started"]
-    assert [d["path"] for d in prov["data"]][-1].startswith("data/raw/digits_raw_sklearn_v1.parquet")
+    paths = [d["path"] for d in prov["data"]]  # what the run read: the raw file, and the processed cache entry it made
+    assert "data/raw/digits_raw_sklearn_v1.parquet" in paths and any(p.startswith("data/processed/digits_processed_") for p in paths), paths
     assert all(len(d["sha256"] or "") == 64 for d in prov["data"] if d["path"].startswith("data/"))
     assert all(not f.stat().st_mode & 0o222 for f in ra.rglob("*") if f.is_file())
     # the saved model predicts like the run said
