@@ -108,7 +108,7 @@ def runs_page(df:pd.DataFrame, out:Path)->str:
     return "\n".join(lines) + "\n"
 
 def sweep_page(rec:dict, df:pd.DataFrame, out:Path)->str:
-    "A sweep's page (Markdown): its points and, per swept parameter, the main metric against it"
+    "A sweep's page (Markdown, for `out/sweeps/`): its points and, per swept parameter, the main metric against it, drawn into `out/figures`"
     name = rec["name"]
     runs = df[df["sweep"] == name] if "sweep" in df else df.iloc[:0]
     m = main_metric(runs)
@@ -147,7 +147,7 @@ def write_results(site:str|Path, root=None)->list[Path]:
         if sweeps: (tmp/"sweeps").mkdir()
         for f in sweeps:
             rec = json.loads(f.read_text())
-            (tmp/"sweeps"/f"{rec['name']}.qmd").write_text(sweep_page(rec, df, tmp/"sweeps"), encoding="utf-8")
+            (tmp/"sweeps"/f"{rec['name']}.qmd").write_text(sweep_page(rec, df, tmp), encoding="utf-8")
         shutil.rmtree(site/RESULTS, ignore_errors=True)
         os.rename(tmp, site/RESULTS)
     except BaseException:
