@@ -50,7 +50,7 @@ def check_generated(root=None)->list[str]:
 _DATE, _SLUG = r"(\d{4}-\d{2}-\d{2})", r"[a-z0-9]+(?:-[a-z0-9]+)*"
 NAME_RULES = {  # what, folder, pattern, what a good name looks like
     "deliver run": ("research/deliver", re.compile(rf"{_DATE}_{_SLUG}"), "YYYY-MM-DD_short-description"),
-    "develop notebook": ("research/develop", re.compile(rf"{_DATE}_{_SLUG}_{_SLUG}(?:\.[a-z0-9]+)?"), "YYYY-MM-DD_user_short-description(.ipynb)"),
+    "develop notebook": ("research/develop", re.compile(rf"{_DATE}_{_SLUG}_{_SLUG}(?:\.failed)?(?:\.[a-z0-9]+)?"), "YYYY-MM-DD_user_short-description(.ipynb)"),
     "template": ("research/templates", re.compile(r"()[a-z0-9]+(?:[-_][a-z0-9]+)*\.ipynb"), "name.ipynb (lower-case letters, digits, - and _)"),
     "raw data file": ("data/raw", re.compile(rf"(){_SLUG}_raw_{_SLUG}_v\d+\.parquet"), "{dataset}_raw_{desc}_v{N}.parquet"),
 }
