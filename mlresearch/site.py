@@ -135,7 +135,7 @@ def sweep_page(rec:dict, df:pd.DataFrame, out:Path)->str:
 
 # %% ../nbs/18_site.ipynb #a18s0012
 def write_results(site:str|Path, root=None)->list[Path]:
-    "Write the Results pages into `site/results` (nbdev's `_proc`); return them, the runs page first"
+    "Write the Results pages into `site/results` (nbdev's `_proc`); return them: the runs page, the runs newest first, the sweeps"
     root, site = get_paths(root).root, Path(site)
     tmp = Path(tempfile.mkdtemp(prefix=".results-", dir=site))
     try:
@@ -153,7 +153,8 @@ def write_results(site:str|Path, root=None)->list[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     out = site/RESULTS
-    return [out/"index.qmd", *sorted((out/"runs").glob("*.ipynb"), reverse=True), *sorted((out/"sweeps").glob("*.qmd"))]
+    newest = df.sort_values(["started", "run"], ascending=False, na_position="last", kind="stable")["run"] if len(df) else []
+    return [out/"index.qmd", *(out/"runs"/f"{r}.ipynb" for r in newest), *sorted((out/"sweeps").glob("*.qmd"))]
 
 def results_sidebar(site:Path, pages:list[Path])->dict:
     "The sidebar section that reaches every Results page"
