@@ -16,7 +16,7 @@ from .runs import _read_json, find_run, model_folders, run_folders
 
 # %% auto #0
 __all__ = ['log', 'ARCHIVE_MANIFEST', 'ARCHIVE_PREFIXES', 'MLFLOW_STATUS', 'MLFLOW_LIMITS', 'write_archive', 'read_archive',
-           'restore_archive', 'data_files', 'archive_runs', 'clean', 'export_mlflow']
+           'restore_archive', 'run_files', 'data_files', 'archive_runs', 'clean', 'export_mlflow']
 
 # %% ../nbs/19_keep.ipynb #a19k0006
 log = get_logger("keep")
@@ -117,11 +117,15 @@ def restore_archive(archive:str|Path, root=None)->list[str]:
     log.info("restored %d file(s) from %s", len(new), archive)
     return new
 
+def run_files(folders:list[Path])->list[Path]:
+    "Every file of the run folders `folders`"
+    return [f for run in folders for f in sorted(run.rglob("*")) if f.is_file()]
+
 def data_files(root=None, include_runs:bool=False)->list[Path]:
     "What `data archive` puts in an archive: data/raw with its manifest, and the deliver runs when asked"
     paths = get_paths(root)
     files = [f for f in sorted(paths.raw.iterdir()) if f.is_file() and not f.name.startswith(".")] if paths.raw.exists() else []
-    if include_runs: files += [f for run in run_folders(paths.root) for f in sorted(run.rglob("*")) if f.is_file()]
+    if include_runs: files += run_files(run_folders(paths.root))
     return files
 
 # %% ../nbs/19_keep.ipynb #a19k0010
@@ -133,7 +137,7 @@ def archive_runs(runs:list, to:str|Path, root=None)->dict:
     if not folders: raise MLResearchError("name at least one run to archive (mlresearch runs lists them)")
     for f in folders:
         if p := verify_run(f): raise MLResearchError(f"run {f.name} does not match its checksums ({p[0]['file']} {p[0]['problem']}); archive only runs that verify")
-    man = write_archive(root, [f for run in folders for f in sorted(run.rglob("*")) if f.is_file()], to, "runs")
+    man = write_archive(root, run_files(folders), to, "runs")
     for f in folders:
         for p in [f, *f.rglob("*")]: p.chmod(0o755 if p.is_dir() else 0o644)
         shutil.rmtree(f)

@@ -40,10 +40,10 @@ def _fmt(v)->str:
 
 STATUS_MARK = {"succeeded": "✅ succeeded", "failed": "❌ failed", "interrupted": "⏹ interrupted", "died": "💀 died", "running": "⏳ running"}
 
-def run_summary(folder:Path)->str:
+def run_summary(folder:Path, problems:list[dict]|None=None)->str:
     "The Markdown a run page starts with"
     prov, r = _read_json(folder/PROVENANCE) or {}, read_run(folder)
-    problems = verify_run(folder)
+    problems = verify_run(folder) if problems is None else problems  # `write_results` checks each run once for all its pages
     verified = "yes: every file matches SHA256SUMS" if not problems else f"**no**: {len(problems)} problem(s), e.g. {problems[0]['file']} {problems[0]['problem']}"
     git = prov.get("git") or {}
     facts = [("template", prov.get("template")), ("status", STATUS_MARK.get(r["status"], r["status"])), ("started", prov.get("started")),
@@ -63,7 +63,7 @@ def run_summary(folder:Path)->str:
     return "\n\n".join(parts)
 
 # %% ../nbs/18_site.ipynb #a18s0008
-def run_page(folder:Path)->nbformat.NotebookNode:
+def run_page(folder:Path, problems:list[dict]|None=None)->nbformat.NotebookNode:
     "The site page of one run"
     prov = _read_json(folder/PROVENANCE) or {}
     r = read_run(folder)
@@ -71,7 +71,7 @@ def run_page(folder:Path)->nbformat.NotebookNode:
     src = folder/prov["notebook"] if prov.get("notebook") and (folder/prov["notebook"]).exists() else None
     if src: nb = nbformat.read(src, as_version=4)
     head = [nbformat.v4.new_raw_cell(f"---\ntitle: {json.dumps(folder.name)}\ndescription: {json.dumps(r['template'] + ' run, ' + str(r['status']))}\n---"),
-            nbformat.v4.new_markdown_cell(run_summary(folder) + ("\n\n## The executed notebook" if src else "\n\nNo executed notebook was saved."))]
+            nbformat.v4.new_markdown_cell(run_summary(folder, problems) + ("\n\n## The executed notebook" if src else "\n\nNo executed notebook was saved."))]
     for i, c in enumerate(head): c["id"] = f"mlresearch-{i}"
     nb.cells = head + list(nb.cells)
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")}
@@ -83,7 +83,7 @@ def _savefig(fig, path:Path):
     fig.savefig(path, format="png", dpi=100, metadata={"Software": None})  # no version stamp: the same figure gives the same bytes
     plt.close(fig)
 
-def runs_page(df:pd.DataFrame, out:Path)->str:
+def runs_page(df:pd.DataFrame, out:Path, checks:dict|None=None)->str:
     "The runs page (Markdown) for the index `df`; its figures are written under `out/figures`"
     lines = ["---", "title: Results", "description: Every deliver run, newest first, with a comparison of the runs of each template", "---", ""]
     if df.empty: return "\n".join(lines + ["No deliver run yet: `make run` delivers the main job's runs."]) + "\n"
@@ -94,7 +94,7 @@ def runs_page(df:pd.DataFrame, out:Path)->str:
         m = metric.get(r["template"])
         v = r.get(f"metric.{m}") if m else None
         rows.append((f"[{r['run']}](runs/{r['run']}.ipynb)", r["template"], STATUS_MARK.get(r["status"], r["status"]),
-                     f"{m} {v:.4f}" if m and v is not None and v == v else "-", "yes" if not verify_run(r["path"]) else "**no**", r["started"] or "-"))
+                     f"{m} {v:.4f}" if m and v is not None and v == v else "-", "yes" if not (checks[r["run"]] if checks else verify_run(r["path"])) else "**no**", r["started"] or "-"))
     lines += [f"{len(df)} runs: {', '.join(f'{n} {s}' for s, n in df['status'].value_counts().sort_index().items())}.", "",
               _table(rows, ("run", "template", "status", "main metric", "verifies", "started")), "", "## Comparisons", ""]
     (out/"figures").mkdir(parents=True, exist_ok=True)
@@ -141,8 +141,9 @@ def write_results(site:str|Path, root=None)->list[Path]:
     try:
         df = runs_index(root)
         (tmp/"runs").mkdir()
-        (tmp/"index.qmd").write_text(runs_page(df, tmp), encoding="utf-8")
-        for f in run_folders(root): (tmp/"runs"/f"{f.name}.ipynb").write_text(nbformat.writes(run_page(f)) + "\n", encoding="utf-8")
+        checks = {f.name: verify_run(f) for f in run_folders(root)}  # every run hashed once, for the runs page and its own page
+        (tmp/"index.qmd").write_text(runs_page(df, tmp, checks), encoding="utf-8")
+        for f in run_folders(root): (tmp/"runs"/f"{f.name}.ipynb").write_text(nbformat.writes(run_page(f, checks[f.name])) + "\n", encoding="utf-8")
         sweeps = sorted(get_paths(root).sweeps.glob("*.json"))
         if sweeps: (tmp/"sweeps").mkdir()
         for f in sweeps:
