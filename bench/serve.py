@@ -118,7 +118,7 @@ def hey(url: str, body: Path, n: int) -> dict:
 
 def seed_pickle(run: Path, path: Path):
     "What the seeds' services unpickle: the fitted transform and the bare estimator or torch module"
-    from mlresearch.runs import load_run_model
+    from mlresearch.modelfile import load_run_model
     m = load_run_model(run)
     model = m.model.module if m.model.kind == "torch" else m.model.est
     with open(path, "wb") as f: pickle.dump(dict(kind=m.model.kind, transform=m.transform, model=model, classes=m.classes), f)
@@ -126,7 +126,7 @@ def seed_pickle(run: Path, path: Path):
 
 def batch(run: Path, port: int, name: str, rows: pd.DataFrame, repeats: int) -> dict:
     "Rows per second: a 1,000-row request to our service (records and a V2 tensor) against in-process predict, alternated"
-    from mlresearch.runs import load_run_model
+    from mlresearch.modelfile import load_run_model
     m = load_run_model(run)
     records = json.dumps(dict(records=rows.to_dict("records"))).encode()
     tensor = json.dumps(dict(inputs=[dict(name="x", shape=list(rows.shape), datatype="FP64", data=rows.to_numpy().ravel().tolist())])).encode()

@@ -52,7 +52,7 @@ def test_a_million_row_csv_is_scored_in_flat_memory(digits_runs, tmp_path):
         sizes[n] = (f.stat().st_size, _peak_kb(["predict", "digits-logreg", f, "-o", tmp_path/f"{n}.parquet"], env))
         got = pd.read_parquet(tmp_path/f"{n}.parquet", columns=["prediction"])
         assert len(got) == 1797 * reps
-    from mlresearch.runs import load_run_model
+    from mlresearch.modelfile import load_run_model
     assert got["prediction"].iloc[:1797].tolist() == load_run_model("digits-logreg", root=root).predict(digits).tolist()
     (b1, m1), (b2, m2) = sizes["200k"], sizes["1m"]
     print(f"\npeak memory of mlresearch predict: {b1 / 1e6:.0f} MB CSV (201,264 rows) {m1 / 1024:.0f} MiB; "
@@ -101,7 +101,7 @@ def test_predict_evaluate_monitor_and_export_refuse_a_tampered_or_pickled_model_
     class Evil:
         def __reduce__(self): return (exec, (f"open({str(marker)!r}, 'w')",))
     (pickled/"artifacts/model/weights.pkl").write_bytes(pickle.dumps(Evil()))
-    from mlresearch.deliver import write_checksums
+    from mlresearch.record import write_checksums
     (pickled/"SHA256SUMS").chmod(0o644); write_checksums(pickled)  # even with checksums that match
     runs_before = sorted(p.name for p in deliver.iterdir())
     for name, words in (("2001-01-01_cnn-tampered", "artifacts/model/model.safetensors modified"),

@@ -62,7 +62,7 @@ def test_two_deterministic_cpu_runs_give_equal_metrics(project):
     assert all(len(d["sha256"] or "") == 64 for d in prov["data"] if d["path"].startswith("data/"))
     assert all(not f.stat().st_mode & 0o222 for f in ra.rglob("*") if f.is_file())
     # the saved model predicts like the run said
-    from mlresearch.pipeline import load_model
+    from mlresearch.modelfile import load_model
     m = load_model(ra/"artifacts/model")
     assert m.config["metrics"]["accuracy"] == json.loads(ma)["accuracy"]
 

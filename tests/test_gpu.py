@@ -11,9 +11,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_a_cnn_trained_on_the_gpu_serves_on_the_cpu_with_the_same_answers(tmp_path):
     from fastapi.testclient import TestClient
     from mlresearch.data import load
-    from mlresearch.deliver import write_checksums
+    from mlresearch.record import write_checksums
     from mlresearch.pipeline import save_predictions, train
-    from mlresearch.serve import get_app
+    from mlresearch.serve.app import get_app
     root = tmp_path/"proj"
     root.mkdir()
     (root/"pyproject.toml").write_text("[tool.mlresearch]\n")

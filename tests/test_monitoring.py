@@ -7,11 +7,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import run
-from mlresearch.deliver import write_checksums
+from mlresearch.record import write_checksums
 from mlresearch.drift import drift_report
-from mlresearch.pipeline import column_kinds
-from mlresearch.runs import load_run_model, model_checksums, verify_run
-from mlresearch.serve import ServeConfig, get_app
+from mlresearch.modelfile import column_kinds, load_run_model, model_checksums
+from mlresearch.record import verify_run
+from mlresearch.serve.app import ServeConfig, get_app
 
 SHIFTED = "pixel_3_3"
 

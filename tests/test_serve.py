@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from conftest import BIN, run
 
-from mlresearch.serve import ServeConfig, get_app
+from mlresearch.serve.app import ServeConfig, get_app
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_unseen_categories_and_missing_values_are_handled_as_in_training(served,
     run("mlresearch", "data", "acquire", tmp_path/"patients.csv", "--target", "outcome", env=env, check=0)
     run("mlresearch", "deliver", "train", "--name", "patients-mlp", "-p", "dataset=patients", "-p", "model=mlp", "-p", "epochs=3",
         env=env, check=0)
-    from mlresearch.runs import load_run_model
+    from mlresearch.modelfile import load_run_model
     m = load_run_model("patients-mlp", root=root)
     recs = [dict(age=None, smoker="sometimes", flag=None), dict(age=70.0, smoker=None, flag=True), dict(age=30, smoker="no", flag=False)]
     with _client("patients-mlp", root) as c:
@@ -259,7 +259,7 @@ def test_runs_that_must_not_be_served_are_refused_in_one_line(served, tmp_path):
     (pickled/"artifacts/model").chmod(0o755)
     (pickled/"artifacts/model/model.pkl").write_bytes(pickle.dumps(Evil()))
     repacked = shutil.copytree(pickled, deliver/"2000-01-03_repacked")  # the pickle, with the checksums rewritten to match
-    from mlresearch.deliver import write_checksums
+    from mlresearch.record import write_checksums
     (repacked/"SHA256SUMS").chmod(0o644); write_checksums(repacked)
     cases = [("2000-01-01_tampered", "does not match its checksums: artifacts/model/model.skops modified"),
              ("2000-01-02_pickled", "does not match its checksums: artifacts/model/model.pkl added"),
