@@ -11,13 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import typer
 
+from .command import ModelOpt, RunArg, friendly, verbs
 from .config import MLResearchError, atomic_path, atomic_write, get_logger, sha256_file
-from .record import package_versions
 from .modelfile import COLUMN_RULES, column_kinds, load_run_model, model_checksums
+from .record import package_versions
 
 # %% auto #0
-__all__ = ['log', 'FORMATS', 'file_format', 'read_chunks', 'check_chunk', 'predict_file', 'sidecar', 'labelled']
+__all__ = ['log', 'FORMATS', 'commands', 'file_format', 'read_chunks', 'check_chunk', 'predict_file', 'sidecar', 'labelled',
+           'predict_cmd']
 
 # %% ../nbs/18_batch.ipynb #a15b0006
 log = get_logger("batch")
@@ -157,3 +160,20 @@ def labelled(m, df:pd.DataFrame, target:str, where)->tuple[pd.DataFrame, np.ndar
         raise MLResearchError(f"{where}: {target!r} holds label(s) the model never saw: {', '.join(unseen[:5])}{' ...' if len(unseen) > 5 else ''}; "
                               f"it knows {', '.join(map(str, m.classes[:10]))}")
     return X, codes.to_numpy(np.int64)
+
+# %% ../nbs/18_batch.ipynb #18c00002
+commands = verbs()  # the verbs of this notebook: predict
+
+# %% ../nbs/18_batch.ipynb #18c00003
+@commands.command("predict")
+@friendly
+def predict_cmd(
+    run:RunArg,
+    input:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns"),
+    output:Path=typer.Option(..., "--output", "-o", help="Where the predictions go: .csv or .parquet (replaced atomically)"),
+    chunk_rows:int=typer.Option(50_000, "--chunk-rows", help="Rows read, scored and written at a time"),
+    model:ModelOpt=None,
+):
+    "Score INPUT with RUN's model into --output, with a record of the run, the model and the input beside it"
+    rec = predict_file(run, input, output, chunk_rows=chunk_rows, model=model)
+    typer.echo(f"{rec['rows']} rows scored by {rec['run']} -> {output} (record: {sidecar(output)})")

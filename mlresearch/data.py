@@ -9,20 +9,23 @@ from __future__ import annotations
 import contextlib, datetime as dt, hashlib, json, os, re, shutil, tempfile
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
+try: import fcntl
+except ImportError: fcntl = None  # Windows: acquisitions are not locked against each other
+import typer
 
+from .command import friendly
 from .config import (MLResearchError, Paths, atomic_path, atomic_write, check_slug, current_run, first_line, get_logger,
                                get_paths, is_slug, note_run, sha256_file, slugify)
 
-try: import fcntl
-except ImportError: fcntl = None  # Windows: acquisitions are not locked against each other
-
 # %% auto #0
-__all__ = ['log', 'SKLEARN_SETS', 'TABLE_SUFFIXES', 'MANIFEST', 'DataError', 'parse_spec', 'read_sklearn', 'read_table',
-           'download', 'slug', 'check_name', 'raw_filename', 'read_manifest', 'content_hash', 'infer_task', 'acquire',
-           'list_datasets', 'verify', 'parse_ref', 'find', 'raw_path', 'load', 'load_images', 'ensure_dataset']
+__all__ = ['log', 'SKLEARN_SETS', 'TABLE_SUFFIXES', 'MANIFEST', 'data_app', 'DataError', 'parse_spec', 'read_sklearn',
+           'read_table', 'download', 'slug', 'check_name', 'raw_filename', 'read_manifest', 'content_hash',
+           'infer_task', 'acquire', 'list_datasets', 'verify', 'parse_ref', 'find', 'raw_path', 'load', 'load_images',
+           'ensure_dataset', 'data_acquire', 'data_list', 'data_verify']
 
 # %% ../nbs/02_data.ipynb #17cb5a0c
 log = get_logger("data")
@@ -334,3 +337,40 @@ def ensure_dataset(
     if is_slug(name) and name.replace("-", "_") in SKLEARN_SETS: return acquire(f"sklearn:{name.replace('-', '_')}", target=target, root=root)
     if is_slug(name) and not Path(name).exists(): return find(name, root=root)
     return acquire(name, target=target, root=root)
+
+# %% ../nbs/02_data.ipynb #02c00002
+data_app = typer.Typer(no_args_is_help=True, help="Acquire, list and verify the raw datasets in data/raw.")
+
+# %% ../nbs/02_data.ipynb #02c00003
+@data_app.command("acquire")
+@friendly
+def data_acquire(
+    spec:str=typer.Argument(..., help="sklearn:<name> (digits, iris, wine, breast_cancer, diabetes), a CSV/Parquet path, or an http(s) URL"),
+    name:Optional[str]=typer.Option(None, "--name", help="Dataset name (lower-case, digits, hyphens); from the spec by default"),
+    target:Optional[str]=typer.Option(None, "--target", help="Target column"),
+    sha256:Optional[str]=typer.Option(None, "--sha256", help="Expected sha256 of the file or download"),
+    desc:Optional[str]=typer.Option(None, "--desc", help="Description part of the raw file name"),
+):
+    "Copy a dataset into data/raw once (read-only, hashed, in the manifest)"
+    e = acquire(spec, name=name, target=target, sha256=sha256, desc=desc)
+    typer.echo(f"{e['name']} v{e['version']}: {e['rows']} rows x {len(e['columns'])} columns, target {e['target'] or '(none)'} -> data/raw/{e['file']}")
+
+# %% ../nbs/02_data.ipynb #02c00004
+@data_app.command("list")
+@friendly
+def data_list(name:Optional[str]=typer.Argument(None, help="One dataset: its versions with their sources and hashes")):
+    "List the acquired datasets, or one dataset's versions"
+    df = list_datasets(name=name)
+    if df.empty: typer.echo("no datasets yet: mlresearch data acquire sklearn:digits"); return
+    if name: typer.echo(df.assign(sha256=df["sha256"].str[:12])[["name", "version", "rows", "target", "source", "sha256", "acquired_at"]].to_string(index=False))
+    else: typer.echo(df.drop(columns=["source", "sha256"]).to_string(index=False))
+
+# %% ../nbs/02_data.ipynb #02c00005
+@data_app.command("verify")
+@friendly
+def data_verify():
+    "Re-hash data/raw and name every file that is missing, modified or not in the manifest"
+    problems = verify()
+    for p in problems: typer.echo(f"{p['problem']}: data/raw/{p['file']} ({p['detail']})")
+    if problems: raise MLResearchError(f"{len(problems)} problem(s) in data/raw; restore the files or acquire the data again")
+    typer.echo(f"ok: {len(read_manifest())} file(s) match the manifest")

@@ -8,18 +8,22 @@ Docs: https://mlresearch.github.io/mlresearch/deliver.html.md"""
 from __future__ import annotations
 import contextlib, datetime as dt, json, logging, os, platform, shlex, shutil, signal, sys, threading
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
+import typer
+
+from .command import ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, command_line, friendly, metrics_line, verbs
 from .config import (ROOT_ENV, RUN_ENV, ConfigError, MLResearchError, atomic_write, check_slug, current_run, get_logger,
                                get_paths, read_run_notes, resolve_config, sha256_file)
 from .execute import (NotebookError, count_figures, describe_failure, develop_path, error_record, execute_notebook,
                                 find_template, template_parameters, user_id)
+from .modelfile import load_run_model
 from .record import (ARTIFACTS, METRICS, PARAMS, PROVENANCE, git_state, make_read_only, package_versions, rel_path,
                                write_checksums, write_json)
 
 # %% auto #0
-__all__ = ['log', 'THREAD_VARS', 'log_metrics', 'artifacts_dir', 'RunError', 'Interrupted', 'sigterm_raises', 'signals_blocked',
-           'pin_dataset', 'deliver']
+__all__ = ['log', 'THREAD_VARS', 'commands', 'log_metrics', 'artifacts_dir', 'RunError', 'Interrupted', 'sigterm_raises',
+           'signals_blocked', 'pin_dataset', 'deliver', 'deliver_cmd', 'evaluate_cmd']
 
 # %% ../nbs/13_deliver.ipynb #d1e10005
 log = get_logger("deliver")
@@ -201,3 +205,46 @@ def deliver(
     log.info("run %s %s in %.1f s", folder.name, status, prov["duration_s"])
     if (err := _outcome(folder, status, error)) is not None: raise err
     return folder
+
+# %% ../nbs/13_deliver.ipynb #13c00002
+commands = verbs()  # the verbs of this notebook: deliver, evaluate
+
+# %% ../nbs/13_deliver.ipynb #13c00003
+def _deliver_or_exit(*args, **kwargs)->Path:
+    "`deliver`, reporting a run that did not succeed in one line with its exit status"
+    try: return deliver(*args, command=command_line(), on_start=lambda f: typer.echo(f"run: {f}"), **kwargs)
+    except RunError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
+# %% ../nbs/13_deliver.ipynb #13c00004
+@commands.command("deliver")
+@friendly
+def deliver_cmd(
+    template:str=typer.Argument(..., help="A template in research/templates (eda, train) or a notebook path"),
+    name:str=typer.Option(..., "--name", help="Short description: lower-case letters, digits, hyphens"),
+    config:ConfigOpt=None,
+    param:ParamOpt=None,
+    auto_suffix:bool=typer.Option(False, "--auto-suffix", help="If NAME is taken today, use NAME-2, NAME-3... instead of refusing"),
+    timeout:TimeoutOpt=None,
+):
+    "Execute TEMPLATE as an immutable deliver run"
+    run = _deliver_or_exit(template, name, config, param or [], auto_suffix=auto_suffix, timeout=timeout)
+    typer.echo(f"succeeded: {metrics_line(json.loads((run/METRICS).read_text())) or 'no metrics recorded'}")
+
+# %% ../nbs/13_deliver.ipynb #13c00005
+@commands.command("evaluate")
+@friendly
+def evaluate_cmd(
+    run:str=typer.Argument(..., help="The deliver run whose model is evaluated: its name, folder name or path"),
+    dataset:str=typer.Option(..., "--dataset", help="Labelled data: an acquired dataset's name, or a spec to acquire (CSV/Parquet path, URL, sklearn:NAME)"),
+    target:Optional[str]=typer.Option(None, "--target", help="The target column (default: the one the model was trained on)"),
+    model:ModelOpt=None,
+    name:Optional[str]=typer.Option(None, "--name", help="The evaluation run's name (default: evaluate-RUN, suffixed when taken today)"),
+    timeout:TimeoutOpt=None,
+):
+    "Evaluate RUN's model on labelled data as a deliver run of the evaluate template"
+    m = load_run_model(run, model=model)  # refused here, before a run folder exists
+    new = _deliver_or_exit("evaluate", name or f"evaluate-{m.run.name.split('_', 1)[-1]}", auto_suffix=name is None, timeout=timeout,
+                           overrides=dict(run=m.run.name, dataset=dataset, target=target or "", model=model or ""))
+    typer.echo(f"succeeded: {metrics_line(json.loads((new/METRICS).read_text()))}")

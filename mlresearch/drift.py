@@ -8,19 +8,22 @@ Docs: https://mlresearch.github.io/mlresearch/drift.html.md"""
 from __future__ import annotations
 import collections, dataclasses, json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
+import typer
 
 from .batch import check_chunk, read_chunks
+from .command import ModelOpt, RunArg, friendly, verbs
 from .config import MLResearchError, atomic_path, atomic_write
 from .eda import new_figure
 from .modelfile import COLUMN_RULES, REFERENCE_FILE, column_kinds, load_run_model
 
 # %% auto #0
-__all__ = ['P_VALUE', 'PSI_WATCH', 'PSI_ALERT', 'DATASET_SHARE', 'PSI_BINS', 'CATEGORICAL_MAX_UNIQUE', 'MISSING', 'psi',
-           'psi_level', 'numeric_drift', 'categorical_drift', 'DriftReport', 'drift_report', 'plot_drift',
-           'sample_file', 'unavailable', 'monitor', 'write_report', 'DriftWindow']
+__all__ = ['P_VALUE', 'PSI_WATCH', 'PSI_ALERT', 'DATASET_SHARE', 'PSI_BINS', 'CATEGORICAL_MAX_UNIQUE', 'MISSING', 'commands',
+           'psi', 'psi_level', 'numeric_drift', 'categorical_drift', 'DriftReport', 'drift_report', 'plot_drift',
+           'sample_file', 'unavailable', 'monitor', 'write_report', 'DriftWindow', 'monitor_cmd']
 
 # %% ../nbs/19_drift.ipynb #a16d0006
 P_VALUE = 0.05                  # a feature drifted when its test's p-value is below this
@@ -228,3 +231,31 @@ class DriftWindow:
         df = pd.DataFrame(num, columns=self.columns[:num.shape[1]])
         for c in self.columns[num.shape[1]:]: df[c] = np.concatenate([p[1][c] for p in parts])
         return df.iloc[-self.size:].reset_index(drop=True)
+
+# %% ../nbs/19_drift.ipynb #19c00002
+commands = verbs()  # the verbs of this notebook: monitor
+
+# %% ../nbs/19_drift.ipynb #19c00003
+@commands.command("monitor")
+@friendly
+def monitor_cmd(
+    run:RunArg,
+    data:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns"),
+    model:ModelOpt=None,
+    report:Optional[Path]=typer.Option(None, "--report", help="Also write drift.csv, drift.json and drift.png into this folder"),
+    max_rows:int=typer.Option(100_000, "--max-rows", help="Compare a uniform sample of at most this many rows of DATA"),
+    show:int=typer.Option(20, "--show", help="Features listed (most drifted first)"),
+    fail_on:str=typer.Option("dataset", "--fail-on", help="Exit 2 when the dataset drifted (half its features), or when any feature did"),
+):
+    "Check DATA for drift against RUN's training rows; exit 2 when the dataset drifted (or, with --fail-on feature, any feature)"
+    from mlresearch.runs import format_table
+    if fail_on not in ("dataset", "feature"): raise MLResearchError(f"--fail-on takes dataset or feature, not {fail_on!r}")
+    rep, summary, ref, cur = monitor(run, data, model=model, max_rows=max_rows)
+    if rep is None:
+        typer.echo(summary, err=True); return
+    t = rep.table.head(show)
+    typer.echo(format_table(t.assign(**{c: t[c].map(lambda v: f"{v:.3g}") for c in ("statistic", "p_value", "p_adjusted", "psi")})))
+    if report: typer.echo(f"report: {write_report(rep, report, ref, cur, data=str(data.resolve()), run=run)}")
+    flagged = rep.dataset_drifted if fail_on == "dataset" else bool(rep.drifted)
+    typer.echo(("drift: " if flagged else "ok: ") + summary)
+    if flagged: raise typer.Exit(2)

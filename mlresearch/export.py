@@ -8,17 +8,20 @@ Docs: https://mlresearch.github.io/mlresearch/export.html.md"""
 from __future__ import annotations
 import contextlib, datetime as dt, json, logging, os, shutil, tempfile, warnings
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+import typer
 
+from .command import ModelOpt, RunArg, friendly, verbs
 from .config import MLResearchError, first_line, get_logger, get_paths, sha256_file
-from .record import package_versions
-from .preprocessing import ImageTransform
 from .modelfile import load_run_model, model_checksums
+from .preprocessing import ImageTransform
+from .record import package_versions
 
 # %% auto #0
-__all__ = ['log', 'FORMATS', 'ONNX_ATOL', 'ONNX_RTOL', 'EXTRA', 'describe_preprocessing', 'onnx_inputs', 'check_onnx',
-           'export_run']
+__all__ = ['log', 'FORMATS', 'ONNX_ATOL', 'ONNX_RTOL', 'EXTRA', 'commands', 'describe_preprocessing', 'onnx_inputs', 'check_onnx',
+           'export_run', 'export_cmd']
 
 # %% ../nbs/24_export.ipynb #a17e0006
 log = get_logger("export")
@@ -166,3 +169,21 @@ def export_run(
         shutil.rmtree(tmp, ignore_errors=True); raise
     log.info("exported %s to %s (%d rows checked, largest difference %.2g)", m.run.name, out, check["rows"], check["max_abs_diff"])
     return out
+
+# %% ../nbs/24_export.ipynb #24c00002
+commands = verbs()  # the verbs of this notebook: export
+
+# %% ../nbs/24_export.ipynb #24c00003
+@commands.command("export")
+@friendly
+def export_cmd(
+    run:RunArg,
+    format:str=typer.Option("onnx", "--format", help="onnx"),
+    output:Optional[Path]=typer.Option(None, "--output", "-o", help="The export folder (default: research/exports/RUN/); never replaced"),
+    model:ModelOpt=None,
+):
+    "Export RUN's model (ONNX) for serving stacks that are not Python"
+    out = export_run(run, format, output, model=model)
+    check = json.loads((out/"export.json").read_text())["check"]
+    typer.echo(f"exported: {out/'model.onnx'} ({check['rows']} rows checked against the model: largest difference {check['max_abs_diff']:.2g}, "
+               f"tolerance {check['atol']:g})")

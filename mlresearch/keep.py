@@ -8,16 +8,20 @@ Docs: https://mlresearch.github.io/mlresearch/keep.html.md"""
 from __future__ import annotations
 import datetime as dt, hashlib, io, json, os, shutil, tarfile, tempfile, time, zlib
 from pathlib import Path
+from typing import Optional
 
+import typer
+
+from .command import friendly, verbs
 from .config import MLResearchError, atomic_path, first_line, get_logger, get_paths, sha256_file
 from .data import MANIFEST, _locked, _write_manifest, read_manifest
-from .record import CHECKSUMS, METRICS, PARAMS, PROVENANCE, make_read_only, package_versions
-from .record import read_json, find_run, run_folders
 from .modelfile import model_folders
+from .record import CHECKSUMS, METRICS, PARAMS, PROVENANCE, make_read_only, package_versions, read_json, find_run, run_folders
 
 # %% auto #0
-__all__ = ['log', 'ARCHIVE_MANIFEST', 'ARCHIVE_PREFIXES', 'MLFLOW_STATUS', 'MLFLOW_LIMITS', 'write_archive', 'read_archive',
-           'restore_archive', 'run_files', 'data_files', 'archive_runs', 'clean', 'export_mlflow']
+__all__ = ['log', 'ARCHIVE_MANIFEST', 'ARCHIVE_PREFIXES', 'MLFLOW_STATUS', 'MLFLOW_LIMITS', 'data_commands', 'runs_commands',
+           'write_archive', 'read_archive', 'restore_archive', 'run_files', 'data_files', 'archive_runs', 'clean',
+           'export_mlflow', 'data_archive', 'data_restore', 'data_clean', 'runs_archive', 'runs_restore', 'runs_export']
 
 # %% ../nbs/25_keep.ipynb #a19k0006
 log = get_logger("keep")
@@ -231,3 +235,72 @@ def export_mlflow(
         client.set_terminated(rid, MLFLOW_STATUS.get(prov.get("status"), "FAILED"), end_time=end)
         out.append((f.name, rid, "exported"))
     return out
+
+# %% ../nbs/25_keep.ipynb #25c00002
+data_commands = verbs()  # data archive, restore, clean
+runs_commands = verbs()  # runs archive, restore, export
+
+# %% ../nbs/25_keep.ipynb #25c00003
+def _mb(n:int)->str: return f"{n / 1e6:.1f} MB"
+
+# %% ../nbs/25_keep.ipynb #25c00004
+@data_commands.command("archive")
+@friendly
+def data_archive(
+    to:Path=typer.Option(..., "--to", help="The archive to write (.tar.gz); never replaced"),
+    include_runs:bool=typer.Option(False, "--include-runs", help="Also archive research/deliver/"),
+):
+    "Write data/raw (and the deliver runs) with their checksums to a compressed archive, checked once written"
+    man = write_archive(get_paths().root, data_files(include_runs=include_runs), to, "data+runs" if include_runs else "data")
+    typer.echo(f"archived {len(man['files'])} file(s), {_mb(sum(f['size'] for f in man['files'].values()))}, into {to} (verified)")
+
+# %% ../nbs/25_keep.ipynb #25c00005
+@data_commands.command("restore")
+@friendly
+def data_restore(archive:Path=typer.Argument(..., help="An archive written by `data archive` or `runs archive`")):
+    "Unpack an archive into this project, verifying every file; a file that exists and differs is refused"
+    new = restore_archive(archive)
+    typer.echo(f"restored {len(new)} file(s) from {archive}; every file matched its sha256" if new else f"nothing to restore: every file of {archive} is already here")
+
+# %% ../nbs/25_keep.ipynb #25c00006
+@data_commands.command("clean")
+@friendly
+def data_clean(
+    older_than:Optional[float]=typer.Option(None, "--older-than", help="Only what was last changed more than DAYS days ago"),
+    dry_run:bool=typer.Option(False, "--dry-run", help="List what would go, remove nothing"),
+):
+    "Remove data/processed cache entries no deliver run used and left-overs in data/tmp (never data/raw or a run)"
+    found = clean(older_than=older_than, dry_run=dry_run)
+    for p, n, why in found: typer.echo(f"{'would remove' if dry_run else 'removed'} {p} ({_mb(n)}): {why}")
+    typer.echo(f"{'would free' if dry_run else 'freed'} {_mb(sum(n for _, n, _ in found))} in {len(found)} item(s)")
+
+# %% ../nbs/25_keep.ipynb #25c00007
+@runs_commands.command("archive")
+@friendly
+def runs_archive(
+    runs:list[str]=typer.Argument(..., help="Runs to move into the archive (folder names or names)"),
+    to:Path=typer.Option(..., "--to", help="The archive to write (.tar.gz); never replaced"),
+):
+    "Move runs into a compressed archive; they leave research/deliver only once the archive verifies"
+    man = archive_runs(runs, to)
+    typer.echo(f"archived {len(runs)} run(s), {len(man['files'])} file(s), into {to} (verified) and removed them from research/deliver")
+
+# %% ../nbs/25_keep.ipynb #25c00008
+@runs_commands.command("restore")
+@friendly
+def runs_restore(archive:Path=typer.Argument(..., help="An archive written by `runs archive`")):
+    "Bring archived runs back into research/deliver, read-only, every file verified"
+    new = restore_archive(archive)
+    runs = sorted({Path(r).parts[2] for r in new if r.startswith("research/deliver/")})
+    typer.echo(f"restored {len(runs)} run(s): {', '.join(runs)}" if runs else f"nothing to restore: the runs of {archive} are already here")
+
+# %% ../nbs/25_keep.ipynb #25c00009
+@runs_commands.command("export")
+@friendly
+def runs_export(
+    runs:Optional[list[str]]=typer.Argument(None, help="Runs to export (default: every run)"),
+    mlflow:str=typer.Option(..., "--mlflow", help="MLflow tracking URI: sqlite:///mlflow.db, http://host:5000, ..."),
+    experiment:Optional[str]=typer.Option(None, "--experiment", help="MLflow experiment (default: the project folder's name)"),
+):
+    "Export deliver runs to MLflow (params, metrics, tags, notebook and model); a run already there is skipped"
+    for run, rid, what in export_mlflow(mlflow, runs or None, experiment=experiment): typer.echo(f"{what}: {run} -> MLflow run {rid}")

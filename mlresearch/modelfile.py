@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from .config import MLResearchError, first_line, note_run
-from .models import build_model
 from .preprocessing import ImageTransform, Prepared, transform_from_dict
 from .record import ARTIFACTS, PROVENANCE, find_run, read_checksums, read_json, verify_run
 
@@ -116,6 +115,7 @@ class TorchModel:
     def load(cls, folder:Path, d:dict, task:str):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
+        from mlresearch.models import build_model  # PyTorch is imported only for a PyTorch model
         m = build_model(d["name"], **d["arch"])
         try: m.load_state_dict(load_file(str(folder/d["weights"])))
         except (SafetensorError, RuntimeError, OSError) as e:

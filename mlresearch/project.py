@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib, os, re, shutil, subprocess, sys
 from pathlib import Path
 
+import typer
+
+from .command import friendly, verbs
 from .config import MLResearchError, get_paths
 
 # %% auto #0
-__all__ = ['NAME_RULES', 'readme_text', 'tool', 'check_generated', 'check_conventions', 'prepare_docs', 'add_results',
-           'build_site']
+__all__ = ['NAME_RULES', 'commands', 'readme_text', 'tool', 'check_generated', 'check_conventions', 'check', 'docs',
+           'prepare_docs', 'add_results', 'build_site']
 
 # %% ../nbs/17_project.ipynb #5f50f18f
 def readme_text(root=None)->str:
@@ -116,6 +119,35 @@ def _import_order(root:Path)->list[str]:
         out += [f"nbs/{nb.name}: imports mlresearch.{mod}, which the higher-numbered nbs/{owner[mod].name} defines; import only lower-numbered "
                 "notebooks' modules (move the code down, or renumber)" for mod in used if mod in owner and _number(owner[mod]) > _number(nb)]
     return out
+
+# %% ../nbs/17_project.ipynb #17c00002
+commands = verbs()  # the verbs of this notebook: check, docs
+
+# %% ../nbs/17_project.ipynb #17c00003
+@commands.command("check")
+@friendly
+def check():
+    "Fail if generated files are stale or the project breaks its conventions (names, checksums, lesson tests), naming each file; list warnings"
+    changed = check_generated()
+    errors, warnings = check_conventions()
+    for f in changed: typer.echo(f"changed: {f} (generated: now rewritten; review and commit it)")
+    for e in errors: typer.echo(f"problem: {e}")
+    for w in warnings: typer.echo(f"warning: {w}")
+    if changed or errors:
+        raise MLResearchError(f"{len(changed)} generated file(s) out of date, {len(errors)} convention problem(s); see the lines above")
+    typer.echo(f"ok: mlresearch/, the notebooks and README.md are as the notebooks generate them; names, data and runs follow the conventions"
+               f"{f' ({len(warnings)} warning(s))' if warnings else ''}")
+
+# %% ../nbs/17_project.ipynb #17c00004
+@commands.command("docs")
+@friendly
+def docs():
+    "Build the docs site with a Results section from the deliver runs (needs Quarto); without Quarto, prepare everything up to the render"
+    site = build_site()
+    if site is not None: typer.echo(f"site: {site/'index.html'}"); return
+    proc = get_paths().root/"_proc"
+    typer.echo(f"quarto is not installed: skipped the render. Site config, processed notebooks and the Results pages are in {proc}; "
+               "install Quarto from https://quarto.org and run `mlresearch docs` again to build the site in _docs/")
 
 # %% ../nbs/17_project.ipynb #443168e7
 def prepare_docs(root=None)->Path:

@@ -8,16 +8,21 @@ Docs: https://mlresearch.github.io/mlresearch/runs.html.md"""
 from __future__ import annotations
 import datetime as dt, json, os, platform
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
+import typer
 
-from .config import ConfigError, MLResearchError, atomic_write, get_paths, load_toml, lower_is_better, sha256_file
+from .command import command_line, friendly, verbs
+from .config import ConfigError, MLResearchError, atomic_write, get_paths, load_toml, lower_is_better, sha256_file, atomic_path
+from .deliver import RunError
 from .execute import describe_failure, develop_path, find_template, user_id
-from .record import METRICS, PARAMS, PROVENANCE, find_run, read_checksums, read_json, rel_path, run_folders
+from .record import METRICS, PARAMS, PROVENANCE, find_run, read_checksums, read_json, rel_path, run_folders, verify_run
 
 # %% auto #0
-__all__ = ['INDEX_COLUMNS', 'STARTER', 'read_run', 'runs_index', 'select_runs', 'metric_column', 'runs_table', 'format_table',
-           'plot_compare', 'new_develop', 'reproduce', 'compare_runs']
+__all__ = ['INDEX_COLUMNS', 'STARTER', 'runs_app', 'commands', 'read_run', 'runs_index', 'select_runs', 'metric_column',
+           'runs_table', 'format_table', 'plot_compare', 'new_develop', 'reproduce', 'compare_runs', 'runs_cmd',
+           'runs_verify', 'runs_reproduce', 'runs_compare', 'develop_cmd']
 
 # %% ../nbs/14_runs.ipynb #694b93f0
 INDEX_COLUMNS = ["run", "date", "name", "template", "status", "sweep", "figures", "started", "duration_s", "commit", "error", "path"]
@@ -202,3 +207,85 @@ def compare_runs(a:Path, b:Path)->tuple[pd.DataFrame, pd.DataFrame]:
     files = sorted(ca.keys() | cb.keys(), key=lambda f: (Path(f).stem != "model", f))  # the model first
     artifacts = pd.DataFrame([dict(file=f, equal=f in ca and ca.get(f) == cb.get(f)) for f in files], columns=["file", "equal"])
     return metrics, artifacts
+
+# %% ../nbs/14_runs.ipynb #14c00002
+runs_app = typer.Typer(invoke_without_command=True, help="The deliver runs: a table (default), verify, compare.")
+commands = verbs()  # the other verbs of this notebook: develop
+
+# %% ../nbs/14_runs.ipynb #14c00003
+@runs_app.callback()
+@friendly
+def runs_cmd(
+    ctx:typer.Context,
+    sort:Optional[str]=typer.Option(None, "--sort", help="Sort by this metric (best first: ascending for losses and errors)"),
+    ascending:Optional[bool]=typer.Option(None, "--ascending/--descending", help="Override the sort direction"),
+    template:Optional[str]=typer.Option(None, "--template", help="Only runs of this template"),
+    sweep:Optional[str]=typer.Option(None, "--sweep", help="Only the runs of this sweep"),
+):
+    "Print the table of deliver runs"
+    if ctx.invoked_subcommand is not None: return
+    df = runs_index()
+    if df.empty: typer.echo("no deliver runs yet: mlresearch deliver train --name my-first-run"); return
+    df = select_runs(df, template, sweep)
+    typer.echo(format_table(runs_table(df.dropna(axis=1, how="all"), sort, ascending)))
+
+# %% ../nbs/14_runs.ipynb #14c00004
+@runs_app.command("verify")
+@friendly
+def runs_verify(run:Optional[str]=typer.Argument(None, help="One run (folder or name); every run when omitted")):
+    "Re-hash runs against their SHA256SUMS; name each modified, missing or added file"
+    folders = [find_run(run)] if run else run_folders()
+    bad = 0
+    for f in folders:
+        problems = verify_run(f)
+        bad += bool(problems)
+        for p in problems: typer.echo(f"{p['problem']}: {f.name}/{p['file']} ({p['detail']})")
+    if bad: raise MLResearchError(f"{bad} of {len(folders)} run(s) differ from their checksums")
+    typer.echo(f"ok: {len(folders)} run(s) match their checksums")
+
+# %% ../nbs/14_runs.ipynb #14c00005
+@runs_app.command("reproduce")
+@friendly
+def runs_reproduce(
+    run:str=typer.Argument(..., help="The run to reproduce (folder or name)"),
+    name:Optional[str]=typer.Option(None, "--name", help="The new run's name (default: NAME-repro)"),
+    allow_template_change:bool=typer.Option(False, "--allow-template-change", help="Go on although the template changed since the run"),
+):
+    "Re-execute a run with its recorded parameters and data; show whether each metric and artifact came out the same"
+    src = find_run(run)
+    try: new = reproduce(src, name, allow_template_change=allow_template_change, command=command_line())
+    except RunError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    metrics, artifacts = compare_runs(src, new)
+    typer.echo(f"reproduced {src.name} as {new.name}")
+    if len(metrics): typer.echo(format_table(metrics.rename(columns=dict(a=src.name, b=new.name))))
+    if len(artifacts): typer.echo(format_table(artifacts.assign(equal=artifacts["equal"].map({True: "byte-equal", False: "differs"}))))
+    bad = [*metrics.loc[~metrics["equal"], "metric"], *artifacts.loc[~artifacts["equal"], "file"]] if len(metrics) or len(artifacts) else []
+    if bad: raise MLResearchError(f"the reproduction differs from {src.name} in {len(bad)} place(s): {', '.join(bad[:5])}")
+    typer.echo(f"identical: {len(metrics)} metric(s) equal and {len(artifacts)} artifact(s) byte-equal")
+
+# %% ../nbs/14_runs.ipynb #14c00006
+@runs_app.command("compare")
+@friendly
+def runs_compare(
+    metric:str=typer.Argument(..., help="The metric to compare, e.g. accuracy"),
+    by:Optional[str]=typer.Option(None, "--by", help="Plot against this parameter instead of one bar per run"),
+    template:Optional[str]=typer.Option(None, "--template", help="Only runs of this template"),
+    out:Optional[Path]=typer.Option(None, "--out", help="PNG file (default: research/develop/DATE_USER_compare-METRIC.png)"),
+):
+    "Save a figure of METRIC across runs"
+    fig = plot_compare(select_runs(runs_index(), template), metric, by)
+    dest = out or develop_path(f"compare-{metric.removeprefix('metric.')}".replace("_", "-"), suffix=".png")
+    with atomic_path(dest) as tmp: fig.savefig(tmp, format="png", dpi=120)
+    typer.echo(f"figure: {dest}")
+
+# %% ../nbs/14_runs.ipynb #14c00007
+@commands.command("develop")
+@friendly
+def develop_cmd(
+    desc:str=typer.Argument(..., help="Short description: lower-case letters, digits, hyphens"),
+    source:Optional[str]=typer.Option(None, "--from", help="A template name or path, or a deliver run (folder or name) to copy"),
+):
+    "Create research/develop/DATE_USER_DESC.ipynb"
+    typer.echo(f"develop notebook: {new_develop(desc, source)}")

@@ -13,8 +13,7 @@ import nbformat
 import pandas as pd
 
 from .config import get_paths, lower_is_better
-from .record import PROVENANCE
-from .record import read_json, run_folders, verify_run
+from .record import PROVENANCE, read_json, run_folders, verify_run
 from .runs import read_run, runs_index, plot_compare, select_runs
 
 # %% auto #0

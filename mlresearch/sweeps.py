@@ -8,19 +8,21 @@ Docs: https://mlresearch.github.io/mlresearch/sweeps.html.md"""
 from __future__ import annotations
 import datetime as dt, itertools, json, multiprocessing, os, queue, signal, uuid
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import pandas as pd
+import typer
 
+from .command import command_line, friendly, metrics_line, verbs
 from .config import ConfigError, MLResearchError, atomic_write, check_slug, first_line, get_paths, resolve_config, split_override
 from .deliver import THREAD_VARS, RunError, deliver, sigterm_raises
-from .record import rel_path
 from .execute import find_template, template_parameters
-from .runs import read_run
+from .record import rel_path, METRICS
+from .runs import read_run, format_table
 
 # %% auto #0
-__all__ = ['STOP', 'parse_grid', 'grid_points', 'sweep_file', 'point_status', 'plan_sweep', 'run_point', 'SweepStopped',
-           'sweep_summary', 'sweep']
+__all__ = ['STOP', 'commands', 'parse_grid', 'grid_points', 'sweep_file', 'point_status', 'plan_sweep', 'run_point',
+           'SweepStopped', 'sweep_summary', 'sweep', 'sweep_cmd']
 
 # %% ../nbs/15_sweeps.ipynb #7eb64d09
 def _split_values(text:str)->list[str]:
@@ -280,3 +282,51 @@ def sweep(
         raise SweepStopped(f"sweep {name} stopped by {sig.name}; run the same command again to continue it", sweep_summary(rec, root),
                            128 + sig.value) from None
     return sweep_summary(rec, root)
+
+# %% ../nbs/15_sweeps.ipynb #15c00002
+commands = verbs()  # the verbs of this notebook: sweep
+
+# %% ../nbs/15_sweeps.ipynb #15c00003
+def _sweep_line(k:int, res:dict, deliver_dir:Path)->str:
+    "A progress line: the run, its status, its metrics or its error"
+    if res["status"] != "succeeded": return f"[{k}] {res['run'] or '-'} {res['status']}: {res['error']}"
+    metrics = json.loads((deliver_dir/res["run"]/METRICS).read_text())
+    return f"[{k}] {res['run']} succeeded {metrics_line(metrics)}"
+
+# %% ../nbs/15_sweeps.ipynb #15c00004
+@commands.command("sweep")
+@friendly
+def sweep_cmd(
+    template:str=typer.Argument(..., help="A template in research/templates or a notebook path"),
+    name:str=typer.Option(..., "--name", help="Sweep name: runs are NAME-001, NAME-002, ...; the same name again continues the sweep"),
+    param:list[str]=typer.Option([], "-p", "--param", help="An axis as key=v1,v2,... (repeatable); a single value fixes it"),
+    config:Optional[Path]=typer.Option(None, "-f", "--config", help="TOML file of parameters shared by every run"),
+    jobs:int=typer.Option(2, "--jobs", "-j", help="Runs at a time (Dask: LocalCluster workers)"),
+    threads:Optional[int]=typer.Option(None, "--threads", help="CPU threads per run, at least 1 (default: cores // jobs)"),
+    dask:bool=typer.Option(False, "--dask", help="Run on a Dask LocalCluster of --jobs workers"),
+    scheduler:Optional[str]=typer.Option(None, "--dask-scheduler", help="Run on the Dask cluster at tcp://HOST:PORT (shared filesystem)"),
+    retries:int=typer.Option(0, "--retries", help="Run a failed point again up to N more times"),
+    fail_fast:bool=typer.Option(False, "--fail-fast", help="Launch no new run once a point has failed for good"),
+    extend:bool=typer.Option(False, "--extend", help="Let this grid add points to a recorded sweep"),
+):
+    "Deliver a grid of runs in parallel; run it again to continue it (succeeded points are skipped)"
+    where = f"Dask scheduler {scheduler}" if scheduler else f"a Dask LocalCluster of {jobs} worker{'s' if jobs > 1 else ''}" if dask else f"{jobs} local process{'es' if jobs > 1 else ''}"
+    def planned(rec, todo):
+        n = len(rec["points"])
+        typer.echo(f"sweep {name}: {n} point(s), {n - len(todo)} succeeded earlier, {len(todo)} to run on {where}")
+    deliver_dir, seen = get_paths().deliver, []
+    def done(i, res):
+        seen.append(i)
+        typer.echo(_sweep_line(len(seen), res, deliver_dir))
+    def table(summary):
+        typer.echo(format_table(summary.drop(columns=["error", "path"]).rename(columns=lambda c: c.split(".", 1)[-1])))
+    try: summary = sweep(template, name, parse_grid(param), config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast,
+                         extend=extend, command=command_line(), on_plan=planned, on_done=done)
+    except SweepStopped as e:
+        table(e.summary)
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    table(summary)
+    failed = summary[summary["status"] != "succeeded"]
+    if len(failed): raise MLResearchError(f"{len(failed)} of {len(summary)} point(s) did not succeed: {', '.join(failed['run'])}; "
+                                          "run the same command again to retry them")

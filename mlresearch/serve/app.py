@@ -8,13 +8,15 @@ Docs: https://mlresearch.github.io/mlresearch/serve_app.html.md"""
 from __future__ import annotations
 import contextlib, dataclasses, json, os, shutil, tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import fastapi
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
+import typer
 
+from ..command import ModelOpt, RunArg, friendly, verbs
 from ..config import ConfigError, environ
 from ..modelfile import load_run_model
 from ..record import package_versions
@@ -23,10 +25,10 @@ from .service import Instrument, ModelService, ServeConfig
 from .v2 import V2_REQUEST_SCHEMA, decode_v2, v2_answer, v2_metadata, v2_values
 
 # %% auto #0
-__all__ = ['Service', 'ModelName', 'predict_routes', 'v2_routes', 'operation_routes', 'SERVE_ENV', 'json_response',
+__all__ = ['Service', 'ModelName', 'predict_routes', 'v2_routes', 'operation_routes', 'SERVE_ENV', 'commands', 'json_response',
            'problem_responses', 'read_body', 'get_service', 'predict', 'infer', 'v2_model', 'v2_model_ready',
            'v2_server', 'live', 'ready', 'metadata', 'drift', 'metrics', 'request_bodies', 'model_openapi',
-           'offline_docs', 'get_app', 'app_from_env', 'serve']
+           'offline_docs', 'get_app', 'app_from_env', 'serve', 'serve_cmd']
 
 # %% ../../nbs/23_serve_app.ipynb #23a00006
 def json_response(d, status:int=200)->Response:
@@ -234,3 +236,26 @@ def serve(
             if workers == 1: uvicorn.run(get_app(m.run, config, root), **opts)
             else: uvicorn.run("mlresearch.serve.app:app_from_env", factory=True, workers=workers, **opts)
     finally: shutil.rmtree(metrics_dir, ignore_errors=True)
+
+# %% ../../nbs/23_serve_app.ipynb #23c00002
+commands = verbs()  # the verbs of this notebook: serve
+
+# %% ../../nbs/23_serve_app.ipynb #23c00003
+@commands.command("serve")
+@friendly
+def serve_cmd(
+    run:RunArg,
+    host:str=typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)"),
+    port:int=typer.Option(8000, "--port", help="Port to listen on"),
+    workers:int=typer.Option(1, "--workers", help="Server processes (metrics add up across them)"),
+    max_body_mb:float=typer.Option(10.0, "--max-body-mb", help="Largest request body in MB (413 above it)"),
+    max_rows:int=typer.Option(10_000, "--max-rows", help="Most records per request (413 above it)"),
+    timeout:float=typer.Option(10.0, "--timeout", help="Seconds a prediction may take (504 above it)"),
+    name:Optional[str]=typer.Option(None, "--name", help="The model's name in the V2 routes (default: the run's name)"),
+    model:ModelOpt=None,
+    drift_window:int=typer.Option(1000, "--drift-window", help="Recent rows GET /monitoring/drift compares with the training rows (per worker; 0: off)"),
+    access_log:bool=typer.Option(False, "--access-log", help="Log every request"),
+):
+    "Serve RUN's model: a REST API with the KServe V2 protocol, metadata, drift and Prometheus metrics"
+    serve(run, ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model, drift_window=drift_window),
+          host=host, port=port, workers=workers, access_log=access_log)
