@@ -28,10 +28,12 @@ def _estimator(name:str, task:str, seed:int, n_jobs:int):
         raise ConfigError(f"no {task} baseline named {name!r}; choose one of: {', '.join(baseline_names(task))}")
     return table[(task, name)]()
 
+# %% ../nbs/05_baselines.ipynb #2fb39c6b-2
 def baseline_names(task:str)->list[str]:
     "The baselines available for `task`"
     return ["logreg", "random_forest", "hist_gb"] if task == "classification" else ["ridge", "random_forest", "hist_gb"]
 
+# %% ../nbs/05_baselines.ipynb #2fb39c6b-3
 def fit_baseline(
     name:str,        # one of `baseline_names(task)`
     task:str,        # `classification` or `regression`

@@ -32,11 +32,13 @@ def file_format(path:str|Path, what:str)->str:
     if f is None: raise MLResearchError(f"{what} {path} is not a .csv or .parquet file; convert it, or name it by its format")
     return f
 
+# %% ../nbs/18_batch.ipynb #a15b0006-2
 def _missing_columns(have, kinds:dict, path)->None:
     missing = [c for c in kinds if c not in set(have)]
     if missing: raise MLResearchError(f"{path} lacks column(s) the model needs: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} "
                                       f"({len(missing)} of {len(kinds)})")
 
+# %% ../nbs/18_batch.ipynb #a15b0006-3
 def read_chunks(path:str|Path, kinds:dict, chunk_rows:int=50_000):
     "DataFrames of the model's columns, at most `chunk_rows` rows each, from a CSV or Parquet file"
     path = Path(path)
@@ -57,6 +59,7 @@ def read_chunks(path:str|Path, kinds:dict, chunk_rows:int=50_000):
         if type(e).__module__.startswith("pyarrow"): raise MLResearchError(f"cannot read {path} as Parquet: {str(e).splitlines()[0]}") from None
         raise
 
+# %% ../nbs/18_batch.ipynb #a15b0006-4
 def check_chunk(df:pd.DataFrame, kinds:dict, first_row:int, path)->pd.DataFrame:
     "The chunk with its numeric columns as floats; the first bad value named by row and column"
     out = {}
@@ -82,6 +85,7 @@ def _out_frame(m, df:pd.DataFrame)->pd.DataFrame:
     d.update({f"proba_{k}": probs[:, j] for j, k in enumerate(m.classes)})
     return pd.DataFrame(d, index=df.index)
 
+# %% ../nbs/18_batch.ipynb #a15b0008-2
 def _write(chunks, out_path:Path, fmt:str)->tuple[int, list]:
     "Write the scored chunks to `out_path` (a temporary file); the row count and the columns"
     rows, writer, cols = 0, None, []
@@ -99,6 +103,7 @@ def _write(chunks, out_path:Path, fmt:str)->tuple[int, list]:
             if writer is not None: writer.close()  # before the file it writes into
     return rows, cols
 
+# %% ../nbs/18_batch.ipynb #a15b0008-3
 def predict_file(
     run,                         # a deliver run: its name, folder name or path
     input:str|Path,              # a CSV or Parquet file with the model's columns (others are ignored)
@@ -137,6 +142,7 @@ def predict_file(
     log.info("%d rows scored by %s -> %s", rows, m.run.name, output)
     return rec
 
+# %% ../nbs/18_batch.ipynb #a15b0008-4
 def sidecar(output:str|Path)->Path:
     "The record beside an output file: `preds.csv` -> `preds.csv.json`"
     return Path(f"{output}.json")

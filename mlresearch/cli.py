@@ -35,6 +35,7 @@ def _typer_app(spec:str)->typer.Typer:
     mod, name = spec.split(":")
     return getattr(importlib.import_module(mod), name)
 
+# %% ../nbs/26_cli.ipynb #cli00002-2
 def verb_command(verb:str):
     "The click command of `verb`: the one command of that name, or the group gathered from each app `VERBS` lists"
     first, *more = (typer.main.get_group(_typer_app(s)) for s in VERBS[verb])

@@ -52,6 +52,7 @@ def command_line()->str:
     "The `mlresearch` command line being run, quoted as a shell types it"
     return shlex.join(["mlresearch", *sys.argv[1:]])
 
+# %% ../nbs/01_command.ipynb #01a00012-2
 def metrics_line(metrics:dict)->str:
     "`key=value` for each plain metric, floats with 4 decimals"
     return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items() if not isinstance(v, (list, dict)))

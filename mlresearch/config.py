@@ -23,9 +23,11 @@ __all__ = ['SLUG_MAX', 'ROOT_ENV', 'DEVICE_ENV', 'RUN_ENV', 'RUN_NOTES', 'MLRese
 class MLResearchError(Exception):
     "A problem the user can fix; the message says how"
 
+# %% ../nbs/00_config.ipynb #25e632af-2
 class ConfigError(MLResearchError):
     "A bad parameter, configuration file or project layout"
 
+# %% ../nbs/00_config.ipynb #25e632af-3
 def first_line(text)->str:
     "The first non-blank line of `text` (an exception's message, say), or the exception's type name when it has none"
     lines = str(text).strip().splitlines()
@@ -39,10 +41,12 @@ def slugify(text:str)->str:
     "The nearest slug to `text`: lower case, runs of other characters as one hyphen, cut at `SLUG_MAX`"
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:SLUG_MAX].strip("-")
 
+# %% ../nbs/00_config.ipynb #e1c0a7f9-2
 def is_slug(text:str)->bool:
     "Whether `text` is a slug: lower-case letters and digits in hyphen-separated words"
     return bool(_SLUG_RE.match(text or ""))
 
+# %% ../nbs/00_config.ipynb #e1c0a7f9-3
 def check_slug(
     text:str,         # the name to check
     what:str="name",  # what it names, for the message
@@ -77,6 +81,7 @@ def _is_root(d:Path)->bool:
     f = d/"pyproject.toml"
     return f.is_file() and "[tool.mlresearch]" in f.read_text(encoding="utf-8")
 
+# %% ../nbs/00_config.ipynb #7a8743c1-2
 def project_root(
     start:str|Path|None=None # where to start looking; the working directory by default
 )->Path:
@@ -116,6 +121,7 @@ class Paths:
     @property
     def sweeps(self)->Path: return self.research/"sweeps"       # one record per sweep
 
+# %% ../nbs/00_config.ipynb #7b06a12b-2
 def get_paths(root:str|Path|None=None)->Paths:
     "The `Paths` of the project at `root` (found by `project_root` when `None`)"
     return Paths(Path(root).resolve() if root is not None else project_root())
@@ -125,6 +131,7 @@ _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 def _type_name(v)->str: return type(v).__name__
 
+# %% ../nbs/00_config.ipynb #fd93b2b0-2
 def parse_value(
     key:str,  # the parameter's name, for the error message
     text:str, # the value as typed
@@ -147,6 +154,7 @@ def parse_value(
     except ValueError: pass
     raise ConfigError(f"parameter {key!r} expects {_type_name(default)} (default {default!r}), got {text!r}")
 
+# %% ../nbs/00_config.ipynb #fd93b2b0-3
 def _guess(t:str)->Any:
     "A value for a parameter with no typed default: none, bool, int, float, else the text"
     if t.lower() in ("none", "null", ""): return None
@@ -163,6 +171,7 @@ def _check_known(key:str, defaults:dict, where:str):
     hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(defaults))}"
     raise ConfigError(f"unknown parameter {key!r} in {where}{hint}")
 
+# %% ../nbs/00_config.ipynb #6be0320b-2
 def _coerce(key:str, value:Any, default:Any, where:str)->Any:
     "Check a TOML value against the default's type (an int is fine where a float is expected)"
     if default is None or value is None: return value
@@ -172,6 +181,7 @@ def _coerce(key:str, value:Any, default:Any, where:str)->Any:
         raise ConfigError(f"parameter {key!r} in {where} must be {_type_name(default)}, got {value!r}")
     return value
 
+# %% ../nbs/00_config.ipynb #6be0320b-3
 def load_toml(path:str|Path)->dict:
     "Read a TOML file, with a one-line error for a missing or malformed file"
     p = Path(path)
@@ -179,12 +189,14 @@ def load_toml(path:str|Path)->dict:
     try: return tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e: raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
 
+# %% ../nbs/00_config.ipynb #6be0320b-4
 def split_override(item:str)->tuple[str, str]:
     "Split a `key=value` override"
     key, sep, value = item.partition("=")
     if not sep or not key.strip(): raise ConfigError(f"override {item!r} must look like key=value")
     return key.strip(), value
 
+# %% ../nbs/00_config.ipynb #6be0320b-5
 def resolve_config(
     defaults:dict,                    # every known key with its default value
     toml_file:str|Path|None=None,     # a TOML file of values over the defaults
@@ -213,6 +225,7 @@ class JsonLinesFormatter(logging.Formatter):
         if record.exc_info: d["exc"] = self.formatException(record.exc_info)
         return json.dumps(d, default=str)
 
+# %% ../nbs/00_config.ipynb #461a208a-2
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 def setup_logging(
@@ -238,6 +251,7 @@ def setup_logging(
     log.propagate = False
     return log
 
+# %% ../nbs/00_config.ipynb #461a208a-3
 def get_logger(name:str)->logging.Logger:
     "A child of the `mlresearch` logger"
     return logging.getLogger(f"mlresearch.{name.removeprefix('mlresearch.')}")
@@ -268,6 +282,7 @@ def available_devices()->list[str]:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): found.append("mps")
     return found + ["cpu"]
 
+# %% ../nbs/00_config.ipynb #1137005a-2
 def get_device(
     preference:str|None="auto" # "auto" (cuda > mps > cpu), or a torch device string such as "cpu", "cuda:1"
 ):
@@ -293,6 +308,7 @@ def _umask()->int:
         m = os.umask(0o022); os.umask(m)
     return m
 
+# %% ../nbs/00_config.ipynb #ba5d1d34-2
 @contextlib.contextmanager
 def atomic_path(
     dest:str|Path # the file to create or replace
@@ -309,6 +325,7 @@ def atomic_path(
     finally:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
 
+# %% ../nbs/00_config.ipynb #ba5d1d34-3
 def atomic_write(
     dest:str|Path,   # the file to create or replace
     data:bytes|str,  # its whole content
@@ -320,6 +337,7 @@ def atomic_write(
             f.flush(); os.fsync(f.fileno())
     return Path(dest)
 
+# %% ../nbs/00_config.ipynb #ba5d1d34-4
 def sha256_file(path:str|Path, chunk:int=1<<20)->str:
     "The sha256 hex digest of a file's bytes"
     h = hashlib.sha256()
@@ -336,6 +354,7 @@ def current_run()->Path|None:
     d = os.environ.get(RUN_ENV)
     return Path(d) if d else None
 
+# %% ../nbs/00_config.ipynb #6db64399-2
 def note_run(
     kind:str, # what is noted: `data` (a file read), `device`, ...
     **fields, # JSON-able details
@@ -347,6 +366,7 @@ def note_run(
     try: os.write(fd, (json.dumps(dict(kind=kind, **fields), default=str) + "\n").encode())
     finally: os.close(fd)
 
+# %% ../nbs/00_config.ipynb #6db64399-3
 def read_run_notes(run:str|Path)->list[dict]:
     "The notes of a run, oldest first"
     f = Path(run)/RUN_NOTES

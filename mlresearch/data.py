@@ -36,6 +36,7 @@ class DataError(MLResearchError):
 # %% ../nbs/02_data.ipynb #5ebc9b68
 def _sk(loader:str, task:str, image_shape=None): return dict(loader=loader, task=task, image_shape=image_shape)
 
+# %% ../nbs/02_data.ipynb #5ebc9b68-2
 SKLEARN_SETS = {
     "digits":        _sk("load_digits", "classification", (8, 8)), # 1797 8x8 grey images of digits 0-9
     "iris":          _sk("load_iris", "classification"),
@@ -67,6 +68,7 @@ def read_sklearn(name:str)->pd.DataFrame:
     df.columns = [str(c) for c in df.columns]
     return df
 
+# %% ../nbs/02_data.ipynb #a670b95c-2
 def _table_format(path:Path)->str:
     sfx = [s.lower() for s in path.suffixes]
     if sfx and sfx[-1] in (".gz", ".bz2", ".zip", ".xz"): sfx = sfx[:-1]
@@ -74,6 +76,7 @@ def _table_format(path:Path)->str:
     if fmt is None: raise DataError(f"cannot tell the format of {path.name}; name it .csv, .tsv or .parquet")
     return fmt
 
+# %% ../nbs/02_data.ipynb #a670b95c-3
 def read_table(
     path:str|Path,        # a CSV, TSV or Parquet file (CSV may be gzip-compressed)
     fmt:str|None=None,    # `csv`, `tsv` or `parquet`; from the suffix when `None`
@@ -125,14 +128,17 @@ def slug(text:str)->str:
     "A dataset name or file-name part from any text (`config.slugify`, never empty)"
     return slugify(text) or "dataset"
 
+# %% ../nbs/02_data.ipynb #54b68422-2
 def check_name(name:str)->str:
     "Refuse a dataset name that would not fit `{ds_name}_{state}_{desc}_{version}`"
     return check_slug(name, "dataset name")
 
+# %% ../nbs/02_data.ipynb #54b68422-3
 def raw_filename(name:str, desc:str, version:int)->str:
     "The raw file name: `{ds_name}_raw_{desc}_v{version}.parquet`"
     return f"{check_name(name)}_raw_{slug(desc)}_v{version}.parquet"
 
+# %% ../nbs/02_data.ipynb #54b68422-4
 def read_manifest(root=None)->list[dict]:
     "The manifest's entries (empty when nothing was acquired)"
     f = get_paths(root).raw/MANIFEST
@@ -140,9 +146,11 @@ def read_manifest(root=None)->list[dict]:
     try: return json.loads(f.read_text(encoding="utf-8"))["datasets"]
     except (json.JSONDecodeError, KeyError) as e: raise DataError(f"{f} is corrupt ({first_line(e)}); restore it from version control or a backup") from None
 
+# %% ../nbs/02_data.ipynb #54b68422-5
 def _write_manifest(paths:Paths, entries:list[dict]):
     atomic_write(paths.raw/MANIFEST, json.dumps({"format": 1, "datasets": entries}, indent=1) + "\n")
 
+# %% ../nbs/02_data.ipynb #54b68422-6
 @contextlib.contextmanager
 def _locked(paths:Paths):
     "Hold an exclusive lock on `data/raw` while the manifest is read and rewritten"
@@ -160,6 +168,7 @@ def content_hash(df:pd.DataFrame)->str:
     h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
     return h.hexdigest()
 
+# %% ../nbs/02_data.ipynb #57693817-2
 def infer_task(y:pd.Series)->str:
     "`classification` for labels (text, bool, or few distinct integers), else `regression`"
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y): return "classification"
@@ -183,11 +192,13 @@ def _read_source(kind:str, value:str, paths:Paths, sha256:str|None)->tuple[pd.Da
     if sha256 and digest != sha256.lower(): raise DataError(f"checksum mismatch for {value}: expected {sha256}, got {digest}; check the file or the expected sha256")
     return df, digest, str(p)
 
+# %% ../nbs/02_data.ipynb #511dac06-2
 def _default_name(kind:str, value:str)->str:
     if kind == "sklearn": return slug(value)
     stem = Path(urllib.parse.urlparse(value).path if kind == "url" else value).name
     return slug(stem.split(".")[0])
 
+# %% ../nbs/02_data.ipynb #511dac06-3
 def _publish(df:pd.DataFrame, dest:Path):
     "Write `df` to `dest` as Parquet without ever replacing an existing file, then make it read-only"
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
@@ -259,6 +270,7 @@ def list_datasets(
         entries = [e for e in entries if e["name"] == name]
     return pd.DataFrame([{**e, "n_columns": len(e["columns"])} for e in entries], columns=cols)
 
+# %% ../nbs/02_data.ipynb #71d932b4-2
 def verify(root=None)->list[dict]:
     "Problems with data/raw: files missing, modified since acquisition, or not in the manifest"
     paths = get_paths(root)
@@ -284,6 +296,7 @@ def parse_ref(ref:str)->tuple[str, int|None]:
     if not (v.isdigit() and int(v) >= 1): raise DataError(f"dataset version in {ref!r} must be a number from 1, e.g. {name}@1")
     return name, int(v)
 
+# %% ../nbs/02_data.ipynb #1dc5d987-2
 def find(name:str, version:int|None=None, root=None)->dict:
     "The manifest entry of dataset `name` or `name@version` (the latest version when none is given)"
     name, pinned = parse_ref(name)
@@ -298,6 +311,7 @@ def find(name:str, version:int|None=None, root=None)->dict:
         if e["version"] == version: return e
     raise DataError(f"dataset {name!r} has no version {version}; versions are {sorted(e['version'] for e in entries)}")
 
+# %% ../nbs/02_data.ipynb #1dc5d987-3
 def raw_path(entry:dict, root=None, check:bool=True)->Path:
     "The file of a manifest entry, checked against its sha256 when `check`"
     f = get_paths(root).raw/entry["file"]
@@ -307,6 +321,7 @@ def raw_path(entry:dict, root=None, check:bool=True)->Path:
     note_run("data", path=str(f), sha256=digest)
     return f
 
+# %% ../nbs/02_data.ipynb #1dc5d987-4
 def load(
     name:str,               # dataset name
     version:int|None=None,  # the latest when `None`
@@ -316,6 +331,7 @@ def load(
     "Load an acquired dataset as a DataFrame"
     return pd.read_parquet(raw_path(find(name, version, root), root, check))
 
+# %% ../nbs/02_data.ipynb #1dc5d987-5
 def load_images(name:str, version:int|None=None, root=None)->tuple[np.ndarray, np.ndarray]:
     "An image dataset as `(X, y)`: `X` float32 of shape N x 1 x H x W, `y` the targets"
     e = find(name, version, root)

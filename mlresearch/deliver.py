@@ -39,6 +39,7 @@ def _plain(v, key:str):
     if isinstance(v, dict): return {str(k): _plain(x, key) for k, x in v.items()}
     raise ConfigError(f"metric {key!r} is a {type(v).__name__}; log numbers, strings, booleans, or lists and dicts of them")
 
+# %% ../nbs/13_deliver.ipynb #672b4bd6-2
 def log_metrics(
     metrics:dict|None=None, # metrics by name
     **more,                 # more metrics as keywords
@@ -54,6 +55,7 @@ def log_metrics(
     atomic_write(f, json.dumps(merged, indent=1, sort_keys=True) + "\n")
     return merged
 
+# %% ../nbs/13_deliver.ipynb #672b4bd6-3
 def artifacts_dir(
     desc:str="artifacts", # a short slug naming the folder outside a run
     root=None,            # project root
@@ -69,12 +71,15 @@ class RunError(MLResearchError):
         super().__init__(msg)
         self.run, self.status, self.exit_code, self.why = run, status, exit_code, why
 
+# %% ../nbs/13_deliver.ipynb #6297b105-2
 class Interrupted(KeyboardInterrupt):
     "SIGTERM, turned into an exception so that a run can record it"
     signum = signal.SIGTERM
 
+# %% ../nbs/13_deliver.ipynb #6297b105-3
 def _in_main_thread()->bool: return threading.current_thread() is threading.main_thread()
 
+# %% ../nbs/13_deliver.ipynb #6297b105-4
 @contextlib.contextmanager
 def sigterm_raises():
     "Within the block, SIGTERM raises `Interrupted` in the main thread"
@@ -84,6 +89,7 @@ def sigterm_raises():
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
 
+# %% ../nbs/13_deliver.ipynb #6297b105-5
 @contextlib.contextmanager
 def signals_blocked():
     "Hold SIGINT and SIGTERM until the block ends"
@@ -109,6 +115,7 @@ def _reserve(deliver_dir:Path, stem:str, auto_suffix:bool)->Path:
                 raise MLResearchError(f"run {folder} already exists; a deliver run is never overwritten: choose another --name") from None
             folder, n = deliver_dir/f"{stem}-{n}", n + 1
 
+# %% ../nbs/13_deliver.ipynb #d1e10012-2
 def pin_dataset(params:dict, root=None)->dict:
     "`params` with its `dataset` pinned to the version it names now: `foo` becomes `foo@2` (a spec is acquired first)"
     if not isinstance(params.get("dataset"), str) or not params["dataset"]: return params
@@ -116,6 +123,7 @@ def pin_dataset(params:dict, root=None)->dict:
     e = ensure_dataset(params["dataset"], target=params.get("target") or None, root=root)
     return {**params, "dataset": f"{e['name']}@{e['version']}"}
 
+# %% ../nbs/13_deliver.ipynb #d1e10012-3
 def _provenance(folder:Path, tpl:Path, params:dict, root:Path, command:str|None, config, env:dict, record:dict)->dict:
     "The record of a run as it starts"
     return dict(run=folder.name, status="running", template=rel_path(tpl, root), template_sha256=sha256_file(tpl),
@@ -125,6 +133,7 @@ def _provenance(folder:Path, tpl:Path, params:dict, root:Path, command:str|None,
                 seed=params.get("seed"), device=dict(requested=params.get("device")),
                 threads={k: env.get(k, os.environ.get(k)) for k in THREAD_VARS}, config=str(config) if config else None, **record)
 
+# %% ../nbs/13_deliver.ipynb #d1e10012-4
 def _execute(tpl:Path, folder:Path, params:dict, root:Path, timeout:int|None, env:dict)->tuple[str, dict|None]:
     "Run the template into the run folder; its status and error"
     try:
@@ -163,6 +172,7 @@ def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|N
     write_checksums(folder)
     make_read_only(folder)
 
+# %% ../nbs/13_deliver.ipynb #d1e10013-2
 def _outcome(folder:Path, status:str, error:dict|None)->RunError|None:
     "The error to raise for a run that did not succeed"
     if status == "succeeded": return None

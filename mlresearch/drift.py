@@ -38,10 +38,12 @@ def psi(ref_shares:np.ndarray, cur_shares:np.ndarray)->float:
     r, c = np.clip(ref_shares, 1e-4, None), np.clip(cur_shares, 1e-4, None)
     return float(np.sum((c - r) * np.log(c / r)))
 
+# %% ../nbs/19_drift.ipynb #a16d0006-2
 def psi_level(v:float)->str:
     "`stable`, `watch` or `alert`"
     return "alert" if v > PSI_ALERT else "watch" if v >= PSI_WATCH else "stable"
 
+# %% ../nbs/19_drift.ipynb #a16d0006-3
 def numeric_drift(ref:np.ndarray, cur:np.ndarray)->dict:
     "Kolmogorov-Smirnov test and PSI of two samples of a number (NaN: missing)"
     from scipy import stats
@@ -55,6 +57,7 @@ def numeric_drift(ref:np.ndarray, cur:np.ndarray)->dict:
         return np.bincount(codes, minlength=len(edges) + 2) / len(x)
     return dict(test="ks", statistic=stat, p_value=p, psi=psi(shares(ref), shares(cur)))
 
+# %% ../nbs/19_drift.ipynb #a16d0006-4
 def categorical_drift(ref, cur)->dict:
     "Chi-squared test on the category counts, and PSI, of two samples of a category (missing values count as one)"
     from scipy import stats
@@ -95,10 +98,12 @@ class DriftReport:
                     reference_rows=self.reference_rows, current_rows=self.current_rows,
                     thresholds=dict(p_value=P_VALUE, correction=self.correction, psi_watch=PSI_WATCH, psi_alert=PSI_ALERT, dataset_share=DATASET_SHARE), features=rows)
 
+# %% ../nbs/19_drift.ipynb #a16d0009-2
 def _is_number(kind:str|None, s:pd.Series)->bool:
     if kind is not None: return COLUMN_RULES[kind].numeric
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
+# %% ../nbs/19_drift.ipynb #a16d0009-3
 def drift_report(
     reference:pd.DataFrame,   # training rows (a model's `reference()`)
     current:pd.DataFrame,     # the new rows
@@ -173,12 +178,14 @@ def sample_file(path:str|Path, kinds:dict, max_rows:int=100_000, seed:int=0, chu
     if not n: raise MLResearchError(f"{path} has no rows to compare")
     return kept.reset_index(drop=True), n
 
+# %% ../nbs/19_drift.ipynb #a16d0020-2
 def unavailable(m)->str|None:
     "Why drift cannot be measured for a loaded model, or `None` when it can"
     if (m.folder/REFERENCE_FILE).is_file(): return None
     who = f"run {m.run.name}" if m.run is not None else str(m.folder)
     return f"drift unavailable: {who} was trained before mlresearch saved a reference sample with each model; deliver a new training run to monitor drift"
 
+# %% ../nbs/19_drift.ipynb #a16d0020-3
 def monitor(
     run,                        # a deliver run: its name, folder name or path
     data:str|Path,              # a CSV or Parquet file with the model's columns
@@ -196,6 +203,7 @@ def monitor(
     rep = drift_report(ref, cur, kinds)
     return rep, rep.summary() + (f"; a sample of {len(cur)} of {n} rows" if n > len(cur) else ""), ref, cur
 
+# %% ../nbs/19_drift.ipynb #a16d0020-4
 def write_report(report:DriftReport, folder:str|Path, reference:pd.DataFrame, current:pd.DataFrame, **about)->Path:
     "`drift.csv`, `drift.json` (with `about`, e.g. the run and the data) and `drift.png` in `folder`"
     folder = Path(folder)

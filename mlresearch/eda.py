@@ -23,6 +23,7 @@ def new_figure(nrows:int=1, ncols:int=1, size:tuple=(6, 4), **kw):
     plt.close(fig)
     return fig, axes
 
+# %% ../nbs/03_eda.ipynb #73a462be-2
 def _grid(n:int, ncols:int=4, cell:tuple=(3, 2.4)):
     nrows = max(1, math.ceil(n / ncols)); ncols = min(ncols, max(n, 1))
     fig, axes = new_figure(nrows, ncols, (cell[0] * ncols, cell[1] * nrows), squeeze=False)
@@ -49,6 +50,7 @@ def target_balance(df:pd.DataFrame, target:str)->pd.DataFrame:
     counts = df[target].value_counts(dropna=False)
     return pd.DataFrame({"count": counts, "share": (counts / counts.sum()).round(4)})
 
+# %% ../nbs/03_eda.ipynb #759bfd39-2
 def plot_target(df:pd.DataFrame, target:str, task:str="classification"):
     "Bars of class counts for classification, a histogram for regression"
     fig, ax = new_figure(size=(6, 3.5))
@@ -71,6 +73,7 @@ def pick_columns(df:pd.DataFrame, exclude=(), max_cols:int=16)->list[str]:
     spread = (df[num].std() / (df[num].abs().mean() + 1e-12)).sort_values(ascending=False)
     return (list(spread.index) + other)[:max_cols] if len(cols) > max_cols else cols
 
+# %% ../nbs/03_eda.ipynb #7780216e-2
 def plot_distributions(df:pd.DataFrame, columns:list[str]|None=None, target:str|None=None, max_cols:int=16):
     "A grid with a histogram per numeric column and a bar chart per categorical column"
     columns = columns or pick_columns(df, exclude=[target] if target else [], max_cols=max_cols)
@@ -112,6 +115,7 @@ def pca_2d(df:pd.DataFrame, target:str|None=None)->tuple[np.ndarray, np.ndarray]
     pca = PCA(n_components=2, random_state=0)
     return pca.fit_transform(Z), pca.explained_variance_ratio_
 
+# %% ../nbs/03_eda.ipynb #7357d9ad-2
 def plot_pca(df:pd.DataFrame, target:str|None=None, task:str="classification", max_points:int=5000):
     "A scatter of the 2-D PCA projection, coloured by the target"
     coords, ratio = pca_2d(df, target)

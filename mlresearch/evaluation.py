@@ -34,6 +34,7 @@ def classification_metrics(
         out["roc_auc_ovr"] = float(M.roc_auc_score(y_true, proba[:, 1]) if k == 2 else M.roc_auc_score(y_true, proba, multi_class="ovr", labels=list(range(k))))
     return out
 
+# %% ../nbs/08_evaluation.ipynb #158c19a4-2
 def regression_metrics(y_true:np.ndarray, pred:np.ndarray)->dict:
     "RMSE, MAE and R^2"
     from sklearn import metrics as M
@@ -59,6 +60,7 @@ def plot_confusion(y_true, y_pred, classes:list|None=None, normalize:bool=False)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
 
+# %% ../nbs/08_evaluation.ipynb #ca66529e-2
 def plot_roc(y_true, proba, classes:list|None=None):
     "One-vs-rest ROC curves, one per class"
     from sklearn.metrics import roc_auc_score, roc_curve
@@ -80,6 +82,7 @@ def read_history(source)->list[dict]:
     if isinstance(source, (str, Path)): return [json.loads(line) for line in Path(source).read_text().splitlines() if line.strip()]
     return list(source)
 
+# %% ../nbs/08_evaluation.ipynb #5a3efb7f-2
 def plot_learning_curves(history):
     "Training and validation loss, and any other validation metrics, by epoch"
     h = read_history(history)
@@ -95,6 +98,7 @@ def plot_learning_curves(history):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/08_evaluation.ipynb #5a3efb7f-3
 def plot_residuals(y_true, pred):
     "Residuals against predictions, and predictions against the truth"
     y_true, pred = np.asarray(y_true, float), np.asarray(pred, float)

@@ -34,6 +34,7 @@ def find_template(
     have = sorted(f.stem for f in get_paths(root).templates.glob("*.ipynb"))
     raise ConfigError(f"no template {str(template)!r}; templates are: {', '.join(have) or 'none'} (or give a notebook path)")
 
+# %% ../nbs/11_execute.ipynb #5e2f73ac-2
 def template_parameters(path:str|Path)->dict:
     "The defaults of a notebook's `parameters` cell, as Python values"
     import nbformat, papermill
@@ -58,10 +59,12 @@ def unique_path(path:Path)->Path:
         cand, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
     return cand
 
+# %% ../nbs/11_execute.ipynb #42eba1c5-2
 def user_id()->str:
     "Who is working: `$MLRESEARCH_USER`, else the login name, as a slug"
     return slugify(os.environ.get(USER_ENV) or getpass.getuser() or "user") or "user"
 
+# %% ../nbs/11_execute.ipynb #42eba1c5-3
 def develop_path(desc:str, root=None, date:dt.date|None=None, suffix:str=".ipynb")->Path:
     "A free path in research/develop for a notebook (or, with `suffix=''`, a folder) described by `desc`"
     date = date or dt.date.today()
@@ -78,6 +81,7 @@ def relay_kernel_log(f, dest=None):
     for line in f.read().decode(errors="replace").splitlines(keepends=True):
         if not KERNEL_NOISE.search(line): (dest or sys.stderr).write(line)
 
+# %% ../nbs/11_execute.ipynb #e5a1c002-2
 def kernel_manager(
     env:dict|None=None, # variables for the kernel, over this process's environment and `KERNEL_ENV`
     stderr=None,        # a file for the kernel process's own stderr (its log lines, not the cells' output)
@@ -102,6 +106,7 @@ def _template_cells(nb):
     "(number in the template, cell) for every cell of the template, skipping the cells papermill added"
     return enumerate((c for c in nb.cells if not _ADDED_TAGS & set(c.metadata.get("tags", []))), start=1)
 
+# %% ../nbs/11_execute.ipynb #e5a1c003-2
 def unfinished_cell(nb)->dict|None:
     "The first code cell of an executed notebook that did not complete, as an error record; `None` when all did"
     for n, c in _template_cells(nb):
@@ -114,6 +119,7 @@ def unfinished_cell(nb)->dict|None:
                     traceback=_ANSI.sub("", "\n".join(err.get("traceback", []))))
     return None
 
+# %% ../nbs/11_execute.ipynb #e5a1c003-3
 def count_figures(nb)->int:
     "The number of images among a notebook's outputs"
     return sum(any(m in o.get("data", {}) for m in _IMAGES) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
@@ -125,6 +131,7 @@ class NotebookError(MLResearchError):
         super().__init__(msg)
         self.error = error
 
+# %% ../nbs/11_execute.ipynb #2aa0d134-2
 def error_record(e:BaseException)->dict:
     "Why a notebook stopped, for the record: the exception, its message and traceback"
     import papermill, traceback
@@ -132,6 +139,7 @@ def error_record(e:BaseException)->dict:
         return dict(type=e.ename, message=str(e.evalue), source=e.source, traceback=_ANSI.sub("", "\n".join(e.traceback)))
     return dict(type=type(e).__name__, message=first_line(e), traceback="".join(traceback.format_exception(e)))
 
+# %% ../nbs/11_execute.ipynb #2aa0d134-3
 def describe_failure(err:dict)->str:
     "One line saying why a notebook stopped"
     if "cell" in err: return f"cell {err['cell']} raised {err['type']}: {first_line(err['message'])}"
@@ -144,6 +152,7 @@ def _keep_partial(tmp:Path, output:Path)->Path:
     if tmp.stat().st_size > 0: os.replace(tmp, failed)
     return failed
 
+# %% ../nbs/11_execute.ipynb #e5a1c006-2
 def _keep_failed(tmp:Path, output:Path, err:dict, notebook:str|Path)->NotebookError:
     "Keep the partial notebook; the error that names the failing cell"
     import nbformat
@@ -152,6 +161,7 @@ def _keep_failed(tmp:Path, output:Path, err:dict, notebook:str|Path)->NotebookEr
         err = {**cell, **err, "cell": cell["cell"]}
     return NotebookError(f"{Path(notebook).name} failed: {describe_failure(err)}; see {failed}", err)
 
+# %% ../nbs/11_execute.ipynb #e5a1c006-3
 def execute_notebook(
     notebook:str|Path,      # the notebook to run (a template)
     output:str|Path,        # where the executed notebook goes; must not exist

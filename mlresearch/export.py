@@ -35,6 +35,7 @@ def _need(*modules:str):
     try: return [importlib.import_module(m) for m in modules]
     except ImportError as e: raise MLResearchError(f"exporting to ONNX needs {e.name}: {EXTRA}") from None
 
+# %% ../nbs/24_export.ipynb #a17e0006-2
 def describe_preprocessing(t)->dict:
     "What a caller must do to raw columns before the graph, in words and numbers"
     if isinstance(t, ImageTransform):
@@ -103,6 +104,7 @@ def onnx_inputs(m, df)->np.ndarray:
     if isinstance(t, ImageTransform): return df[t.columns].to_numpy(np.float32)
     return t.transform(df).reshape(len(df), -1)
 
+# %% ../nbs/24_export.ipynb #a17e0012-2
 def check_onnx(path:str|Path, m, df)->dict:
     "Run the graph at `path` on raw rows `df` and compare with `m`: agreement, largest difference, pass or fail"
     (ort,) = _need("onnxruntime")
@@ -120,6 +122,7 @@ def check_onnx(path:str|Path, m, df)->dict:
         agree, ok = None, bool(np.all(np.abs(got - cls) <= ONNX_ATOL + ONNX_RTOL * np.abs(cls)))
     return dict(rows=len(df), class_agreement=agree, max_abs_diff=diff, atol=ONNX_ATOL, rtol=ONNX_RTOL, passed=ok)
 
+# %% ../nbs/24_export.ipynb #a17e0012-3
 def _check_rows(m):
     ref = m.reference()
     if ref is not None: return ref, "the model's reference rows (training rows)"
@@ -128,6 +131,7 @@ def _check_rows(m):
     ex = RecordCodec(m, 1).example(m.schema)
     return pd.DataFrame([ex] * 8), "eight copies of the schema's example row (a model saved before reference rows were kept)"
 
+# %% ../nbs/24_export.ipynb #a17e0012-4
 def export_run(
     run,                       # a deliver run: its name, folder name or path
     format:str="onnx",         # the only format so far

@@ -33,6 +33,7 @@ def _tarinfo(name:str, size:int, mtime:float, mode:int=0o444)->tarfile.TarInfo:
     ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = size, int(mtime), mode, 0, 0, "", ""
     return ti
 
+# %% ../nbs/25_keep.ipynb #a19k0006-2
 def write_archive(root:str|Path, files:list[Path], to:str|Path, kind:str)->dict:
     "Write `files` (under `root`) and their list to the archive `to`; refuse to replace one; return the list"
     root, to = Path(root), Path(to)
@@ -51,9 +52,11 @@ def write_archive(root:str|Path, files:list[Path], to:str|Path, kind:str)->dict:
     read_archive(to)  # read back: what was written is what was listed
     return man
 
+# %% ../nbs/25_keep.ipynb #a19k0006-3
 def _unreadable(path, e)->MLResearchError:
     return MLResearchError(f"{path} is truncated or not an mlresearch archive ({type(e).__name__}: {first_line(e) or 'unexpected end'}); nothing was restored")
 
+# %% ../nbs/25_keep.ipynb #a19k0006-4
 def read_archive(path:str|Path, into:Path|None=None)->dict:
     "Check every member of an archive against its list (writing each under `into` when given); return the list"
     path = Path(path)
@@ -96,6 +99,7 @@ def _merge_manifests(mine:list[dict], theirs:list[dict])->list[dict]:
             raise MLResearchError(f"data/raw/{e['file']} is listed in the project and in the archive with different sha256; nothing was restored")
     return [*mine, *(e for e in theirs if e["file"] not in have)]
 
+# %% ../nbs/25_keep.ipynb #a19k0008-2
 def restore_archive(archive:str|Path, root=None)->list[str]:
     "Restore an archive into the project, verifying every file; return the files restored"
     paths = get_paths(root)
@@ -122,10 +126,12 @@ def restore_archive(archive:str|Path, root=None)->list[str]:
     log.info("restored %d file(s) from %s", len(new), archive)
     return new
 
+# %% ../nbs/25_keep.ipynb #a19k0008-3
 def run_files(folders:list[Path])->list[Path]:
     "Every file of the run folders `folders`"
     return [f for run in folders for f in sorted(run.rglob("*")) if f.is_file()]
 
+# %% ../nbs/25_keep.ipynb #a19k0008-4
 def data_files(root=None, include_runs:bool=False)->list[Path]:
     "What `data archive` puts in an archive: data/raw with its manifest, and the deliver runs when asked"
     paths = get_paths(root)
@@ -151,6 +157,7 @@ def archive_runs(runs:list, to:str|Path, root=None)->dict:
 # %% ../nbs/25_keep.ipynb #a19k0012
 def _size(p:Path)->int: return sum(f.stat().st_size for f in [p, *p.rglob("*")] if f.is_file()) if p.is_dir() else p.stat().st_size
 
+# %% ../nbs/25_keep.ipynb #a19k0012-2
 def clean(root=None, older_than:float|None=None, dry_run:bool=False)->list[tuple[str, int, str]]:
     "Remove unused cache entries and left-overs; return `(path, bytes, why)` for each"
     paths = get_paths(root)
@@ -174,8 +181,10 @@ MLFLOW_LIMITS = dict(metrics=1000, params=100, tags=100)
 
 def _ms(stamp:str|None)->int|None: return int(dt.datetime.fromisoformat(stamp).timestamp() * 1000) if stamp else None
 
+# %% ../nbs/25_keep.ipynb #a19k0017-2
 def _chunks(items:list, n:int): return [items[i:i + n] for i in range(0, len(items), n)] or [[]]
 
+# %% ../nbs/25_keep.ipynb #a19k0017-3
 def _mlflow_run_data(folder:Path)->tuple[dict, dict, dict]:
     "params, metrics and tags of a deliver run as MLflow takes them"
     import tomllib
@@ -192,6 +201,7 @@ def _mlflow_run_data(folder:Path)->tuple[dict, dict, dict]:
     if prov.get("error"): tags["mlresearch.error"] = json.dumps(prov["error"])[:5000]
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}, metrics, tags
 
+# %% ../nbs/25_keep.ipynb #a19k0017-4
 def export_mlflow(
     uri:str,                        # an MLflow tracking URI: sqlite:///mlflow.db, http://host:5000, ...
     runs:list|None=None,            # deliver runs (names, folder names or paths); every run when `None`

@@ -72,6 +72,7 @@ def skops_types(f:Path)->set[str]:
         elif isinstance(o, list): todo.extend(o)
     return found
 
+# %% ../nbs/10_modelfile.ipynb #e8a10005-2
 def linear_scorer(est, task:str):
     "For a fitted logistic or ridge regression, the NumPy arithmetic of its `predict_proba`/`predict` without their per-call checks (about 0.4 ms a call, most of a one-row request); `None` for other estimators or when it disagrees with scikit-learn on a probe"
     from sklearn.linear_model import LogisticRegression, Ridge
@@ -122,6 +123,7 @@ class TorchModel:
             raise MLResearchError(f"{folder/d['weights']} does not hold this model's weights: {first_line(e)}") from None
         return cls(d["name"], d["arch"], m.eval(), task, d.get("target_scale"))
 
+# %% ../nbs/10_modelfile.ipynb #2499bc7f-2
 class SklearnModel:
     "A fitted scikit-learn pipeline"
     kind = "sklearn"
@@ -155,6 +157,7 @@ def feature_schema(p:Prepared, raw_columns:dict)->dict:
         for c, d in t["categorical"].items(): cols[c] = dict(dtype=d["dtype"], categories=d["categories"])
     return dict(target=p.meta["target"], task=p.task, classes=p.classes, columns=cols)
 
+# %% ../nbs/10_modelfile.ipynb #de405a9f-2
 REFERENCE_FILE, REFERENCE_ROWS = "reference.parquet", 1000  # the training sample drift is measured against, and its most rows
 
 def reference_sample(df:pd.DataFrame, n:int=REFERENCE_ROWS, seed:int=0)->pd.DataFrame:
@@ -162,6 +165,7 @@ def reference_sample(df:pd.DataFrame, n:int=REFERENCE_ROWS, seed:int=0)->pd.Data
     if len(df) > n: df = df.iloc[np.sort(np.random.default_rng(seed).choice(len(df), n, replace=False))]
     return df.reset_index(drop=True)
 
+# %% ../nbs/10_modelfile.ipynb #de405a9f-3
 def save_model(model, p:Prepared, params:dict, metrics:dict, folder:str|Path, raw_columns:dict|None=None,
                reference:pd.DataFrame|None=None)->Path:
     "Write the model folder atomically, with the training rows `reference` for drift checks; refuse to replace an existing one"
@@ -212,6 +216,7 @@ class LoadedModel:
         out, _ = self.predict_features(self.transform.transform(df))
         return np.asarray(self.classes, dtype=object)[out] if self.task == "classification" else out
 
+# %% ../nbs/10_modelfile.ipynb #7ad26e6c-2
 MODEL_FILES = ("config.json", "preprocessing.json", "schema.json", REFERENCE_FILE)  # besides the weights that config.json names
 MODEL_KINDS = {"torch": TorchModel, "sklearn": SklearnModel}
 
@@ -253,6 +258,7 @@ def json_kind(v)->str:
     "What a JSON value is, in the words an error uses"
     return {bool: "a boolean", str: "a string", type(None): "null", list: "a list", dict: "an object"}.get(type(v), "a number")
 
+# %% ../nbs/10_modelfile.ipynb #10a00014-2
 def value_problem(
     kind:str, # a column kind, a key of `COLUMN_RULES`
     v,        # a value as JSON decodes it
@@ -291,6 +297,7 @@ def _verified_run(run, root)->Path:
                               "(`mlresearch runs verify` lists every problem)")
     return folder
 
+# %% ../nbs/10_modelfile.ipynb #10a00019-2
 def _model_folder(folder:Path, model:str|None)->Path:
     "The one model folder of a run, or the one `model` names"
     found = model_folders(folder)

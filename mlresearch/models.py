@@ -26,6 +26,7 @@ class MLPConfig:
     dropout: float = 0.1                  # dropout after each hidden layer
     batch_norm: bool = True               # BatchNorm1d before each activation
 
+# %% ../nbs/06_models.ipynb #d27420ce-2
 class MLP(nn.Module):
     "Linear -> [BatchNorm] -> ReLU -> Dropout blocks, then a linear head"
     def __init__(self, cfg:MLPConfig):
@@ -49,10 +50,12 @@ class CNNConfig:
     channels: tuple[int, ...] = (32, 64)  # width of each conv block; each block halves the image size
     dropout: float = 0.25                 # dropout before the head
 
+# %% ../nbs/06_models.ipynb #e348ca68-2
 def _block(cin:int, cout:int)->nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
                          nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
 
+# %% ../nbs/06_models.ipynb #e348ca68-3
 class CNN(nn.Module):
     "Conv blocks, global average pooling and a linear head"
     def __init__(self, cfg:CNNConfig):
@@ -75,6 +78,7 @@ def model_config(name:str, **kwargs):
     if bad := set(kwargs) - known: raise ConfigError(f"{cls.__name__} has no field(s) {', '.join(sorted(bad))}; fields: {', '.join(sorted(known))}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
 
+# %% ../nbs/06_models.ipynb #d7a5232a-2
 def build_model(name:str, **kwargs)->nn.Module:
     "A fresh PyTorch model `name` built from config fields"
     cfg = model_config(name, **kwargs)

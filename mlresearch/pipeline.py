@@ -54,6 +54,7 @@ def _device_name(device)->str:
     import torch
     return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
+# %% ../nbs/12_pipeline.ipynb #510a4a5d-2
 def _torch_fit(p:Prepared, params:dict, out_dir:Path|None):
     name = params["model"]
     out = len(p.classes) if p.task == "classification" else 1
@@ -73,6 +74,7 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None):
     finally: tr.close()
     return TorchModel(name, arch, tr.model.cpu().eval(), p.task, scale), tr.history
 
+# %% ../nbs/12_pipeline.ipynb #510a4a5d-3
 def fit(p:Prepared, params:dict, out_dir:str|Path|None=None):
     "Fit `params['model']` on `p`; return the fitted model and its training history"
     name = params["model"]
@@ -96,6 +98,7 @@ class TrainResult:
 
     def test_scores(self)->np.ndarray: return self.model.scores(self.prepared.X["test"])
 
+# %% ../nbs/12_pipeline.ipynb #0f37d119-2
 def save_predictions(res:TrainResult, path:str|Path)->Path:
     "Write the test split's predictions as Parquet: each row's position in the raw data file, its target and the prediction"
     p, s = res.prepared, res.test_scores()
@@ -104,11 +107,13 @@ def save_predictions(res:TrainResult, path:str|Path)->Path:
     with atomic_path(path) as tmp: df.to_parquet(tmp, index=False)
     return Path(path)
 
+# %% ../nbs/12_pipeline.ipynb #0f37d119-3
 def evaluate(model, p:Prepared)->dict:
     "Test-split metrics of `model`"
     s = model.scores(p.X["test"])
     return classification_metrics(p.y["test"], s) if p.task == "classification" else regression_metrics(p.y["test"], s)
 
+# %% ../nbs/12_pipeline.ipynb #0f37d119-4
 def train(
     params:dict|None=None,       # parameters over TRAIN_DEFAULTS (typed values or `key=value` strings)
     config:str|Path|None=None,   # a TOML file of parameters

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from .config import MLResearchError, atomic_path, atomic_write, current_run, get_logger, get_paths, note_run, sha256_file
 from .data import find, infer_task, load
@@ -73,32 +74,41 @@ class TabularTransform:
     def feature_names(self)->list[str]:
         return [*self.numeric, *(f"{c}={k}" for c, d in self.categorical.items() for k in d["categories"])]
 
-    def encode(
-        self,
-        num:np.ndarray,      # the numeric columns, N x len(numeric), in `numeric` order, float with NaN for missing
-        cat:dict|None=None,  # categorical column -> N values (strings, or None/NA for missing)
-    )->np.ndarray:
-        "The float32 feature matrix from raw values already in arrays: the arithmetic of `transform`, without a DataFrame"
-        d = list(self.numeric.values())
-        if d:
-            num = np.where(np.isnan(num), [v["median"] for v in d], num)
-            parts = [((num - [v["mean"] for v in d]) / [v["std"] for v in d]).astype(np.float32)]
-        else: parts = []
-        for c, v in self.categorical.items():
-            x = pd.Series(cat[c], dtype="string").fillna(v["fill"]).to_numpy()
-            parts.append((x[:, None] == np.array(v["categories"], dtype=object)[None, :]).astype(np.float32))
-        return np.concatenate(parts, axis=1) if parts else np.zeros((len(num), 0), np.float32)
 
-    def transform(self, df:pd.DataFrame)->np.ndarray:
-        "The float32 feature matrix of `df`"
-        missing = [c for c in self.columns if c not in df.columns]
-        if missing: raise MLResearchError(f"missing feature column(s): {', '.join(missing)}; the model was trained on: {', '.join(self.columns)}")
-        num = df[list(self.numeric)].to_numpy(np.float64, na_value=np.nan) if self.numeric else np.zeros((len(df), 0))
-        return self.encode(num, {c: df[c].astype("string") for c in self.categorical})
 
-    def to_dict(self)->dict: return dict(kind="tabular", numeric=self.numeric, categorical=self.categorical)
     @classmethod
     def from_dict(cls, d:dict)->TabularTransform: return cls(numeric=d["numeric"], categorical=d["categorical"])
+
+# %% ../nbs/04_preprocessing.ipynb #48480673-m1
+@patch
+def encode(
+    self:TabularTransform,
+    num:np.ndarray,      # the numeric columns, N x len(numeric), in `numeric` order, float with NaN for missing
+    cat:dict|None=None,  # categorical column -> N values (strings, or None/NA for missing)
+)->np.ndarray:
+    "The float32 feature matrix from raw values already in arrays: the arithmetic of `transform`, without a DataFrame"
+    d = list(self.numeric.values())
+    if d:
+        num = np.where(np.isnan(num), [v["median"] for v in d], num)
+        parts = [((num - [v["mean"] for v in d]) / [v["std"] for v in d]).astype(np.float32)]
+    else: parts = []
+    for c, v in self.categorical.items():
+        x = pd.Series(cat[c], dtype="string").fillna(v["fill"]).to_numpy()
+        parts.append((x[:, None] == np.array(v["categories"], dtype=object)[None, :]).astype(np.float32))
+    return np.concatenate(parts, axis=1) if parts else np.zeros((len(num), 0), np.float32)
+
+# %% ../nbs/04_preprocessing.ipynb #48480673-m2
+@patch
+def transform(self:TabularTransform, df:pd.DataFrame)->np.ndarray:
+    "The float32 feature matrix of `df`"
+    missing = [c for c in self.columns if c not in df.columns]
+    if missing: raise MLResearchError(f"missing feature column(s): {', '.join(missing)}; the model was trained on: {', '.join(self.columns)}")
+    num = df[list(self.numeric)].to_numpy(np.float64, na_value=np.nan) if self.numeric else np.zeros((len(df), 0))
+    return self.encode(num, {c: df[c].astype("string") for c in self.categorical})
+
+# %% ../nbs/04_preprocessing.ipynb #48480673-m3
+@patch
+def to_dict(self:TabularTransform)->dict: return dict(kind="tabular", numeric=self.numeric, categorical=self.categorical)
 
 # %% ../nbs/04_preprocessing.ipynb #1882d18e
 @dataclasses.dataclass
@@ -129,6 +139,7 @@ class ImageTransform:
     @classmethod
     def from_dict(cls, d:dict)->ImageTransform: return cls(shape=d["shape"], columns=d["columns"], scale=d["scale"])
 
+# %% ../nbs/04_preprocessing.ipynb #1882d18e-2
 def transform_from_dict(d:dict)->TabularTransform|ImageTransform:
     "Rebuild a saved transform"
     return (ImageTransform if d["kind"] == "image" else TabularTransform).from_dict(d)
@@ -179,19 +190,23 @@ class Prepared:
     @property
     def n_features(self)->int: return int(np.prod(self.X["train"].shape[1:]))
 
+# %% ../nbs/04_preprocessing.ipynb #a9d1e3ba-2
 def _cache_key(entry:dict, params:dict)->str:
     return hashlib.sha256(json.dumps(dict(raw=entry["sha256"], **params), sort_keys=True).encode()).hexdigest()[:16]
 
+# %% ../nbs/04_preprocessing.ipynb #a9d1e3ba-3
 def _cache_files(entry:dict, params:dict, root)->tuple[Path, Path]:
     "The `.npz` arrays and `.json` meta of a dataset version processed with `params`"
     stem = f"{entry['name']}_processed_{_cache_key(entry, params)}_v{entry['version']}"
     d = get_paths(root).processed
     return d/f"{stem}.npz", d/f"{stem}.json"
 
+# %% ../nbs/04_preprocessing.ipynb #a9d1e3ba-4
 def _note_cache(npz:Path, entry:dict):
     "Record in the current run the processed file it used, as derived from its raw file (`data clean` keeps what runs used)"
     if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
 
+# %% ../nbs/04_preprocessing.ipynb #a9d1e3ba-5
 def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
     "A cache hit, recorded in the current run"
     meta = json.loads(meta_file.read_text())
@@ -201,6 +216,7 @@ def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
         return Prepared(*({k: z[f"{a}_{k}"] for k in ("train", "val", "test")} for a in "Xy"), transform_from_dict(meta["transform"]),
                         {**meta["meta"], "cache": "hit"}, {k: z[f"rows_{k}"] for k in ("train", "val", "test")})
 
+# %% ../nbs/04_preprocessing.ipynb #a9d1e3ba-6
 def _target(df:pd.DataFrame, entry:dict, target:str, test_size:float, val_size:float)->tuple:
     "The rows that have a target (and their positions in the raw file), the task, and the target encoded: `(df, rows, task, y, classes)`; refused when nothing can be learned"
     if target not in df.columns: raise MLResearchError(f"target column {target!r} is not in {entry['name']}; columns are: {', '.join(df.columns[:20])}")
@@ -211,6 +227,7 @@ def _target(df:pd.DataFrame, entry:dict, target:str, test_size:float, val_size:f
     if task == "classification": return (df, kept, task, *encode_labels(df[target]))
     return df, kept, task, df[target].to_numpy(np.float32), None
 
+# %% ../nbs/04_preprocessing.ipynb #a9d1e3ba-7
 def _write_cache(npz:Path, meta_file:Path, p:Prepared):
     "Save the arrays and the meta, each atomically"
     npz.parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +235,7 @@ def _write_cache(npz:Path, meta_file:Path, p:Prepared):
         with open(tmp, "wb") as f: np.savez(f, **{f"{a}_{k}": v for a, d in dict(X=p.X, y=p.y, rows=p.rows).items() for k, v in d.items()})
     atomic_write(meta_file, json.dumps(dict(meta=p.meta, transform=p.transform.to_dict()), default=str))
 
+# %% ../nbs/04_preprocessing.ipynb #a9d1e3ba-8
 def prepare(
     dataset:str,             # an acquired dataset's name
     target:str|None=None,    # target column; the one recorded at acquisition when `None`

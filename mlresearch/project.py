@@ -26,17 +26,20 @@ def readme_text(root=None)->str:
     parts = [c.source.strip().replace("```{mermaid}", "```mermaid") for c in nb.cells if c.cell_type == "markdown" and c.source.strip()]  # Quarto's and GitHub's fences
     return "<!-- Generated from nbs/index.ipynb by `mlresearch check`: edit the notebook, not this file -->\n\n" + "\n\n".join(parts) + "\n"
 
+# %% ../nbs/17_project.ipynb #5f50f18f-2
 def _snapshot(root:Path)->dict:
     files = [*(root/"mlresearch").rglob("*.py"), *(root/"nbs").glob("*.ipynb"), *(root/"research/templates").glob("*.ipynb"),
              root/"README.md", root/"nbs/llms.txt"]
     return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.exists()}
 
+# %% ../nbs/17_project.ipynb #5f50f18f-3
 def tool(name:str)->str:
     "The path of a command, looked for beside the running Python first (an un-activated venv works too)"
     found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if found is None: raise MLResearchError(f"{name} is not installed; install the dev extras: pip install -e '.[dev]'")
     return found
 
+# %% ../nbs/17_project.ipynb #5f50f18f-4
 def check_generated(root=None)->list[str]:
     "Export, clean and rebuild the README in place; return the files that changed"
     root = get_paths(root).root
@@ -72,6 +75,7 @@ def _bad_names(root:Path)->list[str]:
             if not ok: out.append(f"{folder}/{f.name}: a {what} must be named {good}")
     return out
 
+# %% ../nbs/17_project.ipynb #a4b10011-2
 def _lessonless(root:Path)->list[str]:
     import nbformat
     out = []
@@ -82,6 +86,7 @@ def _lessonless(root:Path)->list[str]:
             out.append(f"nbs/{nb.name}: a library notebook needs lesson tests (a cell that calls test_eq, test_fail... or assert)")
     return out
 
+# %% ../nbs/17_project.ipynb #a4b10011-3
 def check_conventions(root=None)->tuple[list[str], list[str]]:
     "The project's conventions: `(errors, warnings)`, each a line naming its file"
     from mlresearch.data import read_manifest, verify
@@ -108,6 +113,7 @@ _IMPORT = re.compile(r"^\s*(?:from\s+mlresearch\.([\w.]+)\s+import|import\s+mlre
 
 def _number(nb:Path)->int: return int(re.match(r"\d+", nb.name).group())
 
+# %% ../nbs/17_project.ipynb #a4b10020-2
 def _import_order(root:Path)->list[str]:
     "Each import of a module whose notebook is numbered higher than the importing notebook, as a line naming both"
     import nbformat
@@ -167,6 +173,7 @@ def prepare_docs(root=None)->Path:
     finally: os.chdir(cwd)
     return add_results(root/"_proc", root)
 
+# %% ../nbs/17_project.ipynb #443168e7-2
 def add_results(proc:Path, root)->Path:
     "Write the Results pages into `proc` and put their section at the end of its sidebar"
     import yaml
@@ -178,6 +185,7 @@ def add_results(proc:Path, root)->Path:
     (proc/"sidebar.yml").write_text(yaml.safe_dump(side, sort_keys=False, allow_unicode=True))
     return proc
 
+# %% ../nbs/17_project.ipynb #443168e7-3
 def build_site(root=None)->Path|None:
     "Prepare the site and, where `quarto` is installed, render it into `_docs/`; `None` when Quarto is missing"
     proc = prepare_docs(root)

@@ -104,6 +104,7 @@ def _git(root:Path, *args)->str|None:
     except (OSError, subprocess.TimeoutExpired): return None
     return r.stdout.strip() if r.returncode == 0 else None
 
+# %% ../nbs/09_record.ipynb #09a00027-2
 def git_state(root:Path)->dict:
     "The commit checked out at `root`, and whether tracked or untracked (not ignored) files differ from it"
     commit = _git(root, "rev-parse", "HEAD")

@@ -33,6 +33,7 @@ def _pid_alive(pid:int)->bool:
     except PermissionError: return True
     return True
 
+# %% ../nbs/14_runs.ipynb #694b93f0-2
 def read_run(folder:str|Path)->dict:
     "One run as a flat record (a row of the index)"
     folder = Path(folder)
@@ -51,6 +52,7 @@ def read_run(folder:str|Path)->dict:
     rec.update({f"metric.{k}": v for k, v in metrics.items() if not isinstance(v, (list, dict))})
     return rec
 
+# %% ../nbs/14_runs.ipynb #694b93f0-3
 def runs_index(root=None)->pd.DataFrame:
     "Every deliver run as a row, in the order they started"
     df = pd.DataFrame([read_run(f) for f in run_folders(root)])
@@ -67,6 +69,7 @@ def select_runs(df:pd.DataFrame, template:str|None=None, sweep:str|None=None)->p
         df = df[df[col] == want]
     return df
 
+# %% ../nbs/14_runs.ipynb #d343db1e-2
 def metric_column(df:pd.DataFrame, metric:str)->str:
     "The index column of `metric` (given with or without its `metric.` prefix)"
     col = metric if metric.startswith("metric.") else f"metric.{metric}"
@@ -75,6 +78,7 @@ def metric_column(df:pd.DataFrame, metric:str)->str:
         raise ConfigError(f"no run has a metric {metric!r}; metrics are: {', '.join(have) or 'none'}")
     return col
 
+# %% ../nbs/14_runs.ipynb #d343db1e-3
 def runs_table(df:pd.DataFrame, sort:str|None=None, ascending:bool|None=None, max_params:int=6, max_metrics:int=6)->pd.DataFrame:
     "The columns worth printing: run, template, status, the parameters that differ between runs, the metrics, figures, the path"
     if sort:
@@ -88,8 +92,10 @@ def runs_table(df:pd.DataFrame, sort:str|None=None, ascending:bool|None=None, ma
     out = out.assign(path=[rel_path(p, Path(p).parents[2]) for p in out["path"]])  # relative to the project root
     return out.rename(columns=lambda c: c.split(".", 1)[-1])
 
+# %% ../nbs/14_runs.ipynb #d343db1e-4
 def _missing(v)->bool: return v is None or (isinstance(v, float) and v != v)
 
+# %% ../nbs/14_runs.ipynb #d343db1e-5
 def format_table(df:pd.DataFrame)->str:
     "A table as text: whole numbers without decimals, other numbers with 4, a dash where a run has no value"
     out = df.copy()
@@ -144,6 +150,7 @@ def _copied_run(run:Path, root):
         "Editing this copy never changes the run; to redo the run, deliver the template again."))
     return nb
 
+# %% ../nbs/14_runs.ipynb #a29f5b39-2
 def new_develop(
     desc:str,                 # short description (a slug)
     source:str|Path|None=None,# a template or a deliver run to start from; the starter notebook when `None`
@@ -184,6 +191,7 @@ def _check_reproducible(src:Path, prov:dict, root:Path, allow_template_change:bo
                               "restore it, or pass --allow-template-change to reproduce with the current one (the new run records it)")
     return changed
 
+# %% ../nbs/14_runs.ipynb #b2a10013-2
 def reproduce(
     run:str|Path,                     # the run to reproduce: a folder, its folder name or its name
     name:str|None=None,               # the new run's name; `<name>-repro` by default
@@ -199,6 +207,7 @@ def reproduce(
     return deliver(paths.root/prov["template"], name or f"{src.name.split('_', 1)[-1]}-repro"[:64], overrides=load_toml(src/PARAMS), root=root,
                    auto_suffix=True, command=command, record=dict(reproduces=dict(run=src.name, template_changed=changed)))
 
+# %% ../nbs/14_runs.ipynb #b2a10013-3
 def compare_runs(a:Path, b:Path)->tuple[pd.DataFrame, pd.DataFrame]:
     "Two runs side by side: `(metrics, artifacts)`, each row saying whether the two are equal"
     ma, mb = (read_json(Path(r)/METRICS) or {} for r in (a, b))

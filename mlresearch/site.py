@@ -28,16 +28,20 @@ def main_metric(df:pd.DataFrame)->str|None:
     "The metric that compares runs of `df` (an index or part of one): the first of `MAIN_METRICS` any run has"
     return next((m for m in MAIN_METRICS if f"metric.{m}" in df.columns and df[f"metric.{m}"].notna().any()), None)
 
+# %% ../nbs/16_site.ipynb #a18s0006-2
 def _cell(s)->str: return str(s).replace("|", "\\|").replace("\n", " ")
 
+# %% ../nbs/16_site.ipynb #a18s0006-3
 def _table(rows:list[tuple], head:tuple)->str:
     "A Markdown table"
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(_cell(v) for v in r) + " |" for r in rows)])
 
+# %% ../nbs/16_site.ipynb #a18s0006-4
 def _fmt(v)->str:
     if isinstance(v, float): return f"{v:.4g}"
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
+# %% ../nbs/16_site.ipynb #a18s0006-5
 STATUS_MARK = {"succeeded": "✅ succeeded", "failed": "❌ failed", "interrupted": "⏹ interrupted", "died": "💀 died", "running": "⏳ running"}
 
 def run_summary(folder:Path, problems:list[dict]|None=None)->str:
@@ -83,6 +87,7 @@ def _savefig(fig, path:Path):
     fig.savefig(path, format="png", dpi=100, metadata={"Software": None})  # no version stamp: the same figure gives the same bytes
     plt.close(fig)
 
+# %% ../nbs/16_site.ipynb #a18s0010-2
 def runs_page(df:pd.DataFrame, out:Path, checks:dict|None=None)->str:
     "The runs page (Markdown) for the index `df`; its figures are written under `out/figures`"
     lines = ["---", "title: Results", "description: Every deliver run, newest first, with a comparison of the runs of each template", "---", ""]
@@ -107,6 +112,7 @@ def runs_page(df:pd.DataFrame, out:Path, checks:dict|None=None)->str:
         lines += [f"### {tpl}", "", f"![{m} of the {tpl} runs ({better} is better; failed runs in red)]({f})", ""]
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/16_site.ipynb #a18s0010-3
 def sweep_page(rec:dict, df:pd.DataFrame, out:Path)->str:
     "A sweep's page (Markdown, for `out/sweeps/`): its points and, per swept parameter, the main metric against it, drawn into `out/figures`"
     name = rec["name"]
@@ -157,6 +163,7 @@ def write_results(site:str|Path, root=None)->list[Path]:
     newest = df.sort_values(["started", "run"], ascending=False, na_position="last", kind="stable")["run"] if len(df) else []
     return [out/"index.qmd", *(out/"runs"/f"{r}.ipynb" for r in newest), *sorted((out/"sweeps").glob("*.qmd"))]
 
+# %% ../nbs/16_site.ipynb #a18s0012-2
 def results_sidebar(site:Path, pages:list[Path])->dict:
     "The sidebar section that reaches every Results page"
     rel = lambda p: p.relative_to(site).as_posix()

@@ -37,6 +37,7 @@ def _split_values(text:str)->list[str]:
         cur += ch
     return [*out, cur.strip()]
 
+# %% ../nbs/15_sweeps.ipynb #7eb64d09-2
 def parse_grid(items:Iterable[str])->dict[str, list[str]]:
     "`key=v1,v2` items as {key: [values]}"
     grid = {}
@@ -49,29 +50,37 @@ def parse_grid(items:Iterable[str])->dict[str, list[str]]:
         grid[k] = vals
     return grid
 
+# %% ../nbs/15_sweeps.ipynb #7eb64d09-3
 def grid_points(grid:dict[str, list[str]])->list[dict[str, str]]:
     "Every combination, the last key varying fastest"
     return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
 
 # %% ../nbs/15_sweeps.ipynb #c3a10006
 def _key(params:dict)->str: return json.dumps(params, sort_keys=True, default=str)
+
+# %% ../nbs/15_sweeps.ipynb #c3a10006-2
 def _now()->str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
+# %% ../nbs/15_sweeps.ipynb #c3a10006-3
 def _describe(points:list[dict], most:int=3)->str:
     "Points as `k=v k=v`, `;`-separated, the first `most` of them"
     text = "; ".join(" ".join(f"{k}={v}" for k, v in p["values"].items()) or "(no grid values)" for p in points[:most])
     return text + (f"; and {len(points) - most} more" if len(points) > most else "")
 
+# %% ../nbs/15_sweeps.ipynb #c3a10006-4
 def sweep_file(name:str, root=None)->Path:
     "The record of sweep `name`: research/sweeps/NAME.json"
     return get_paths(root).sweeps/f"{check_slug(name, 'sweep name')}.json"
 
+# %% ../nbs/15_sweeps.ipynb #c3a10006-5
 def point_status(point:dict)->str:
     "The status of a point's latest run, or `not started`"
     return point["runs"][-1]["status"] if point["runs"] else "not started"
 
+# %% ../nbs/15_sweeps.ipynb #c3a10006-6
 def _run_name(name:str, number:int)->str: return f"{name}-{number:03d}"
 
+# %% ../nbs/15_sweeps.ipynb #c3a10006-7
 def plan_sweep(
     template:str|Path,          # a template name or notebook path
     name:str,                   # the sweep's name
@@ -135,6 +144,7 @@ def _worker(tasks, results, stop):
         results.put(("start", i, os.getpid()))
         results.put(("done", i, run_point(**kw)))
 
+# %% ../nbs/15_sweeps.ipynb #c3a10010-2
 def _local(first:list[tuple[int, dict]], jobs:int, handle:Callable):
     "Run points on `jobs` warm worker processes; `handle(i, result)` may return a task to run again, or `STOP`"
     ctx = multiprocessing.get_context("spawn")
@@ -209,13 +219,16 @@ class SweepStopped(MLResearchError):
         super().__init__(msg)
         self.summary, self.exit_code = summary, exit_code
 
+# %% ../nbs/15_sweeps.ipynb #c3a10014-2
 def _thread_env(threads:int)->dict: return {k: str(threads) for k in THREAD_VARS}
 
+# %% ../nbs/15_sweeps.ipynb #c3a10014-3
 def _succeeded(point:dict, root)->bool:
     "Whether the point's latest run succeeded and its folder still says so"
     if point_status(point) != "succeeded": return False
     return read_run(get_paths(root).deliver/point["runs"][-1]["run"])["status"] == "succeeded"
 
+# %% ../nbs/15_sweeps.ipynb #c3a10014-4
 def sweep_summary(rec:dict, root=None)->pd.DataFrame:
     "One row per point: its latest run, status, grid values, metrics, attempts, error and path"
     rows = []

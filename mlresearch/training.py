@@ -58,6 +58,7 @@ def dist_info()->tuple[int, int, int]:
     "`(rank, world_size, local_rank)` from torchrun's environment; `(0, 1, 0)` otherwise"
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
+# %% ../nbs/07_training.ipynb #04203dc7-2
 def _init_dist(device:torch.device)->bool:
     "Join the process group when torchrun started us; True if this call created it"
     import torch.distributed as dist
@@ -74,6 +75,7 @@ def save_checkpoint(state:dict, path:str|Path)->Path:
             f.flush(); os.fsync(f.fileno())
     return Path(path)
 
+# %% ../nbs/07_training.ipynb #002bcecf-2
 def load_checkpoint(path:str|Path)->dict:
     "Read a checkpoint, refusing one that is truncated or corrupt"
     path = Path(path)
@@ -142,11 +144,13 @@ def _outputs(self:Trainer, X, batch_size:int)->torch.Tensor:
     out = (outs[0] if len(outs) == 1 else torch.cat(outs)) if outs else torch.zeros(0, device=self.device)
     return out.squeeze(-1) if self.task == "regression" else out
 
+# %% ../nbs/07_training.ipynb #36e77f3d-2
 @patch
 def predict(self:Trainer, X, batch_size:int=4096)->torch.Tensor:
     "Model outputs (logits, or values for regression) for `X`, on the CPU as float32"
     return self._outputs(X, batch_size).cpu()
 
+# %% ../nbs/07_training.ipynb #36e77f3d-3
 @patch
 @torch.no_grad()
 def evaluate(self:Trainer, X, y, prefix:str="")->dict:
@@ -168,6 +172,7 @@ def state_dict(self:Trainer)->dict:
                 rng=dict(torch=torch.get_rng_state(), shuffle=self.gen.get_state(),
                          cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []))
 
+# %% ../nbs/07_training.ipynb #150009f2-2
 @patch
 def load_state(self:Trainer, state:dict):
     "Continue from `state` (made by `state_dict` with the same settings)"
@@ -190,6 +195,7 @@ def _split(self:Trainer, order:torch.Tensor)->list[torch.Tensor]:
     if len(batches) > 1 and len(batches[-1]) == 1: batches.pop()  # BatchNorm cannot train on one row
     return batches
 
+# %% ../nbs/07_training.ipynb #2a557b32-2
 @patch
 def _start(self:Trainer, n:int, resume:bool):
     "The one-cycle schedule for `n` training rows, then the checkpoint's state when resuming"
@@ -200,6 +206,7 @@ def _start(self:Trainer, n:int, resume:bool):
         self.load_state(load_checkpoint(ckpt))
         log.info("resumed from %s after epoch %d", ckpt, self.epoch)
 
+# %% ../nbs/07_training.ipynb #2a557b32-3
 @patch
 def _train_epoch(self:Trainer, Xt:torch.Tensor, yt:torch.Tensor)->float:
     "One pass over the data in a fresh shuffled order; the mean training loss"
@@ -218,6 +225,7 @@ def _train_epoch(self:Trainer, Xt:torch.Tensor, yt:torch.Tensor)->float:
         for b in self.model.buffers(): torch.distributed.broadcast(b, 0)
     return total.item() / (len(Xt) // self.world)
 
+# %% ../nbs/07_training.ipynb #2a557b32-4
 @patch
 def fit(
     self:Trainer,
@@ -248,6 +256,7 @@ def fit(
     if self.best_state is not None: self.model.load_state_dict(self.best_state)
     return self
 
+# %% ../nbs/07_training.ipynb #2a557b32-5
 def _progress(total:int, done:int):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=done, desc="epochs", unit="ep", leave=False)
@@ -272,6 +281,7 @@ def _after_epoch(self:Trainer, rec:dict, monitor:str):
     log.debug("epoch %d %s", self.epoch, rec)
     for cb in self.callbacks: cb(self, rec)
 
+# %% ../nbs/07_training.ipynb #d33ef736-2
 @patch
 def _write_checkpoint(self:Trainer):
     "Write the last finished epoch's state to `out_dir/last.ckpt`, if there is one not yet written"
@@ -279,6 +289,7 @@ def _write_checkpoint(self:Trainer):
     save_checkpoint(self._snapshot, self.out_dir/"last.ckpt")
     self._snapshot, self._saved_at = None, time.monotonic()
 
+# %% ../nbs/07_training.ipynb #d33ef736-3
 @patch
 def close(self:Trainer):
     "Leave the process group if this Trainer joined it"

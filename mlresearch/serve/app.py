@@ -64,6 +64,7 @@ async def get_service(request:Request)->ModelService:
     "The app's model service"
     return request.app.state.service
 
+# %% ../../nbs/23_serve_app.ipynb #23a00012-2
 Service = Annotated[ModelService, Depends(get_service)]
 ModelName = Annotated[str, fastapi.Path(description="The model's name (GET /v2/models/{name} answers only for it)")]
 
@@ -94,15 +95,18 @@ async def infer(request:Request, svc:Service, name:ModelName):
         return json_response(v2_answer(svc, req, *await svc.respond(*v2_values(req, svc.codec))))
     except Problem as p: return json_response(dict(error=str(p)), p.status)
 
+# %% ../../nbs/23_serve_app.ipynb #23a00014-2
 @v2_routes.get("/v2/models/{name}", summary="KServe V2 model metadata")
 async def v2_model(svc:Service, name:ModelName):
     return json_response(v2_metadata(svc)) if name == svc.name else json_response(dict(error=_unknown(svc, name)), 404)
 
+# %% ../../nbs/23_serve_app.ipynb #23a00014-3
 @v2_routes.get("/v2/models/{name}/ready", summary="KServe V2 model readiness")
 async def v2_model_ready(svc:Service, name:ModelName):
     if name != svc.name: return json_response(dict(error=_unknown(svc, name)), 404)
     return json_response(dict(name=svc.name, ready=svc.ready), 200 if svc.ready else 503)
 
+# %% ../../nbs/23_serve_app.ipynb #23a00014-4
 @v2_routes.get("/v2", summary="KServe V2 server metadata")
 async def v2_server(): return json_response(dict(name="mlresearch", version=package_versions(("mlresearch",))["mlresearch"], extensions=[]))
 
@@ -113,18 +117,22 @@ operation_routes = APIRouter()
 @operation_routes.get("/health", summary="Liveness: the process answers")
 async def live(): return json_response(dict(live=True))
 
+# %% ../../nbs/23_serve_app.ipynb #23a00015-2
 @operation_routes.get("/v2/health/ready", summary="KServe V2 readiness")
 @operation_routes.get("/ready", summary="Readiness: the model is loaded and warm")
 async def ready(svc:Service): return json_response(dict(ready=svc.ready), 200 if svc.ready else 503)
 
+# %% ../../nbs/23_serve_app.ipynb #23a00015-3
 @operation_routes.get("/metadata", summary="The run behind the model")
 async def metadata(svc:Service): return json_response(svc.metadata())
 
+# %% ../../nbs/23_serve_app.ipynb #23a00015-4
 @operation_routes.get("/monitoring/drift", summary="Drift of recent requests against the training rows")
 async def drift(svc:Service):
     "Per feature, the recent rows (the last `--drift-window` this worker answered) against the training rows saved with the model: test, adjusted p-value, PSI, and whether it drifted; the dataset drifted when half its features did"
     return json_response(await svc.drift())
 
+# %% ../../nbs/23_serve_app.ipynb #23a00015-5
 @operation_routes.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(svc:Service):
     data, ctype = svc.metrics.render()
@@ -159,6 +167,7 @@ def _swagger_assets()->Path:
     import fastapi_offline
     return Path(fastapi_offline.__file__).parent/"static"
 
+# %% ../../nbs/23_serve_app.ipynb #23a00019-2
 def offline_docs(app:FastAPI, title:str):
     "`GET /docs`: Swagger UI with its scripts served by the app itself"
     from fastapi.openapi.docs import get_swagger_ui_html
@@ -201,6 +210,7 @@ def app_from_env()->FastAPI:
     d = json.loads(os.environ[SERVE_ENV])
     return get_app(d["run"], ServeConfig(**d["config"]), d["root"])
 
+# %% ../../nbs/23_serve_app.ipynb #a14e0023-2
 def _check_port(host:str, port:int):
     import socket
     try: infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -10,6 +10,7 @@ import itertools, json
 
 import msgspec
 import numpy as np
+from fastcore.basics import patch
 
 from ..modelfile import COLUMN_RULES, column_kinds, json_kind, value_problem
 from ..preprocessing import ImageTransform
@@ -24,6 +25,7 @@ class Problem(Exception):
         super().__init__(detail if isinstance(detail, str) else "; ".join(f"{_loc(d['loc'])}: {d['msg']}" for d in detail))
         self.status, self.detail = status, detail
 
+# %% ../../nbs/20_serve_codec.ipynb #a14e0009-2
 def _loc(loc)->str: return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
 
 # %% ../../nbs/20_serve_codec.ipynb #20a00005
@@ -56,79 +58,95 @@ class RecordCodec:
                                    gc=False)  # records hold no references: the garbage collector need not track them
         self._decoder = msgspec.json.Decoder(msgspec.defstruct("PredictRequest", [("records", list[Record])], forbid_unknown_fields=True))
 
-    def decode(self, body:bytes)->list:
-        "The records of a valid body; `Problem` 400, 413 or 422 otherwise"
-        try: recs = self._decoder.decode(body).records
-        except (msgspec.ValidationError, msgspec.DecodeError) as e: raise self.problem(body, e) from None
-        if not recs: raise Problem(422, [dict(loc=["body", "records"], msg="send at least one record")])
-        check_rows(len(recs), self.max_rows)
-        return recs
+# %% ../../nbs/20_serve_codec.ipynb #a14e0012-m1
+@patch
+def decode(self:RecordCodec, body:bytes)->list:
+    "The records of a valid body; `Problem` 400, 413 or 422 otherwise"
+    try: recs = self._decoder.decode(body).records
+    except (msgspec.ValidationError, msgspec.DecodeError) as e: raise self.problem(body, e) from None
+    if not recs: raise Problem(422, [dict(loc=["body", "records"], msg="send at least one record")])
+    check_rows(len(recs), self.max_rows)
+    return recs
 
-    def problem(self, body:bytes, err:Exception)->Problem:
-        "Every problem of a body the fast path refused (the slow path: Python's json, field by field); the first `MAX_LISTED` named, the rest counted"
-        doc = parse_json(body)
-        if isinstance(doc, dict) and isinstance(doc.get("records"), list):
-            try: check_rows(len(doc["records"]), self.max_rows)
-            except Problem as p: return p
-        found = self._problems(doc)
-        listed = list(itertools.islice(found, MAX_LISTED))
-        more = sum(1 for _ in found)
-        if more: listed.append(dict(loc=["body"], msg=f"... and {more} more problems"))
-        return Problem(422, listed or [dict(loc=["body"], msg=str(err))])  # msgspec's own message names the path, never the value
+# %% ../../nbs/20_serve_codec.ipynb #a14e0012-m2
+@patch
+def problem(self:RecordCodec, body:bytes, err:Exception)->Problem:
+    "Every problem of a body the fast path refused (the slow path: Python's json, field by field); the first `MAX_LISTED` named, the rest counted"
+    doc = parse_json(body)
+    if isinstance(doc, dict) and isinstance(doc.get("records"), list):
+        try: check_rows(len(doc["records"]), self.max_rows)
+        except Problem as p: return p
+    found = self._problems(doc)
+    listed = list(itertools.islice(found, MAX_LISTED))
+    more = sum(1 for _ in found)
+    if more: listed.append(dict(loc=["body"], msg=f"... and {more} more problems"))
+    return Problem(422, listed or [dict(loc=["body"], msg=str(err))])  # msgspec's own message names the path, never the value
 
-    def _problems(self, doc):
-        if not isinstance(doc, dict):
-            yield dict(loc=["body"], msg=f"expected an object with a 'records' list, got {json_kind(doc)}"); return
-        for k in doc:
-            if k != "records": yield dict(loc=["body", k], msg="unknown field; the body has one field, 'records'")
-        recs = doc.get("records")
-        if "records" not in doc: yield dict(loc=["body", "records"], msg="missing; send {\"records\": [{column: value, ...}, ...]}")
-        elif not isinstance(recs, list): yield dict(loc=["body", "records"], msg=f"expected a list of records, got {json_kind(recs)}")
-        elif not recs: yield dict(loc=["body", "records"], msg="send at least one record")
-        else:
-            for i, r in enumerate(recs):
-                if not isinstance(r, dict): yield dict(loc=["body", "records", i], msg=f"expected an object of column values, got {json_kind(r)}"); continue
-                for c in self.columns:
-                    if c not in r: yield dict(loc=["body", "records", i, c], msg=f"missing; the model needs every column ({len(self.columns)})")
-                for c, v in r.items():
-                    if c not in self.kinds: yield dict(loc=["body", "records", i, c], msg="unknown column; the model was not trained on it")
-                    elif p := value_problem(self.kinds[c], v): yield dict(loc=["body", "records", i, c], msg=p)
+# %% ../../nbs/20_serve_codec.ipynb #a14e0012-m3
+@patch
+def _problems(self:RecordCodec, doc):
+    if not isinstance(doc, dict):
+        yield dict(loc=["body"], msg=f"expected an object with a 'records' list, got {json_kind(doc)}"); return
+    for k in doc:
+        if k != "records": yield dict(loc=["body", k], msg="unknown field; the body has one field, 'records'")
+    recs = doc.get("records")
+    if "records" not in doc: yield dict(loc=["body", "records"], msg="missing; send {\"records\": [{column: value, ...}, ...]}")
+    elif not isinstance(recs, list): yield dict(loc=["body", "records"], msg=f"expected a list of records, got {json_kind(recs)}")
+    elif not recs: yield dict(loc=["body", "records"], msg="send at least one record")
+    else:
+        for i, r in enumerate(recs):
+            if not isinstance(r, dict): yield dict(loc=["body", "records", i], msg=f"expected an object of column values, got {json_kind(r)}"); continue
+            for c in self.columns:
+                if c not in r: yield dict(loc=["body", "records", i, c], msg=f"missing; the model needs every column ({len(self.columns)})")
+            for c, v in r.items():
+                if c not in self.kinds: yield dict(loc=["body", "records", i, c], msg="unknown column; the model was not trained on it")
+                elif p := value_problem(self.kinds[c], v): yield dict(loc=["body", "records", i, c], msg=p)
 
-    def values(self, recs:list)->tuple[np.ndarray, dict]:
-        "The raw values of decoded records: the numbers as an N x columns float array (NaN: missing), and text and flag columns by name"
-        rows = map(msgspec.structs.astuple, recs)
-        if self.image: return np.fromiter(itertools.chain.from_iterable(rows), np.float64, len(recs) * len(self.columns)).reshape(len(recs), -1), {}
-        if not self.mixed: return np.array(list(rows), dtype=np.float64).reshape(len(recs), -1), {}
-        a = np.array(list(rows), dtype=object)
-        return a[:, :self.n_num].astype(np.float64), {c: a[:, j] for j, c in enumerate(self.columns) if j >= self.n_num}
+# %% ../../nbs/20_serve_codec.ipynb #a14e0012-m4
+@patch
+def values(self:RecordCodec, recs:list)->tuple[np.ndarray, dict]:
+    "The raw values of decoded records: the numbers as an N x columns float array (NaN: missing), and text and flag columns by name"
+    rows = map(msgspec.structs.astuple, recs)
+    if self.image: return np.fromiter(itertools.chain.from_iterable(rows), np.float64, len(recs) * len(self.columns)).reshape(len(recs), -1), {}
+    if not self.mixed: return np.array(list(rows), dtype=np.float64).reshape(len(recs), -1), {}
+    a = np.array(list(rows), dtype=object)
+    return a[:, :self.n_num].astype(np.float64), {c: a[:, j] for j, c in enumerate(self.columns) if j >= self.n_num}
 
-    def encode(self, num:np.ndarray, cat:dict)->np.ndarray:
-        "The feature matrix of raw values"
-        return self.transform.encode(num) if self.image else self.transform.encode(num, cat)
+# %% ../../nbs/20_serve_codec.ipynb #a14e0012-m5
+@patch
+def encode(self:RecordCodec, num:np.ndarray, cat:dict)->np.ndarray:
+    "The feature matrix of raw values"
+    return self.transform.encode(num) if self.image else self.transform.encode(num, cat)
 
-    def matrix(self, recs:list)->np.ndarray:
-        "The feature matrix of decoded records"
-        return self.encode(*self.values(recs))
+# %% ../../nbs/20_serve_codec.ipynb #a14e0012-m6
+@patch
+def matrix(self:RecordCodec, recs:list)->np.ndarray:
+    "The feature matrix of decoded records"
+    return self.encode(*self.values(recs))
 
-    def json_schema(self, schema:dict)->dict:
-        "The JSON Schema of a request body: the model's columns, each with its type and what training saw of it"
-        props = {}
-        for c, k in self.kinds.items():
-            s, d = schema["columns"].get(c, {}), {}
-            if k == "category": d = dict(type=["string", "null"], examples=s.get("categories", [])[:5])
-            elif k == "flag": d = dict(type=["boolean", "null"])
-            else: d = dict(type="number" if k == "pixel" else ["number", "null"], examples=[s["min"]] if s.get("min") is not None else [])
-            desc = f"categories seen in training: {', '.join(map(str, s.get('categories', [])[:20]))}" if "categories" in s else \
-                   f"range seen in training: {s.get('min')} to {s.get('max')}" if s.get("min") is not None else ""
-            props[c] = dict(d, description=f"{s.get('dtype', '')} column; {desc}".strip("; "))
-        record = dict(type="object", properties=props, required=self.columns, additionalProperties=False)
-        return dict(type="object", required=["records"], additionalProperties=False,
-                    properties=dict(records=dict(type="array", items=record, minItems=1, maxItems=self.max_rows)))
+# %% ../../nbs/20_serve_codec.ipynb #a14e0012-m7
+@patch
+def json_schema(self:RecordCodec, schema:dict)->dict:
+    "The JSON Schema of a request body: the model's columns, each with its type and what training saw of it"
+    props = {}
+    for c, k in self.kinds.items():
+        s, d = schema["columns"].get(c, {}), {}
+        if k == "category": d = dict(type=["string", "null"], examples=s.get("categories", [])[:5])
+        elif k == "flag": d = dict(type=["boolean", "null"])
+        else: d = dict(type="number" if k == "pixel" else ["number", "null"], examples=[s["min"]] if s.get("min") is not None else [])
+        desc = f"categories seen in training: {', '.join(map(str, s.get('categories', [])[:20]))}" if "categories" in s else \
+               f"range seen in training: {s.get('min')} to {s.get('max')}" if s.get("min") is not None else ""
+        props[c] = dict(d, description=f"{s.get('dtype', '')} column; {desc}".strip("; "))
+    record = dict(type="object", properties=props, required=self.columns, additionalProperties=False)
+    return dict(type="object", required=["records"], additionalProperties=False,
+                properties=dict(records=dict(type="array", items=record, minItems=1, maxItems=self.max_rows)))
 
-    def example(self, schema:dict)->dict:
-        "A valid record: each column at the low end of its training range, or its first category"
-        ex = {}
-        for c, k in self.kinds.items():
-            s = schema["columns"].get(c, {})
-            ex[c] = (s.get("categories") or [None])[0] if k == "category" else False if k == "flag" else (s.get("min") if s.get("min") is not None else 0.0)
-        return ex
+# %% ../../nbs/20_serve_codec.ipynb #a14e0012-m8
+@patch
+def example(self:RecordCodec, schema:dict)->dict:
+    "A valid record: each column at the low end of its training range, or its first category"
+    ex = {}
+    for c, k in self.kinds.items():
+        s = schema["columns"].get(c, {})
+        ex[c] = (s.get("categories") or [None])[0] if k == "category" else False if k == "flag" else (s.get("min") if s.get("min") is not None else 0.0)
+    return ex

@@ -10,6 +10,7 @@ import asyncio, concurrent.futures, dataclasses, gc, math, os, sys, time
 
 import numpy as np
 import orjson
+from fastcore.basics import patch
 
 from ..config import ConfigError, get_logger, load_toml
 from ..drift import DriftWindow, drift_report, unavailable
@@ -121,80 +122,96 @@ class ModelService:
         self.window, self._reference = DriftWindow(self.codec.columns, self.config.drift_window), None
         self.ready, self._busy, self._pool, self.inline_rows = False, None, None, 0
 
-    def _example(self, n:int)->np.ndarray:
-        return self.codec.matrix(self.codec.decode(orjson.dumps(dict(records=[self.codec.example(self.model.schema)] * n))))
+# %% ../../nbs/22_serve_service.ipynb #22a00007-m1
+@patch
+def _example(self:ModelService, n:int)->np.ndarray:
+    return self.codec.matrix(self.codec.decode(orjson.dumps(dict(records=[self.codec.example(self.model.schema)] * n))))
 
-    def start(self):
-        "Start the prediction thread, warm the model up on both threads, and measure how many rows run inline"
-        torch = sys.modules.get("torch") if self.model.config["model"]["kind"] == "torch" else None
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="predict")
-        def warm(threads):
-            if threads: torch.set_num_threads(threads)
-            self.model.predict_features(self._example(8))
-        # PyTorch keeps a thread count per thread, fixed at the thread's first parallel operation from the last count set
-        # anywhere: the prediction thread takes its count (by default PyTorch's) and runs once before the event loop's is set
-        self._pool.submit(warm, (self.config.threads or torch.get_num_threads()) if torch else 0).result()
-        if torch is not None: torch.set_num_threads(1)  # the event loop's thread: small batches gain nothing from more
-        self.inline_rows = inline_rows(self.model, self._example)
-        gc.freeze()  # what loading made lives as long as the process: keep it out of every later collection (shorter pauses)
-        self.ready = True
-        log.info("serving %s (run %s): up to %d records per request answered inline", self.name, self.run.name, self.inline_rows)
+# %% ../../nbs/22_serve_service.ipynb #22a00007-m2
+@patch
+def start(self:ModelService):
+    "Start the prediction thread, warm the model up on both threads, and measure how many rows run inline"
+    torch = sys.modules.get("torch") if self.model.config["model"]["kind"] == "torch" else None
+    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="predict")
+    def warm(threads):
+        if threads: torch.set_num_threads(threads)
+        self.model.predict_features(self._example(8))
+    # PyTorch keeps a thread count per thread, fixed at the thread's first parallel operation from the last count set
+    # anywhere: the prediction thread takes its count (by default PyTorch's) and runs once before the event loop's is set
+    self._pool.submit(warm, (self.config.threads or torch.get_num_threads()) if torch else 0).result()
+    if torch is not None: torch.set_num_threads(1)  # the event loop's thread: small batches gain nothing from more
+    self.inline_rows = inline_rows(self.model, self._example)
+    gc.freeze()  # what loading made lives as long as the process: keep it out of every later collection (shorter pauses)
+    self.ready = True
+    log.info("serving %s (run %s): up to %d records per request answered inline", self.name, self.run.name, self.inline_rows)
 
-    def stop(self):
-        self.ready = False
-        if self._pool: self._pool.shutdown(wait=True, cancel_futures=True)
+# %% ../../nbs/22_serve_service.ipynb #22a00007-m3
+@patch
+def stop(self:ModelService):
+    self.ready = False
+    if self._pool: self._pool.shutdown(wait=True, cancel_futures=True)
 
-    async def predict(self, X:np.ndarray)->tuple[np.ndarray, np.ndarray|None]:
-        "Run the model inline (a small batch) or on the prediction thread within the time limit"
-        if len(X) <= self.inline_rows: out, probs = self.model.predict_features(X)
-        else:
-            if self._busy is not None and not self._busy.done():
-                raise Problem(503, "the model is still busy with a prediction that overran the time limit; retry shortly")
-            fut = asyncio.get_running_loop().run_in_executor(self._pool, self.model.predict_features, X)
-            try: out, probs = await asyncio.wait_for(asyncio.shield(fut), self.config.timeout_s)
-            except TimeoutError:
-                self._busy = fut
-                raise Problem(504, f"the prediction took longer than the limit of {self.config.timeout_s:g} s; send fewer records per request (or raise --timeout)") from None
-        finite = np.isfinite(probs if probs is not None else out).reshape(len(X), -1).all(1)
-        if not finite.all():
-            bad = int(np.flatnonzero(~finite)[0])
-            raise Problem(422, [dict(loc=["body", "records", bad], msg="the model's output is not finite for this record: its values are far outside what training saw")])
-        self.metrics.rows.observe(len(X))
-        if self.classes is not None:
-            for k, n in enumerate(np.bincount(out, minlength=len(self.classes))):
-                if n: self.metrics.predictions.labels(str(self.classes[k])).inc(int(n))
-        return out, probs
+# %% ../../nbs/22_serve_service.ipynb #22a00007-m4
+@patch
+async def predict(self:ModelService, X:np.ndarray)->tuple[np.ndarray, np.ndarray|None]:
+    "Run the model inline (a small batch) or on the prediction thread within the time limit"
+    if len(X) <= self.inline_rows: out, probs = self.model.predict_features(X)
+    else:
+        if self._busy is not None and not self._busy.done():
+            raise Problem(503, "the model is still busy with a prediction that overran the time limit; retry shortly")
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, self.model.predict_features, X)
+        try: out, probs = await asyncio.wait_for(asyncio.shield(fut), self.config.timeout_s)
+        except TimeoutError:
+            self._busy = fut
+            raise Problem(504, f"the prediction took longer than the limit of {self.config.timeout_s:g} s; send fewer records per request (or raise --timeout)") from None
+    finite = np.isfinite(probs if probs is not None else out).reshape(len(X), -1).all(1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise Problem(422, [dict(loc=["body", "records", bad], msg="the model's output is not finite for this record: its values are far outside what training saw")])
+    self.metrics.rows.observe(len(X))
+    if self.classes is not None:
+        for k, n in enumerate(np.bincount(out, minlength=len(self.classes))):
+            if n: self.metrics.predictions.labels(str(self.classes[k])).inc(int(n))
+    return out, probs
 
-    async def respond(self, num:np.ndarray, cat:dict)->tuple[np.ndarray, np.ndarray|None]:
-        "Predict for raw values, and keep them in the drift window once the model has answered"
-        res = await self.predict(self.codec.encode(num, cat))
-        self.window.add(num, cat)
-        return res
+# %% ../../nbs/22_serve_service.ipynb #22a00007-m5
+@patch
+async def respond(self:ModelService, num:np.ndarray, cat:dict)->tuple[np.ndarray, np.ndarray|None]:
+    "Predict for raw values, and keep them in the drift window once the model has answered"
+    res = await self.predict(self.codec.encode(num, cat))
+    self.window.add(num, cat)
+    return res
 
-    async def drift(self)->dict:
-        "The drift of the rows in the window against the model's training rows, as `GET /monitoring/drift` answers it"
-        about = dict(run=self.run.name, window=dict(size=self.config.drift_window, rows=self.window.rows, worker_pid=os.getpid()))
-        if (why := unavailable(self.model)) is not None: return dict(about, available=False, reason=why)
-        if not self.config.drift_window: return dict(about, available=False, reason="drift monitoring is off (--drift-window 0)")
-        parts = self.window.snapshot()  # on the event loop's thread, where rows are added
-        if not parts: return dict(about, available=True, reason="no request answered yet", dataset_drifted=False, features=[])
-        if self._reference is None: self._reference = self.model.reference()
-        rep = await asyncio.to_thread(lambda: drift_report(self._reference, self.window.frame(parts), self.codec.kinds))
-        return dict(about, available=True, summary=rep.summary(), **rep.to_dict())
+# %% ../../nbs/22_serve_service.ipynb #22a00007-m6
+@patch
+async def drift(self:ModelService)->dict:
+    "The drift of the rows in the window against the model's training rows, as `GET /monitoring/drift` answers it"
+    about = dict(run=self.run.name, window=dict(size=self.config.drift_window, rows=self.window.rows, worker_pid=os.getpid()))
+    if (why := unavailable(self.model)) is not None: return dict(about, available=False, reason=why)
+    if not self.config.drift_window: return dict(about, available=False, reason="drift monitoring is off (--drift-window 0)")
+    parts = self.window.snapshot()  # on the event loop's thread, where rows are added
+    if not parts: return dict(about, available=True, reason="no request answered yet", dataset_drifted=False, features=[])
+    if self._reference is None: self._reference = self.model.reference()
+    rep = await asyncio.to_thread(lambda: drift_report(self._reference, self.window.frame(parts), self.codec.kinds))
+    return dict(about, available=True, summary=rep.summary(), **rep.to_dict())
 
-    def answer(self, out:np.ndarray, probs:np.ndarray|None)->dict:
-        "The `/predict` answer: predictions in the training labels' own type"
-        if self.classes is None: return dict(predictions=out, run=self.run.name)
-        return dict(predictions=self.classes[out].tolist(), probabilities=probs, run=self.run.name)
+# %% ../../nbs/22_serve_service.ipynb #22a00007-m7
+@patch
+def answer(self:ModelService, out:np.ndarray, probs:np.ndarray|None)->dict:
+    "The `/predict` answer: predictions in the training labels' own type"
+    if self.classes is None: return dict(predictions=out, run=self.run.name)
+    return dict(predictions=self.classes[out].tolist(), probabilities=probs, run=self.run.name)
 
-    def metadata(self)->dict:
-        "The run behind the service: its name and folder, model files' sha256, commit, template, parameters, metrics, packages, schema"
-        prov = read_json(self.run/PROVENANCE) or {}
-        return dict(name=self.name, run=self.run.name, run_folder=str(self.run), model_folder=self.model.folder.relative_to(self.run).as_posix(), task=self.model.task,
-                    classes=self.model.classes, model_kind=self.model.config["model"]["kind"], model=self.model.config["model"]["name"],
-                    files=model_checksums(self.model),
-                    git=prov.get("git"), template=prov.get("template"), template_sha256=prov.get("template_sha256"),
-                    params=load_toml(self.run/PARAMS), metrics=read_json(self.run/METRICS),
-                    trained_with=prov.get("packages"), serving_with=package_versions(("mlresearch", "numpy", "torch", "scikit-learn", *SERVING_PACKAGES)),
-                    limits=dict(max_body_mb=self.config.max_body_mb, max_rows=self.config.max_rows, timeout_s=self.config.timeout_s),
-                    schema=self.model.schema)
+# %% ../../nbs/22_serve_service.ipynb #22a00007-m8
+@patch
+def metadata(self:ModelService)->dict:
+    "The run behind the service: its name and folder, model files' sha256, commit, template, parameters, metrics, packages, schema"
+    prov = read_json(self.run/PROVENANCE) or {}
+    return dict(name=self.name, run=self.run.name, run_folder=str(self.run), model_folder=self.model.folder.relative_to(self.run).as_posix(), task=self.model.task,
+                classes=self.model.classes, model_kind=self.model.config["model"]["kind"], model=self.model.config["model"]["name"],
+                files=model_checksums(self.model),
+                git=prov.get("git"), template=prov.get("template"), template_sha256=prov.get("template_sha256"),
+                params=load_toml(self.run/PARAMS), metrics=read_json(self.run/METRICS),
+                trained_with=prov.get("packages"), serving_with=package_versions(("mlresearch", "numpy", "torch", "scikit-learn", *SERVING_PACKAGES)),
+                limits=dict(max_body_mb=self.config.max_body_mb, max_rows=self.config.max_rows, timeout_s=self.config.timeout_s),
+                schema=self.model.schema)

@@ -28,12 +28,14 @@ class V2Input(msgspec.Struct):
     data: msgspec.Raw
     parameters: dict|None = None
 
+# %% ../../nbs/21_serve_v2.ipynb #a14e0014-2
 class V2Request(msgspec.Struct):
     inputs: list[V2Input]
     id: str|None = None
     parameters: dict|None = None
     outputs: list[dict]|None = None
 
+# %% ../../nbs/21_serve_v2.ipynb #a14e0014-3
 V2_REQUEST_SCHEMA = {"type": "object", "required": ["inputs"], "properties": {
     "id": {"type": "string"}, "parameters": {"type": "object"}, "outputs": {"type": "array", "items": {"type": "object"}},
     "inputs": {"type": "array", "items": {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
@@ -49,6 +51,7 @@ def _v2_datatype(values:list)->str:
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values): return "INT64"
     return "FP64" if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) else "BYTES"
 
+# %% ../../nbs/21_serve_v2.ipynb #a14e0014-4
 def _v2_data(inp:V2Input, i:int)->list:
     "The flat values of one input, checked against its datatype and shape"
     where = f"inputs[{i}] ({inp.name!r})"
@@ -64,6 +67,7 @@ def _v2_data(inp:V2Input, i:int)->list:
     if len(vals) != math.prod(inp.shape): raise Problem(422, f"{where}: {len(vals)} values do not fill shape {inp.shape} ({math.prod(inp.shape)} values)")
     return vals
 
+# %% ../../nbs/21_serve_v2.ipynb #a14e0014-5
 def v2_values(req:V2Request, codec:RecordCodec)->tuple[np.ndarray, dict]:
     "The raw values of a V2 request (as `RecordCodec.values` gives them): one tensor per column, or one N x columns tensor"
     cols, ins = codec.columns, req.inputs
@@ -94,14 +98,17 @@ def v2_values(req:V2Request, codec:RecordCodec)->tuple[np.ndarray, dict]:
     num = np.array([vals[c] for c in cols[:len(cols) if codec.image else codec.n_num]], dtype=np.float64).T.reshape(n, -1)
     return _v2_rows(codec, num, {c: np.array(vals[c], dtype=object) for c in cols[codec.n_num:]} if codec.mixed else {})
 
+# %% ../../nbs/21_serve_v2.ipynb #a14e0014-6
 def _v2_rows(codec:RecordCodec, num:np.ndarray, cat:dict)->tuple[np.ndarray, dict]:
     if not np.isfinite(num).all(): raise Problem(422, "inputs hold a value that is not a finite number")
     return num, cat
 
+# %% ../../nbs/21_serve_v2.ipynb #a14e0014-7
 def v2_matrix(req:V2Request, codec:RecordCodec)->np.ndarray:
     "The feature matrix of a V2 request"
     return codec.encode(*v2_values(req, codec))
 
+# %% ../../nbs/21_serve_v2.ipynb #a14e0014-8
 def v2_datatype_of(arr:np.ndarray)->str:
     "The V2 protocol's datatype of an array: FP64, FP32, INT64, UINT64, BOOL, or BYTES for anything else"
     return {"f": "FP64" if arr.dtype == np.float64 else "FP32", "i": "INT64", "u": "UINT64", "b": "BOOL"}.get(arr.dtype.kind, "BYTES")
