@@ -147,8 +147,8 @@ def test_every_exported_function_and_class_is_documented():
     import importlib, inspect, pkgutil
     import mlresearch
     missing = []
-    for m in pkgutil.iter_modules(mlresearch.__path__):
-        if m.name.startswith("_"): continue
-        mod = importlib.import_module(f"mlresearch.{m.name}")
+    for m in pkgutil.walk_packages(mlresearch.__path__, "mlresearch."):
+        if m.ispkg or m.name.rsplit(".", 1)[-1].startswith("_"): continue  # a package's modules are walked; serve/__init__.py is empty
+        mod = importlib.import_module(m.name)
         missing += [f"{m.name}.{n}" for n in mod.__all__ if (inspect.isfunction(o := getattr(mod, n)) or inspect.isclass(o)) and not inspect.getdoc(o)]
     assert missing == []

@@ -98,33 +98,43 @@ async def infer(request:Request, svc:Service, name:ModelName):
 # %% ../../nbs/23_serve_app.ipynb #23a00014-2
 @v2_routes.get("/v2/models/{name}", summary="KServe V2 model metadata")
 async def v2_model(svc:Service, name:ModelName):
+    "The model's name, version (its run), platform, inputs (one per column) and outputs"
     return json_response(v2_metadata(svc)) if name == svc.name else json_response(dict(error=_unknown(svc, name)), 404)
 
 # %% ../../nbs/23_serve_app.ipynb #23a00014-3
 @v2_routes.get("/v2/models/{name}/ready", summary="KServe V2 model readiness")
 async def v2_model_ready(svc:Service, name:ModelName):
+    "200 once the model is loaded and warm, 503 before"
     if name != svc.name: return json_response(dict(error=_unknown(svc, name)), 404)
     return json_response(dict(name=svc.name, ready=svc.ready), 200 if svc.ready else 503)
 
 # %% ../../nbs/23_serve_app.ipynb #23a00014-4
 @v2_routes.get("/v2", summary="KServe V2 server metadata")
-async def v2_server(): return json_response(dict(name="mlresearch", version=package_versions(("mlresearch",))["mlresearch"], extensions=[]))
+async def v2_server():
+    "The server's name, version and protocol extensions"
+    return json_response(dict(name="mlresearch", version=package_versions(("mlresearch",))["mlresearch"], extensions=[]))
 
 # %% ../../nbs/23_serve_app.ipynb #23a00015
 operation_routes = APIRouter()
 
 @operation_routes.get("/v2/health/live", summary="KServe V2 liveness")
 @operation_routes.get("/health", summary="Liveness: the process answers")
-async def live(): return json_response(dict(live=True))
+async def live():
+    "200 while the process answers"
+    return json_response(dict(live=True))
 
 # %% ../../nbs/23_serve_app.ipynb #23a00015-2
 @operation_routes.get("/v2/health/ready", summary="KServe V2 readiness")
 @operation_routes.get("/ready", summary="Readiness: the model is loaded and warm")
-async def ready(svc:Service): return json_response(dict(ready=svc.ready), 200 if svc.ready else 503)
+async def ready(svc:Service):
+    "200 once the model is loaded and warm, 503 before"
+    return json_response(dict(ready=svc.ready), 200 if svc.ready else 503)
 
 # %% ../../nbs/23_serve_app.ipynb #23a00015-3
 @operation_routes.get("/metadata", summary="The run behind the model")
-async def metadata(svc:Service): return json_response(svc.metadata())
+async def metadata(svc:Service):
+    "The run behind the model: its name, files' sha256, commit, template, parameters, metrics, packages and schema"
+    return json_response(svc.metadata())
 
 # %% ../../nbs/23_serve_app.ipynb #23a00015-4
 @operation_routes.get("/monitoring/drift", summary="Drift of recent requests against the training rows")
@@ -135,6 +145,7 @@ async def drift(svc:Service):
 # %% ../../nbs/23_serve_app.ipynb #23a00015-5
 @operation_routes.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(svc:Service):
+    "Prometheus metrics: requests by route, method and status, latency, batch sizes, predictions by class (every worker's)"
     data, ctype = svc.metrics.render()
     return Response(data, media_type=ctype)
 
