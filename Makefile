@@ -17,7 +17,7 @@ MODEL ?= cnn
 export MLRESEARCH_ROOT := $(CURDIR)
 unexport MLRESEARCH_RUN_DIR
 
-.PHONY: help run test lint docs hooks lab serve predict evaluate monitor export sync-data clean-venv
+.PHONY: help run test lint docs hooks lab serve predict evaluate drift monitor export sync-data clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -67,9 +67,11 @@ evaluate: $(VENV)/.installed ## a run's model on labelled data, as a deliver run
 	@test -n "$(RUN)" -a -n "$(DATASET)" || { echo "error: name the run and the data: make evaluate RUN=<run> DATASET=<name, file or spec>" >&2; exit 2; }
 	$(BIN)/mlresearch evaluate "$(RUN)" --dataset "$(DATASET)"
 
-monitor: $(VENV)/.installed ## drift of a file against a run's training rows (exit 2 on drift): make monitor RUN=digits-cnn DATA=new.csv
-	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "error: name the run and the file: make monitor RUN=<run> DATA=<file.csv|.parquet>" >&2; exit 2; }
-	$(BIN)/mlresearch monitor "$(RUN)" "$(DATA)"
+drift: $(VENV)/.installed ## drift of a file against a run's training rows (exit 2 on drift): make drift RUN=digits-cnn DATA=new.csv
+	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "error: name the run and the file: make drift RUN=<run> DATA=<file.csv|.parquet>" >&2; exit 2; }
+	$(BIN)/mlresearch drift "$(RUN)" "$(DATA)"
+
+monitor: drift ## the former name of `make drift`
 
 export: $(VENV)/.dev-installed ## a run's model as ONNX in research/exports/: make export RUN=digits-cnn
 	@test -n "$(RUN)" || { echo "error: name the run to export: make export RUN=<run name or folder>" >&2; exit 2; }

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from mlresearch.config import get_device, seed_everything
+from mlresearch.runtime import get_device, seed_everything
 from mlresearch.data import acquire
 from mlresearch.models import build_model
 from mlresearch.preprocessing import prepare

@@ -1,4 +1,4 @@
-"""The project root and its paths, configuration with one precedence, logging, seeding, the compute device, and atomic writes.
+"""The project root and its paths, configuration with one precedence (defaults < a TOML file < `key=value`), the project's errors and names. Logging, seeding and devices are the runtime notebook's; atomic writes and run notes the files notebook's.
 
 Docs: https://mlresearch.github.io/mlresearch/config.html.md"""
 
@@ -6,18 +6,14 @@ Docs: https://mlresearch.github.io/mlresearch/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #9c9fbf44
 from __future__ import annotations
-import contextlib, dataclasses, difflib, hashlib, json, logging, os, random, re, sys, tempfile, threading, time, tomllib
+import contextlib, dataclasses, difflib, os, re, tomllib
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-
 # %% auto #0
-__all__ = ['SLUG_MAX', 'ROOT_ENV', 'DEVICE_ENV', 'RUN_ENV', 'RUN_NOTES', 'MLResearchError', 'ConfigError', 'first_line',
-           'slugify', 'is_slug', 'check_slug', 'environ', 'project_root', 'Paths', 'get_paths', 'parse_value',
-           'load_toml', 'split_override', 'resolve_config', 'JsonLinesFormatter', 'setup_logging', 'get_logger',
-           'seed_everything', 'available_devices', 'get_device', 'atomic_path', 'atomic_write', 'sha256_file',
-           'current_run', 'note_run', 'read_run_notes', 'lower_is_better']
+__all__ = ['SLUG_MAX', 'ROOT_ENV', 'MLResearchError', 'ConfigError', 'first_line', 'slugify', 'is_slug', 'check_slug', 'environ',
+           'project_root', 'Paths', 'get_paths', 'parse_value', 'load_toml', 'split_override', 'resolve_config',
+           'lower_is_better']
 
 # %% ../nbs/00_config.ipynb #25e632af
 class MLResearchError(Exception):
@@ -213,164 +209,6 @@ def resolve_config(
         _check_known(k, defaults, "the overrides")
         cfg[k] = parse_value(k, v, defaults[k]) if isinstance(v, str) else _coerce(k, v, defaults[k], "the overrides")
     return cfg
-
-# %% ../nbs/00_config.ipynb #461a208a
-class JsonLinesFormatter(logging.Formatter):
-    "One JSON object per record: time, level, logger, message and any `extra` fields"
-    _std = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-    def format(self, record:logging.LogRecord)->str:
-        d = dict(time=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}",
-                 level=record.levelname, logger=record.name, message=record.getMessage())
-        d.update({k: v for k, v in vars(record).items() if k not in self._std})
-        if record.exc_info: d["exc"] = self.formatException(record.exc_info)
-        return json.dumps(d, default=str)
-
-# %% ../nbs/00_config.ipynb #461a208a-2
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-def setup_logging(
-    level:str|int="INFO",           # the threshold for both handlers
-    json_file:str|Path|None=None,   # also write JSON lines here
-)->logging.Logger:
-    "Configure the `mlresearch` logger: readable lines on stderr, JSON lines to `json_file`"
-    if isinstance(level, str) and level.upper() not in _LEVELS:
-        raise ConfigError(f"log level {level!r} is not one of {', '.join(_LEVELS)}")
-    if json_file is not None and not Path(json_file).expanduser().parent.is_dir():
-        raise ConfigError(f"cannot write the JSON log {json_file}: folder {Path(json_file).expanduser().parent} does not exist; create it first")
-    log = logging.getLogger("mlresearch")
-    log.setLevel(level.upper() if isinstance(level, str) else level)
-    for h in list(log.handlers): log.removeHandler(h); h.close()
-    h = logging.StreamHandler(sys.stderr)
-    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
-    log.addHandler(h)
-    if json_file is not None:
-        try: fh = logging.FileHandler(Path(json_file).expanduser(), encoding="utf-8")
-        except OSError as e: raise ConfigError(f"cannot write the JSON log {json_file}: {e.strerror}") from None
-        fh.setFormatter(JsonLinesFormatter())
-        log.addHandler(fh)
-    log.propagate = False
-    return log
-
-# %% ../nbs/00_config.ipynb #461a208a-3
-def get_logger(name:str)->logging.Logger:
-    "A child of the `mlresearch` logger"
-    return logging.getLogger(f"mlresearch.{name.removeprefix('mlresearch.')}")
-
-# %% ../nbs/00_config.ipynb #0500c829
-def seed_everything(
-    seed:int,                 # the one seed of a run
-    deterministic:bool=False, # also demand deterministic kernels (slower on a GPU)
-)->int:
-    "Seed Python, NumPy and PyTorch (CPU and CUDA)"
-    import torch
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # seeds CUDA too
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    return seed
-
-# %% ../nbs/00_config.ipynb #1137005a
-DEVICE_ENV = "MLRESEARCH_DEVICE"
-
-def available_devices()->list[str]:
-    "The device kinds present, best first"
-    import torch
-    found = ["cuda"] if torch.cuda.is_available() else []
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): found.append("mps")
-    return found + ["cpu"]
-
-# %% ../nbs/00_config.ipynb #1137005a-2
-def get_device(
-    preference:str|None="auto" # "auto" (cuda > mps > cpu), or a torch device string such as "cpu", "cuda:1"
-):
-    "The `torch.device` to compute on; `$MLRESEARCH_DEVICE` overrides `auto`"
-    import torch
-    pref = (preference or "auto").strip().lower()
-    if pref == "auto": pref = os.environ.get(DEVICE_ENV, "auto").strip().lower()
-    have = available_devices()
-    if pref == "auto": return torch.device(have[0])
-    try: dev = torch.device(pref)
-    except RuntimeError: raise ConfigError(f"device {pref!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type not in have: raise ConfigError(f"device {pref!r} is not available here (have: {', '.join(have)}); use auto or one of those")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {pref!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
-    return dev
-
-# %% ../nbs/00_config.ipynb #ba5d1d34
-_umask_lock = threading.Lock()
-
-def _umask()->int:
-    "The process's umask (read by setting it and putting it back, under a lock)"
-    with _umask_lock:
-        m = os.umask(0o022); os.umask(m)
-    return m
-
-# %% ../nbs/00_config.ipynb #ba5d1d34-2
-@contextlib.contextmanager
-def atomic_path(
-    dest:str|Path # the file to create or replace
-):
-    "Yield a temporary path beside `dest`; on success rename it to `dest`, on error remove it"
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600 whatever the umask
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-
-# %% ../nbs/00_config.ipynb #ba5d1d34-3
-def atomic_write(
-    dest:str|Path,   # the file to create or replace
-    data:bytes|str,  # its whole content
-)->Path:
-    "Write `data` to `dest` atomically"
-    with atomic_path(dest) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush(); os.fsync(f.fileno())
-    return Path(dest)
-
-# %% ../nbs/00_config.ipynb #ba5d1d34-4
-def sha256_file(path:str|Path, chunk:int=1<<20)->str:
-    "The sha256 hex digest of a file's bytes"
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk): h.update(b)
-    return h.hexdigest()
-
-# %% ../nbs/00_config.ipynb #6db64399
-RUN_ENV = "MLRESEARCH_RUN_DIR"
-RUN_NOTES = ".notes.jsonl"
-
-def current_run()->Path|None:
-    "The folder of the deliver run this process works for, or `None`"
-    d = os.environ.get(RUN_ENV)
-    return Path(d) if d else None
-
-# %% ../nbs/00_config.ipynb #6db64399-2
-def note_run(
-    kind:str, # what is noted: `data` (a file read), `device`, ...
-    **fields, # JSON-able details
-):
-    "Append a provenance note to the current deliver run (one `write` in append mode: lines never interleave)"
-    run = current_run()
-    if run is None: return
-    fd = os.open(run/RUN_NOTES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try: os.write(fd, (json.dumps(dict(kind=kind, **fields), default=str) + "\n").encode())
-    finally: os.close(fd)
-
-# %% ../nbs/00_config.ipynb #6db64399-3
-def read_run_notes(run:str|Path)->list[dict]:
-    "The notes of a run, oldest first"
-    f = Path(run)/RUN_NOTES
-    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()] if f.exists() else []
 
 # %% ../nbs/00_config.ipynb #e1c0a7f6
 _LOWER_IS_BETTER = re.compile(r"(^|_)(loss|rmse|mae|mse|error)$")

@@ -28,7 +28,7 @@ def project(tmp_path):
 def train_tiny(out_dir, epochs: int, stop_after: int | None = None, resume: bool = False, seed: int = 0):
     "An MLP on random data, for the resume checks; optionally interrupted after `stop_after` epochs"
     import torch
-    from mlresearch.config import seed_everything
+    from mlresearch.runtime import seed_everything
     from mlresearch.models import build_model
     from mlresearch.training import Trainer, TrainConfig
     g = torch.Generator().manual_seed(123)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from mlresearch.config import seed_everything
+from mlresearch.runtime import seed_everything
 from mlresearch.models import build_model
 from mlresearch.training import Trainer, TrainConfig, dist_info
 

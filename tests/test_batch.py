@@ -6,7 +6,7 @@ import pandas as pd
 
 from conftest import BIN, run
 
-from mlresearch.config import sha256_file
+from mlresearch.files import sha256_file
 
 
 def test_the_cnn_run_scores_the_test_rows_as_its_notebook_did(digits_runs, tmp_path):

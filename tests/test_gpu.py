@@ -40,7 +40,7 @@ def test_a_cnn_trained_on_the_gpu_serves_on_the_cpu_with_the_same_answers(tmp_pa
           f"served on the CPU: {len(kept)} of {len(kept)} predictions equal; drift of the test rows: {drift['summary']}")
     try: import onnxruntime as ort
     except ImportError: print("onnxruntime is not installed: the ONNX export is not checked here"); return
-    from mlresearch.export import export_run
+    from mlresearch.onnx import export_run
     import numpy as np
     out = export_run(run, out=tmp_path/"onnx", root=root)
     (probs,) = ort.InferenceSession(str(out/"model.onnx"), providers=["CPUExecutionProvider"]).run(["probabilities"], {"pixels": rows.to_numpy(np.float32)})

@@ -27,12 +27,12 @@ def test_the_hooks_run_the_projects_own_tools_and_pass_on_a_clean_clone(tmp_path
     res = subprocess.run([pc, "run", "--all-files"], cwd=work, env=env, capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.count("Passed") == 3, res.stdout + res.stderr
     # a notebook saved with outputs and stray metadata is cleaned, and the commit stopped until it is added again
-    nb = work/"nbs/05_baselines.ipynb"
+    nb = work/"nbs/08_baselines.ipynb"
     d = json.loads(nb.read_text())
     code = next(c for c in d["cells"] if c["cell_type"] == "code")
     code["metadata"], code["execution_count"] = {"collapsed": True, "scrolled": True}, 7
     nb.write_text(json.dumps(d, indent=2))
-    res = subprocess.run([pc, "run", "nbdev-clean", "--files", "nbs/05_baselines.ipynb"], cwd=work, env=env, capture_output=True, text=True)
+    res = subprocess.run([pc, "run", "nbdev-clean", "--files", "nbs/08_baselines.ipynb"], cwd=work, env=env, capture_output=True, text=True)
     assert res.returncode == 1 and "files were modified by this hook" in res.stdout, res.stdout
     assert subprocess.run(["git", "diff", "--quiet"], cwd=work).returncode == 0  # cleaned back to the committed bytes
 

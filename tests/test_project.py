@@ -89,7 +89,7 @@ def test_docs_build_a_results_page_for_every_run(digits_runs, tmp_path):
     else: assert "quarto is not installed: skipped the render" in res.stdout
     assert "warn" not in out.lower(), out  # nothing a reader cannot act on
     proc = work/"_proc"
-    for f in ("_quarto.yml", "nbdev.yml", "sidebar.yml", "00_config.ipynb", "16_site.ipynb", "index.ipynb"):
+    for f in ("_quarto.yml", "nbdev.yml", "sidebar.yml", "00_config.ipynb", "19_site.ipynb", "index.ipynb"):
         assert (proc/f).exists(), f
     results = proc/"results"
     pages = _pages_and_figures(results)
@@ -100,7 +100,7 @@ def test_docs_build_a_results_page_for_every_run(digits_runs, tmp_path):
     assert index.count("| ✅ succeeded |") == 2 and "verifies" in index
     side = yaml.safe_load((proc/"sidebar.yml").read_text())["website"]["sidebar"]["contents"]
     listed = {c for c in yaml.safe_dump(side).split() if c.endswith((".ipynb", ".qmd"))}
-    assert {p.relative_to(proc).as_posix() for p in pages} <= listed and "02_data.ipynb" in listed
+    assert {p.relative_to(proc).as_posix() for p in pages} <= listed and "05_data.ipynb" in listed
     before = {p.relative_to(results): p.read_bytes() for p in results.rglob("*") if p.is_file()}
     run("mlresearch", "docs", cwd=work, env=env, check=0)
     assert {p.relative_to(results): p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
@@ -133,7 +133,7 @@ def test_check_passes_on_a_clone_and_names_each_broken_convention(digits_runs, t
     assert any(ln.startswith("problem: data/raw/digits_raw_sklearn_v1.parquet: modified") for ln in res.stdout.splitlines()), res.stdout
     raw.write_bytes(saved)
 
-    nb = work/"nbs/05_baselines.ipynb"
+    nb = work/"nbs/08_baselines.ipynb"
     d = nbformat.read(nb, as_version=4)
     cell = next(c for c in d.cells if c.source.startswith("#| export") and "def baseline_names" in c.source)
     cell.source += "\n\ndef baseline_count(task:str)->int: return len(baseline_names(task))"
