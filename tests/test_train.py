@@ -68,7 +68,7 @@ def test_saved_model_predicts_identically(root, tmp_path):
 
 def test_a_tampered_skops_file_is_refused(root, tmp_path):
     import skops.io
-    from mlresearch.modelfile import SklearnModel
+    from mlresearch.weights import SklearnModel
     res = train(dict(dataset="sklearn:iris", model="logreg"), out=tmp_path/"m", root=root)
     f = res.folder/"model.skops"
     f.chmod(0o644)
