@@ -121,6 +121,43 @@ def _publish(df:pd.DataFrame, dest:Path):
     finally: os.unlink(tmp)
     os.chmod(dest, 0o444)
 
+# %% ../nbs/05_data.ipynb #a605ff91-t
+def _pick_target(df:pd.DataFrame, target:str|None, kind:str, name:str, spec:str)->str|None:
+    "The target column: the one named (refused when the data lacks it), else `target` where the data has one, as the scikit-learn sets do"
+    if target is None and "target" in df.columns:
+        target = "target"
+        if kind != "sklearn": log.info("took column 'target' as the target of %s (--target chooses another)", name)
+    if target is not None and target not in df.columns:
+        cols = ", ".join(list(df.columns)[:20]) + (", ..." if len(df.columns) > 20 else "")
+        raise DataError(f"target column {target!r} is not in {spec}; columns are: {cols}")
+    return target
+
+# %% ../nbs/05_data.ipynb #a605ff91-v
+def _add_version(paths:Paths, name:str, df:pd.DataFrame, about:dict, desc:str)->dict:
+    "Under the manifest's lock: the entry that already holds this content, or a new version written to data/raw and listed"
+    fingerprint = content_hash(df)
+    with manifest_lock(paths):
+        entries = read_manifest(paths.root)
+        mine = [e for e in entries if e["name"] == name]
+        if mine and (had := max(mine, key=lambda e: e["version"])["source"]) != about["source"]:
+            raise DataError(f"dataset name {name!r} holds data from {had}, not {about['source']}: a new version must come from the same source; "
+                            f"give this one its own --name")
+        for e in mine:
+            if e["content_hash"] == fingerprint and e.get("target") == about["target"]:
+                log.info("%s v%d already holds this content: nothing to do", name, e["version"])
+                return e
+        version = max((e["version"] for e in mine), default=0) + 1
+        dest = paths.raw/raw_filename(name, desc, version)
+        _publish(df, dest)
+        t = about["target"]
+        entry = dict(name=name, version=version, file=dest.name, sha256=sha256_file(dest), content_hash=fingerprint,
+                     source=about["source"], source_sha256=about["source_sha256"], rows=len(df), columns={c: str(d) for c, d in df.dtypes.items()},
+                     target=t, task=infer_task(df[t]) if t else None, image_shape=about["image_shape"],
+                     acquired_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        write_manifest(paths, entries + [entry])
+    log.info("acquired %s v%d: %d rows -> %s", name, version, len(df), dest)
+    return entry
+
 # %% ../nbs/05_data.ipynb #a605ff91
 def acquire(
     spec:str,              # `sklearn:digits`, a CSV/Parquet path or an http(s) URL
@@ -137,36 +174,10 @@ def acquire(
     name = check_name(name or _default_name(kind, value))
     df, source_sha, source = _read_source(kind, value, paths, sha256)
     note_run("data", path=source, sha256=source_sha)
-    if target is None and "target" in df.columns:  # as in the scikit-learn sets
-        target = "target"
-        if kind != "sklearn": log.info("took column 'target' as the target of %s (--target chooses another)", name)
-    if target is not None and target not in df.columns:
-        cols = ", ".join(list(df.columns)[:20]) + (", ..." if len(df.columns) > 20 else "")
-        raise DataError(f"target column {target!r} is not in {spec}; columns are: {cols}")
-    if kind == "sklearn": desc = desc or "sklearn"
-    else: desc = desc or ("url" if kind == "url" else table_format(Path(value)))
-    fingerprint = content_hash(df)
-    with manifest_lock(paths):
-        entries = read_manifest(paths.root)
-        mine = [e for e in entries if e["name"] == name]
-        if mine and (had := max(mine, key=lambda e: e["version"])["source"]) != source:
-            raise DataError(f"dataset name {name!r} holds data from {had}, not {source}: a new version must come from the same source; "
-                            f"give this one its own --name")
-        for e in mine:
-            if e["content_hash"] == fingerprint and e.get("target") == target:
-                log.info("%s v%d already holds this content: nothing to do", name, e["version"])
-                return e
-        version = max((e["version"] for e in mine), default=0) + 1
-        dest = paths.raw/raw_filename(name, desc, version)
-        _publish(df, dest)
-        entry = dict(name=name, version=version, file=dest.name, sha256=sha256_file(dest), content_hash=fingerprint,
-                     source=source, source_sha256=source_sha, rows=len(df), columns={c: str(t) for c, t in df.dtypes.items()},
-                     target=target, task=infer_task(df[target]) if target else None,
-                     image_shape=list(SKLEARN_SETS[value]["image_shape"] or []) or None if kind == "sklearn" else None,
-                     acquired_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-        write_manifest(paths, entries + [entry])
-    log.info("acquired %s v%d: %d rows -> %s", name, version, len(df), dest)
-    return entry
+    target = _pick_target(df, target, kind, name, spec)
+    desc = desc or ("sklearn" if kind == "sklearn" else "url" if kind == "url" else table_format(Path(value)))
+    image_shape = list(SKLEARN_SETS[value]["image_shape"] or []) or None if kind == "sklearn" else None
+    return _add_version(paths, name, df, dict(source=source, source_sha256=source_sha, target=target, image_shape=image_shape), desc)
 
 # %% ../nbs/05_data.ipynb #71d932b4
 def list_datasets(

@@ -133,6 +133,22 @@ def _check_rows(m):
     ex = RecordCodec(m, 1).example(m.schema)
     return pd.DataFrame([ex] * 8), "eight copies of the schema's example row (a model saved before reference rows were kept)"
 
+# %% ../nbs/29_onnx.ipynb #a17e0012-4-r
+def _export_record(m, tmp:Path, made:dict, check:dict, source:str)->dict:
+    "What `export.json` says of an export: the graph's file, opsets, inputs and outputs, the model it came from, its preprocessing and the check"
+    onnx, ort = _need("onnx", "onnxruntime")
+    g = onnx.load(str(tmp/"model.onnx"))
+    s = ort.InferenceSession(str(tmp/"model.onnx"), providers=["CPUExecutionProvider"])
+    return dict(format="onnx", file="model.onnx", sha256=sha256_file(tmp/"model.onnx"), **made,
+                opset={d.domain or "ai.onnx": d.version for d in g.opset_import}, run=m.run.name, run_folder=str(m.run),
+                model_folder=m.folder.relative_to(m.run).as_posix(), model_sha256=model_checksums(m), model=m.config["model"]["name"],
+                task=m.task, classes=m.classes, target=m.config.get("target"),
+                inputs=[dict(name=i.name, dtype="float32", shape=[None, i.shape[1]]) for i in s.get_inputs()],
+                outputs=[dict(name=o.name, shape=[None if isinstance(d, str) else d for d in o.shape]) for o in s.get_outputs()],
+                preprocessing=describe_preprocessing(m.transform), check=dict(check, on=source),
+                created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                packages=package_versions(("mlresearch", "onnx", "onnxruntime", "torch", "scikit-learn", "skl2onnx")))
+
 # %% ../nbs/29_onnx.ipynb #a17e0012-4
 def export_run(
     run,                       # a deliver run: its name, folder name or path
@@ -156,20 +172,8 @@ def export_run(
         if not check["passed"]:
             raise MLResearchError(f"the ONNX graph disagrees with the model on {source}: class agreement {check['class_agreement']}, "
                                   f"largest difference {check['max_abs_diff']:.3g} (tolerance {ONNX_ATOL:g}); nothing was written")
-        onnx, ort = _need("onnx", "onnxruntime")
-        g = onnx.load(str(tmp/"model.onnx"))
         for f in ("preprocessing.json", "schema.json"): shutil.copyfile(m.folder/f, tmp/f)
-        s = ort.InferenceSession(str(tmp/"model.onnx"), providers=["CPUExecutionProvider"])
-        rec = dict(format="onnx", file="model.onnx", sha256=sha256_file(tmp/"model.onnx"), **made,
-                   opset={d.domain or "ai.onnx": d.version for d in g.opset_import}, run=m.run.name, run_folder=str(m.run),
-                   model_folder=m.folder.relative_to(m.run).as_posix(), model_sha256=model_checksums(m), model=m.config["model"]["name"],
-                   task=m.task, classes=m.classes, target=m.config.get("target"),
-                   inputs=[dict(name=i.name, dtype="float32", shape=[None, i.shape[1]]) for i in s.get_inputs()],
-                   outputs=[dict(name=o.name, shape=[None if isinstance(d, str) else d for d in o.shape]) for o in s.get_outputs()],
-                   preprocessing=describe_preprocessing(m.transform), check=dict(check, on=source),
-                   created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                   packages=package_versions(("mlresearch", "onnx", "onnxruntime", "torch", "scikit-learn", "skl2onnx")))
-        (tmp/"export.json").write_text(json.dumps(rec, indent=1) + "\n")
+        (tmp/"export.json").write_text(json.dumps(_export_record(m, tmp, made, check, source), indent=1) + "\n")
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise

@@ -143,6 +143,37 @@ def sweep_summary(rec:dict, root=None)->pd.DataFrame:
                          attempts=len(p["runs"]), error=last.get("error"), path=run.get("path")))
     return pd.DataFrame(rows)
 
+# %% ../nbs/20_sweeps.ipynb #876a493e-c
+def _check_settings(jobs:int, threads:int|None, retries:int):
+    "Refuse settings no sweep can run with, before anything is planned"
+    if jobs < 1: raise ConfigError(f"--jobs must be at least 1, not {jobs}")
+    if threads is not None and threads < 1: raise ConfigError(f"--threads must be at least 1, not {threads}; leave it out for cores // jobs")
+    if retries < 0: raise ConfigError(f"--retries must be 0 or more, not {retries}")
+
+# %% ../nbs/20_sweeps.ipynb #876a493e-s
+def _save_record(rec:dict, root)->None:
+    "Write the sweep's record, stamped with the time, atomically"
+    rec["updated"] = _now()
+    atomic_write(sweep_file(rec["name"], root), json.dumps(rec, indent=1) + "\n")
+
+# %% ../nbs/20_sweeps.ipynb #876a493e-h
+def _outcome_handler(rec:dict, kw:dict, root, retries:int, fail_fast:bool, on_done:Callable|None)->Callable:
+    "What to do with each point's outcome: record it; then run a failed point again while it has tries left, or stop launching (`fail_fast`)"
+    tries, failed_for_good = {p["number"]: 0 for p in rec["points"]}, []
+    def handle(i:int, res:dict):
+        point = rec["points"][i - 1]
+        if res["status"] == "not started": return None
+        point["runs"].append(res)
+        _save_record(rec, root)
+        if on_done: on_done(i, res)
+        if res["status"] != "failed": return None
+        if tries[i] < retries and not (fail_fast and failed_for_good):
+            tries[i] += 1
+            return (i, dict(kw, name=_run_name(rec["name"], i), values=point["values"]))
+        failed_for_good.append(i)
+        return STOP if fail_fast else None
+    return handle
+
 # %% ../nbs/20_sweeps.ipynb #876a493e
 def sweep(
     template:str|Path,            # a template name or notebook path
@@ -162,9 +193,7 @@ def sweep(
     on_done:Callable[[int, dict], None]|None=None, # called with (point number, outcome) as each run ends
 )->pd.DataFrame:
     "Deliver every point of `grid` not yet succeeded; return one row per point"
-    if jobs < 1: raise ConfigError(f"--jobs must be at least 1, not {jobs}")
-    if threads is not None and threads < 1: raise ConfigError(f"--threads must be at least 1, not {threads}; leave it out for cores // jobs")
-    if retries < 0: raise ConfigError(f"--retries must be 0 or more, not {retries}")
+    _check_settings(jobs, threads, retries)
     paths = get_paths(root)
     rec = plan_sweep(template, name, grid, config, root, extend)
     todo = [p for p in rec["points"] if not _succeeded(p, root)]
@@ -172,24 +201,8 @@ def sweep(
     env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
     kw = dict(template=str(find_template(template, root)), config=str(Path(config).resolve()) if config else None, root=str(paths.root),
               sweep=name, env=env, command=command)
-    tries = {p["number"]: 0 for p in todo}
-    failed_for_good = []
-    def save():
-        rec["updated"] = _now()
-        atomic_write(sweep_file(name, root), json.dumps(rec, indent=1) + "\n")
-    def handle(i:int, res:dict):
-        point = rec["points"][i - 1]
-        if res["status"] == "not started": return None
-        point["runs"].append(res)
-        save()
-        if on_done: on_done(i, res)
-        if res["status"] != "failed": return None
-        if tries[i] < retries and not (fail_fast and failed_for_good):
-            tries[i] += 1
-            return (i, dict(kw, name=_run_name(name, i), values=point["values"]))
-        failed_for_good.append(i)
-        return STOP if fail_fast else None
-    save()
+    handle = _outcome_handler(rec, kw, root, retries, fail_fast, on_done)
+    _save_record(rec, root)
     first = [(p["number"], dict(kw, name=_run_name(name, p["number"]), values=p["values"])) for p in todo]
     try:
         if first: (run_dask(first, jobs, scheduler, handle) if dask or scheduler else run_local(first, jobs, handle))

@@ -46,6 +46,26 @@ def _mlflow_run_data(folder:Path)->tuple[dict, dict, dict]:
     if prov.get("error"): tags["mlresearch.error"] = json.dumps(prov["error"])[:5000]
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}, metrics, tags
 
+# %% ../nbs/31_tracking.ipynb #a19k0017-4-l
+def _log_run(client, exp_id:str, f:Path)->str:
+    "One deliver run as a new MLflow run in the experiment (its times, parameters, metrics, tags, files and models, in chunks MLflow takes); its id"
+    from mlflow.entities import Metric, Param, RunTag
+    prov = read_json(f/PROVENANCE) or {}
+    params, metrics, tags = _mlflow_run_data(f)
+    run = client.create_run(exp_id, start_time=_ms(prov.get("started")), tags={"mlresearch.run": f.name}, run_name=f.name)
+    rid, end = run.info.run_id, _ms(prov.get("ended")) or _ms(prov.get("started"))
+    ms = [Metric(k, v, end or 0, 0) for k, v in sorted(metrics.items())]
+    ps = [Param(k, v[:6000]) for k, v in sorted(params.items())]
+    ts = [RunTag(k, v) for k, v in sorted(tags.items())]
+    for chunk in _chunks(ms, MLFLOW_LIMITS["metrics"]): client.log_batch(rid, metrics=chunk)
+    for chunk in _chunks(ps, MLFLOW_LIMITS["params"]): client.log_batch(rid, params=chunk)
+    for chunk in _chunks(ts, MLFLOW_LIMITS["tags"]): client.log_batch(rid, tags=chunk)
+    for fn in (prov.get("notebook"), PARAMS, METRICS, PROVENANCE, CHECKSUMS):
+        if fn and (f/fn).is_file(): client.log_artifact(rid, str(f/fn))
+    for m in model_folders(f): client.log_artifacts(rid, str(m), f"model/{m.relative_to(f/'artifacts').as_posix()}")
+    client.set_terminated(rid, MLFLOW_STATUS.get(prov.get("status"), "FAILED"), end_time=end)
+    return rid
+
 # %% ../nbs/31_tracking.ipynb #a19k0017-4
 def export_mlflow(
     uri:str,                        # an MLflow tracking URI: sqlite:///mlflow.db, http://host:5000, ...
@@ -55,7 +75,6 @@ def export_mlflow(
 )->list[tuple[str, str, str]]:
     "Write deliver runs to MLflow; return `(deliver run, MLflow run id, 'exported' or 'already there')` for each"
     try:
-        from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient
     except ImportError: raise MLResearchError("exporting to MLflow needs mlflow: pip install 'mlresearch[mlflow]'") from None
     root = get_paths(root).root
@@ -74,21 +93,7 @@ def export_mlflow(
     for f in folders:
         found = client.search_runs([exp_id], filter_string=f"tags.`mlresearch.run` = '{f.name}'", max_results=1)
         if found: out.append((f.name, found[0].info.run_id, "already there")); continue
-        prov = read_json(f/PROVENANCE) or {}
-        params, metrics, tags = _mlflow_run_data(f)
-        run = client.create_run(exp_id, start_time=_ms(prov.get("started")), tags={"mlresearch.run": f.name}, run_name=f.name)
-        rid, end = run.info.run_id, _ms(prov.get("ended")) or _ms(prov.get("started"))
-        ms = [Metric(k, v, end or 0, 0) for k, v in sorted(metrics.items())]
-        ps = [Param(k, v[:6000]) for k, v in sorted(params.items())]
-        ts = [RunTag(k, v) for k, v in sorted(tags.items())]
-        for chunk in _chunks(ms, MLFLOW_LIMITS["metrics"]): client.log_batch(rid, metrics=chunk)
-        for chunk in _chunks(ps, MLFLOW_LIMITS["params"]): client.log_batch(rid, params=chunk)
-        for chunk in _chunks(ts, MLFLOW_LIMITS["tags"]): client.log_batch(rid, tags=chunk)
-        for fn in (prov.get("notebook"), PARAMS, METRICS, PROVENANCE, CHECKSUMS):
-            if fn and (f/fn).is_file(): client.log_artifact(rid, str(f/fn))
-        for m in model_folders(f): client.log_artifacts(rid, str(m), f"model/{m.relative_to(f/'artifacts').as_posix()}")
-        client.set_terminated(rid, MLFLOW_STATUS.get(prov.get("status"), "FAILED"), end_time=end)
-        out.append((f.name, rid, "exported"))
+        out.append((f.name, _log_run(client, exp_id, f), "exported"))
     return out
 
 # %% ../nbs/31_tracking.ipynb #31t00008
