@@ -1,20 +1,17 @@
 "A scratch project for the benchmarks: this repository's templates and the digits data, outside the repository."
-import os, shutil, subprocess, sys, tempfile
+import subprocess, sys
 from pathlib import Path
+
+from mlresearch import testing
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
 def scratch_project() -> tuple[Path, dict]:
-    "A new project root with the templates and digits acquired; the environment that points the tools at it"
-    root = Path(tempfile.mkdtemp(prefix="mlresearch-bench-"))
-    shutil.copytree(REPO/"research"/"templates", root/"research"/"templates")
-    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")  # marks a project root
-    env = {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": "bench"}
-    subprocess.run([str(BIN/"mlresearch"), "--log-level", "WARNING", "data", "acquire", "sklearn:digits"], env=env, check=True,
-                   capture_output=True)
-    return root, env
+    "A new project root with the templates and digits acquired (the project's own fixture); the environment that points the tools at it"
+    root = testing.scratch_project("all", ["sklearn:digits"])
+    return root, testing.project_env(root, user="bench")
 
 
 def papermill(root: Path, env: dict, out: Path, params: dict) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """The house goals of the notebooks, measured (python bench/house.py): module sizes, export-cell sizes, definitions per export
 cell, docments on public functions with two or more parameters, and which public names of a module no lesson uses."""
-import ast, json, re, sys
+import ast, json, re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

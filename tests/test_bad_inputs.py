@@ -3,13 +3,14 @@
 The cases run against one scratch project holding acquired data and a finished run. Afterwards `data verify` and
 `runs verify` must pass and every file in data/raw and in the earlier runs must be byte for byte as before.
 """
-import hashlib, os, shutil
+import hashlib, os
 from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
 import pytest
 
-from conftest import REPO, run
+from mlresearch.testing import project_env, scratch_project
+from conftest import run
 
 DAY = __import__("time").strftime("%Y-%m-%d")
 
@@ -22,14 +23,9 @@ def _files(*folders):
 def proj(tmp_path_factory):
     "A project with digits, iris and three awkward CSV datasets acquired, a tiny template, and one finished run"
     tmp = tmp_path_factory.mktemp("bad")
-    root = tmp/"proj"
-    shutil.copytree(REPO/"research/templates", root/"research/templates")
-    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")
-    env = {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": "tester"}
-    tiny = nbformat.v4.new_notebook(metadata=nbformat.read(REPO/"research/templates/eda.ipynb", as_version=4).metadata, cells=[
-        nbformat.v4.new_code_cell("a = 1\nlr = 0.5", metadata=dict(tags=["parameters"])),
-        nbformat.v4.new_code_cell("from mlresearch.deliver import log_metrics\nlog_metrics(score=a * lr)")])
-    nbformat.write(tiny, root/"research/templates/tiny.ipynb")
+    root = scratch_project(["all", "tiny"], parent=tmp, name="proj")
+    env = project_env(root)
+    tiny = nbformat.read(root/"research/templates/tiny.ipynb", as_version=4)
     files = {"one-class.csv": "x,y\n" + "".join(f"{i},a\n" for i in range(40)),
              "empty-target.csv": "x,y\n" + "".join(f"{i},\n" for i in range(40)),
              "few-rows.csv": "x,y\n1,a\n2,b\n3,a\n4,b\n",

@@ -3,6 +3,7 @@
 import datetime as dt, json, time
 
 import pytest
+from mlresearch.testing import scratch_project
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -14,9 +15,7 @@ def test_a_cnn_trained_on_the_gpu_serves_on_the_cpu_with_the_same_answers(tmp_pa
     from mlresearch.record import write_checksums
     from mlresearch.pipeline import save_predictions, train
     from mlresearch.serve.app import get_app
-    root = tmp_path/"proj"
-    root.mkdir()
-    (root/"pyproject.toml").write_text("[tool.mlresearch]\n")
+    root = scratch_project(parent=tmp_path, name="proj")
     run = root/"research/deliver"/f"{dt.date.today():%Y-%m-%d}_digits-cnn-gpu"
     t0 = time.perf_counter()
     res = train(dict(dataset="sklearn:digits", model="cnn", device="cuda", epochs=30), out=run/"artifacts/model", root=root)

@@ -3,6 +3,7 @@ import json, os, shutil, subprocess
 
 import pytest
 
+from mlresearch.testing import scratch_project
 from conftest import REPO, run
 
 
@@ -10,9 +11,7 @@ from conftest import REPO, run
 def main_job(digits_runs, tmp_path):
     "A project as the main job leaves it (the digits data, the CNN and the baseline), plus one failed run"
     root, env, runs, kept, rows = digits_runs
-    proj = tmp_path/"proj"
-    shutil.copytree(REPO/"research/templates", proj/"research/templates")
-    (proj/"pyproject.toml").write_text("[tool.mlresearch]\n")
+    proj = scratch_project("all", parent=tmp_path, name="proj")
     shutil.copytree(root/"data/raw", proj/"data/raw")
     for name in ("digits-cnn", "digits-logreg"): shutil.copytree(runs[name], proj/"research/deliver"/runs[name].name)
     env = {**env, "MLRESEARCH_ROOT": str(proj)}
@@ -28,9 +27,7 @@ def test_archive_then_restore_into_a_fresh_clone_verifies_and_a_flipped_byte_is_
     proj, env = main_job
     res = run("mlresearch", "data", "archive", "--to", tmp_path/"keep.tar.gz", "--include-runs", env=env, check=0)
     assert "(verified)" in res.stdout
-    fresh = tmp_path/"fresh"
-    shutil.copytree(REPO/"research/templates", fresh/"research/templates")
-    (fresh/"pyproject.toml").write_text("[tool.mlresearch]\n")
+    fresh = scratch_project("all", parent=tmp_path, name="fresh")
     fenv = {**env, "MLRESEARCH_ROOT": str(fresh)}
     # a byte flipped, and the archive cut short: refused in one line, nothing restored
     data = bytearray((tmp_path/"keep.tar.gz").read_bytes())

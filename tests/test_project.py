@@ -89,7 +89,7 @@ def test_docs_build_a_results_page_for_every_run(digits_runs, tmp_path):
     else: assert "quarto is not installed: skipped the render" in res.stdout
     assert "warn" not in out.lower(), out  # nothing a reader cannot act on
     proc = work/"_proc"
-    for f in ("_quarto.yml", "nbdev.yml", "sidebar.yml", "00_config.ipynb", "21_site.ipynb", "index.ipynb"):
+    for f in ("_quarto.yml", "nbdev.yml", "sidebar.yml", "00_config.ipynb", "22_site.ipynb", "index.ipynb"):
         assert (proc/f).exists(), f
     results = proc/"results"
     pages = _pages_and_figures(results)

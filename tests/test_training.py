@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import train_tiny as _train_tiny
+from mlresearch.testing import train_tiny as _train_tiny
 from mlresearch.training import CheckpointError, load_checkpoint
 
 HERE = Path(__file__).parent
