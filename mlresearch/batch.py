@@ -28,7 +28,10 @@ __all__ = ['log', 'FORMATS', 'commands', 'file_format', 'read_chunks', 'check_ch
 log = get_logger("batch")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
-def file_format(path:str|Path, what:str)->str:
+def file_format(
+    path:str|Path,  # a data file
+    what:str,       # what the file is, for the error (`input`, `output`)
+)->str:
     "`csv` or `parquet` from a file's suffix"
     f = FORMATS.get(Path(path).suffix.lower())
     if f is None: raise MLResearchError(f"{what} {path} is not a .csv or .parquet file; convert it, or name it by its format")
@@ -41,7 +44,11 @@ def _missing_columns(have, kinds:dict, path)->None:
                                       f"({len(missing)} of {len(kinds)})")
 
 # %% ../nbs/24_batch.ipynb #a15b0006-3
-def read_chunks(path:str|Path, kinds:dict, chunk_rows:int=50_000):
+def read_chunks(
+    path:str|Path,          # a CSV or Parquet file
+    kinds:dict,             # column -> kind, as `column_kinds` gives them
+    chunk_rows:int=50_000,  # rows per chunk
+):
     "DataFrames of the model's columns, at most `chunk_rows` rows each, from a CSV or Parquet file"
     path = Path(path)
     if not path.is_file(): raise MLResearchError(f"input {path} does not exist")
@@ -62,7 +69,12 @@ def read_chunks(path:str|Path, kinds:dict, chunk_rows:int=50_000):
         raise
 
 # %% ../nbs/24_batch.ipynb #a15b0006-4
-def check_chunk(df:pd.DataFrame, kinds:dict, first_row:int, path)->pd.DataFrame:
+def check_chunk(
+    df:pd.DataFrame,  # a chunk of rows
+    kinds:dict,       # column -> kind
+    first_row:int,    # the row number of its first row in the file
+    path,             # the file, named in errors
+)->pd.DataFrame:
     "The chunk with its numeric columns as floats; the first bad value named by row and column"
     out = {}
     for c, k in kinds.items():
@@ -150,7 +162,12 @@ def sidecar(output:str|Path)->Path:
     return Path(f"{output}.json")
 
 # %% ../nbs/24_batch.ipynb #a15b0021
-def labelled(m, df:pd.DataFrame, target:str, where)->tuple[pd.DataFrame, np.ndarray]:
+def labelled(
+    m,                # a loaded model
+    df:pd.DataFrame,  # labelled rows
+    target:str,       # the target column
+    where,            # what the rows are, named in errors
+)->tuple[pd.DataFrame, np.ndarray]:
     "The model's columns of `df`, checked, and its `target` as class codes (classification) or values"
     if target not in df.columns: raise MLResearchError(f"{where} has no target column {target!r}; name the target with -p target=COLUMN")
     kinds = column_kinds(m)

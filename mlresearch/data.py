@@ -44,7 +44,11 @@ def check_name(name:str)->str:
     return check_slug(name, "dataset name")
 
 # %% ../nbs/05_data.ipynb #54b68422-3
-def raw_filename(name:str, desc:str, version:int)->str:
+def raw_filename(
+    name:str,     # the dataset's name
+    desc:str,     # what the file holds or where it came from (a slug)
+    version:int,  # the dataset version, from 1
+)->str:
     "The raw file name: `{ds_name}_raw_{desc}_v{version}.parquet`"
     return f"{check_name(name)}_raw_{slug(desc)}_v{version}.parquet"
 
@@ -57,7 +61,10 @@ def read_manifest(root=None)->list[dict]:
     except (json.JSONDecodeError, KeyError) as e: raise DataError(f"{f} is corrupt ({first_line(e)}); restore it from version control or a backup") from None
 
 # %% ../nbs/05_data.ipynb #54b68422-5
-def write_manifest(paths:Paths, entries:list[dict]):
+def write_manifest(
+    paths:Paths,         # the project's paths
+    entries:list[dict],  # every manifest entry, in order
+):
     "Replace the manifest with `entries`, atomically (hold `manifest_lock` while reading and writing it)"
     atomic_write(paths.raw/MANIFEST, json.dumps({"format": 1, "datasets": entries}, indent=1) + "\n")
 
@@ -219,7 +226,11 @@ def parse_ref(ref:str)->tuple[str, int|None]:
     return name, int(v)
 
 # %% ../nbs/05_data.ipynb #1dc5d987-2
-def find(name:str, version:int|None=None, root=None)->dict:
+def find(
+    name:str,               # a dataset name, or `name@version`
+    version:int|None=None,  # the version; the latest when `None`
+    root=None,              # project root
+)->dict:
     "The manifest entry of dataset `name` or `name@version` (the latest version when none is given)"
     name, pinned = parse_ref(name)
     if pinned is not None and version not in (None, pinned): raise DataError(f"dataset {name}@{pinned} asked for as version {version}; give one version")
@@ -234,7 +245,11 @@ def find(name:str, version:int|None=None, root=None)->dict:
     raise DataError(f"dataset {name!r} has no version {version}; versions are {sorted(e['version'] for e in entries)}")
 
 # %% ../nbs/05_data.ipynb #1dc5d987-3
-def raw_path(entry:dict, root=None, check:bool=True)->Path:
+def raw_path(
+    entry:dict,       # a manifest entry
+    root=None,        # project root
+    check:bool=True,  # refuse a file whose sha256 differs from the manifest's
+)->Path:
     "The file of a manifest entry, checked against its sha256 when `check`"
     f = get_paths(root).raw/entry["file"]
     if not f.exists(): raise DataError(f"{f} is missing; run mlresearch data verify")
@@ -254,7 +269,11 @@ def load(
     return pd.read_parquet(raw_path(find(name, version, root), root, check))
 
 # %% ../nbs/05_data.ipynb #1dc5d987-5
-def load_images(name:str, version:int|None=None, root=None)->tuple[np.ndarray, np.ndarray]:
+def load_images(
+    name:str,               # an image dataset's name
+    version:int|None=None,  # the version; the latest when `None`
+    root=None,              # project root
+)->tuple[np.ndarray, np.ndarray]:
     "An image dataset as `(X, y)`: `X` float32 of shape N x 1 x H x W, `y` the targets"
     e = find(name, version, root)
     if not e.get("image_shape"): raise DataError(f"dataset {name!r} is tabular, not images")

@@ -117,7 +117,10 @@ def _reserve(deliver_dir:Path, stem:str, auto_suffix:bool)->Path:
             folder, n = deliver_dir/f"{stem}-{n}", n + 1
 
 # %% ../nbs/18_deliver.ipynb #d1e10012-2
-def pin_dataset(params:dict, root=None)->dict:
+def pin_dataset(
+    params:dict,  # a template's resolved parameters
+    root=None,    # project root
+)->dict:
     "`params` with its `dataset` pinned to the version it names now: `foo` becomes `foo@2` (a spec is acquired first)"
     if not isinstance(params.get("dataset"), str) or not params["dataset"]: return params
     from mlresearch.data import ensure_dataset

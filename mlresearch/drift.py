@@ -34,7 +34,10 @@ PSI_BINS = 10                   # quantile bins of a numeric reference
 CATEGORICAL_MAX_UNIQUE = 5      # a number with at most this many distinct reference values is tested as a category
 MISSING = "(missing)"
 
-def psi(ref_shares:np.ndarray, cur_shares:np.ndarray)->float:
+def psi(
+    ref_shares:np.ndarray,  # the reference's share of each bin
+    cur_shares:np.ndarray,  # the current data's share of each bin
+)->float:
     "The population stability index of two distributions over the same bins, each share floored at 0.0001"
     r, c = np.clip(ref_shares, 1e-4, None), np.clip(cur_shares, 1e-4, None)
     return float(np.sum((c - r) * np.log(c / r)))
@@ -45,7 +48,10 @@ def psi_level(v:float)->str:
     return "alert" if v > PSI_ALERT else "watch" if v >= PSI_WATCH else "stable"
 
 # %% ../nbs/25_drift.ipynb #a16d0006-3
-def numeric_drift(ref:np.ndarray, cur:np.ndarray)->dict:
+def numeric_drift(
+    ref:np.ndarray,  # reference values
+    cur:np.ndarray,  # current values
+)->dict:
     "Kolmogorov-Smirnov test and PSI of two samples of a number (NaN: missing)"
     from scipy import stats
     ref, cur = np.asarray(ref, np.float64), np.asarray(cur, np.float64)
@@ -59,7 +65,10 @@ def numeric_drift(ref:np.ndarray, cur:np.ndarray)->dict:
     return dict(test="ks", statistic=stat, p_value=p, psi=psi(shares(ref), shares(cur)))
 
 # %% ../nbs/25_drift.ipynb #a16d0006-4
-def categorical_drift(ref, cur)->dict:
+def categorical_drift(
+    ref,  # reference values
+    cur,  # current values
+)->dict:
     "Chi-squared test on the category counts, and PSI, of two samples of a category (missing values count as one)"
     from scipy import stats
     r, c = (pd.Series(np.asarray(x, dtype=object)).astype("string").fillna(MISSING).value_counts() for x in (ref, cur))
@@ -136,7 +145,13 @@ def drift_report(
     return DriftReport(t, len(reference), len(current), correction)
 
 # %% ../nbs/25_drift.ipynb #a16d0017
-def plot_drift(report:DriftReport, reference:pd.DataFrame, current:pd.DataFrame, top:int=20, show:int=2):
+def plot_drift(
+    report:DriftReport,      # what `drift_report` found
+    reference:pd.DataFrame,  # the reference rows
+    current:pd.DataFrame,    # the current rows
+    top:int=20,              # features in the PSI bars
+    show:int=2,              # drifted features drawn as histograms
+):
     "PSI of the `top` features by PSI (red: drifted), and histograms of the `show` most drifted features"
     t = report.table.sort_values("psi", ascending=False, kind="stable").head(top).iloc[::-1]
     worst = (report.drifted or report.table["feature"].tolist())[:show]  # the drifted ones; else the nearest to drifting
@@ -164,7 +179,13 @@ def plot_drift(report:DriftReport, reference:pd.DataFrame, current:pd.DataFrame,
     return fig
 
 # %% ../nbs/25_drift.ipynb #a16d0020
-def sample_file(path:str|Path, kinds:dict, max_rows:int=100_000, seed:int=0, chunk_rows:int=50_000)->tuple[pd.DataFrame, int]:
+def sample_file(
+    path:str|Path,          # a CSV or Parquet file
+    kinds:dict,             # column -> kind, as `column_kinds` gives them
+    max_rows:int=100_000,   # the most rows kept
+    seed:int=0,             # the sample's seed
+    chunk_rows:int=50_000,  # rows read at a time
+)->tuple[pd.DataFrame, int]:
     "A uniform random sample of at most `max_rows` checked rows of a CSV or Parquet file, and the file's row count"
     if max_rows < 1: raise MLResearchError(f"max_rows must be at least 1, not {max_rows}")
     rng, kept, keys, n = np.random.default_rng(seed), None, np.array([]), 0
@@ -205,7 +226,13 @@ def file_drift(
     return rep, rep.summary() + (f"; a sample of {len(cur)} of {n} rows" if n > len(cur) else ""), ref, cur
 
 # %% ../nbs/25_drift.ipynb #a16d0020-4
-def write_report(report:DriftReport, folder:str|Path, reference:pd.DataFrame, current:pd.DataFrame, **about)->Path:
+def write_report(
+    report:DriftReport,      # what `drift_report` found
+    folder:str|Path,         # where the files go
+    reference:pd.DataFrame,  # the reference rows
+    current:pd.DataFrame,    # the current rows
+    **about,                 # what the report is about (the run, the data), kept in drift.json
+)->Path:
     "`drift.csv`, `drift.json` (with `about`, e.g. the run and the data) and `drift.png` in `folder`"
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

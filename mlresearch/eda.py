@@ -17,7 +17,12 @@ __all__ = ['new_figure', 'schema_summary', 'target_balance', 'plot_target', 'pic
            'plot_correlations', 'pca_2d', 'plot_pca', 'plot_image_grid']
 
 # %% ../nbs/06_eda.ipynb #73a462be
-def new_figure(nrows:int=1, ncols:int=1, size:tuple=(6, 4), **kw):
+def new_figure(
+    nrows:int=1,        # rows of axes
+    ncols:int=1,        # columns of axes
+    size:tuple=(6, 4),  # the figure's (width, height) in inches
+    **kw,               # passed on to `plt.subplots`
+):
     "A closed pyplot figure and its axes (shown only where returned or displayed)"
     fig, axes = plt.subplots(nrows, ncols, figsize=size, **kw)
     plt.close(fig)
@@ -45,13 +50,20 @@ def schema_summary(df:pd.DataFrame)->pd.DataFrame:
     })
 
 # %% ../nbs/06_eda.ipynb #759bfd39
-def target_balance(df:pd.DataFrame, target:str)->pd.DataFrame:
+def target_balance(
+    df:pd.DataFrame,  # the dataset
+    target:str,       # the target column
+)->pd.DataFrame:
     "Count and share of each class of `target`, most frequent first"
     counts = df[target].value_counts(dropna=False)
     return pd.DataFrame({"count": counts, "share": (counts / counts.sum()).round(4)})
 
 # %% ../nbs/06_eda.ipynb #759bfd39-2
-def plot_target(df:pd.DataFrame, target:str, task:str="classification"):
+def plot_target(
+    df:pd.DataFrame,            # the dataset
+    target:str,                 # the target column
+    task:str="classification",  # `classification` or `regression`
+):
     "Bars of class counts for classification, a histogram for regression"
     fig, ax = new_figure(size=(6, 3.5))
     if task == "classification":
@@ -65,7 +77,11 @@ def plot_target(df:pd.DataFrame, target:str, task:str="classification"):
     return fig
 
 # %% ../nbs/06_eda.ipynb #7780216e
-def pick_columns(df:pd.DataFrame, exclude=(), max_cols:int=16)->list[str]:
+def pick_columns(
+    df:pd.DataFrame,  # the dataset
+    exclude=(),       # columns left out (the target)
+    max_cols:int=16,  # the most columns returned
+)->list[str]:
     "Up to `max_cols` columns worth plotting: non-constant, the most variable numeric ones first"
     cols = [c for c in df.columns if c not in exclude and df[c].nunique(dropna=True) > 1]
     num = [c for c in cols if pd.api.types.is_numeric_dtype(df[c])]
@@ -74,7 +90,12 @@ def pick_columns(df:pd.DataFrame, exclude=(), max_cols:int=16)->list[str]:
     return (list(spread.index) + other)[:max_cols] if len(cols) > max_cols else cols
 
 # %% ../nbs/06_eda.ipynb #7780216e-2
-def plot_distributions(df:pd.DataFrame, columns:list[str]|None=None, target:str|None=None, max_cols:int=16):
+def plot_distributions(
+    df:pd.DataFrame,              # the dataset
+    columns:list[str]|None=None,  # the columns to draw; `pick_columns` chooses when `None`
+    target:str|None=None,         # the target column, left out
+    max_cols:int=16,              # the most columns drawn
+):
     "A grid with a histogram per numeric column and a bar chart per categorical column"
     columns = columns or pick_columns(df, exclude=[target] if target else [], max_cols=max_cols)
     fig, axes = _grid(len(columns))
@@ -89,7 +110,11 @@ def plot_distributions(df:pd.DataFrame, columns:list[str]|None=None, target:str|
     return fig
 
 # %% ../nbs/06_eda.ipynb #c551afbf
-def plot_correlations(df:pd.DataFrame, max_cols:int=30, target:str|None=None):
+def plot_correlations(
+    df:pd.DataFrame,       # the dataset
+    max_cols:int=30,       # the most numeric columns in the heatmap
+    target:str|None=None,  # the target column, included when numeric
+):
     "A heatmap of Pearson correlations between numeric columns (the target included when numeric)"
     num = df.select_dtypes("number")
     keep = pick_columns(num, exclude=[target] if target else [], max_cols=max_cols)
@@ -104,7 +129,10 @@ def plot_correlations(df:pd.DataFrame, max_cols:int=30, target:str|None=None):
     return fig
 
 # %% ../nbs/06_eda.ipynb #7357d9ad
-def pca_2d(df:pd.DataFrame, target:str|None=None)->tuple[np.ndarray, np.ndarray]:
+def pca_2d(
+    df:pd.DataFrame,       # the dataset
+    target:str|None=None,  # the target column, left out of the features
+)->tuple[np.ndarray, np.ndarray]:
     "The first two principal components of the numeric features, and the share of variance each explains"
     from sklearn.decomposition import PCA
     X = df.drop(columns=[target] if target else []).select_dtypes("number")
@@ -116,7 +144,12 @@ def pca_2d(df:pd.DataFrame, target:str|None=None)->tuple[np.ndarray, np.ndarray]
     return pca.fit_transform(Z), pca.explained_variance_ratio_
 
 # %% ../nbs/06_eda.ipynb #7357d9ad-2
-def plot_pca(df:pd.DataFrame, target:str|None=None, task:str="classification", max_points:int=5000):
+def plot_pca(
+    df:pd.DataFrame,            # the dataset
+    target:str|None=None,       # the target column, which colours the points
+    task:str="classification",  # `classification` or `regression`
+    max_points:int=5000,        # the most rows drawn (a seeded sample above it)
+):
     "A scatter of the 2-D PCA projection, coloured by the target"
     coords, ratio = pca_2d(df, target)
     idx = np.random.default_rng(0).permutation(len(df))[:max_points]

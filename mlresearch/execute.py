@@ -67,7 +67,12 @@ def user_id()->str:
     return slugify(os.environ.get(USER_ENV) or getpass.getuser() or "user") or "user"
 
 # %% ../nbs/16_execute.ipynb #42eba1c5-3
-def develop_path(desc:str, root=None, date:dt.date|None=None, suffix:str=".ipynb")->Path:
+def develop_path(
+    desc:str,                # what the notebook is about (a slug)
+    root=None,               # project root
+    date:dt.date|None=None,  # its date; today when `None`
+    suffix:str=".ipynb",     # `.ipynb`, or `''` for a folder
+)->Path:
     "A free path in research/develop for a notebook (or, with `suffix=''`, a folder) described by `desc`"
     date = date or dt.date.today()
     return unique_path(get_paths(root).develop/f"{date:%Y-%m-%d}_{user_id()}_{check_slug(desc, 'description')}{suffix}")
@@ -76,7 +81,10 @@ def develop_path(desc:str, root=None, date:dt.date|None=None, suffix:str=".ipynb
 KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 KERNEL_NOISE = re.compile(r"Kernel is running over TCP without encryption|KeyboardInterrupt caught in kernel")
 
-def relay_kernel_log(f, dest=None):
+def relay_kernel_log(
+    f,          # the kernel's log file, open for reading
+    dest=None,  # where its lines go (stderr)
+):
     "Copy the lines of the kernel log `f` to `dest` (stderr), leaving out `KERNEL_NOISE`"
     import sys
     f.seek(0)

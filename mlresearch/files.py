@@ -51,7 +51,10 @@ def atomic_write(
     return Path(dest)
 
 # %% ../nbs/02_files.ipynb #ba5d1d34-4
-def sha256_file(path:str|Path, chunk:int=1<<20)->str:
+def sha256_file(
+    path:str|Path,    # the file
+    chunk:int=1<<20,  # bytes read at a time
+)->str:
     "The sha256 hex digest of a file's bytes"
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -35,7 +35,12 @@ def _tarinfo(name:str, size:int, mtime:float, mode:int=0o444)->tarfile.TarInfo:
     return ti
 
 # %% ../nbs/31_keep.ipynb #a19k0006-2
-def write_archive(root:str|Path, files:list[Path], to:str|Path, kind:str)->dict:
+def write_archive(
+    root:str|Path,     # project root
+    files:list[Path],  # the files to archive, under `root`
+    to:str|Path,       # the archive; never replaced
+    kind:str,          # what it holds (`data`, `data+runs`, `runs`)
+)->dict:
     "Write `files` (under `root`) and their list to the archive `to`; refuse to replace one; return the list"
     root, to = Path(root), Path(to)
     if to.exists(): raise MLResearchError(f"{to} already exists; an archive is never replaced: choose another --to")
@@ -58,7 +63,10 @@ def _unreadable(path, e)->MLResearchError:
     return MLResearchError(f"{path} is truncated or not an mlresearch archive ({type(e).__name__}: {first_line(e) or 'unexpected end'}); nothing was restored")
 
 # %% ../nbs/31_keep.ipynb #a19k0006-4
-def read_archive(path:str|Path, into:Path|None=None)->dict:
+def read_archive(
+    path:str|Path,        # the archive
+    into:Path|None=None,  # where to unpack; only checked when `None`
+)->dict:
     "Check every member of an archive against its list (writing each under `into` when given); return the list"
     path = Path(path)
     if not path.is_file(): raise MLResearchError(f"archive {path} does not exist")
@@ -101,7 +109,10 @@ def _merge_manifests(mine:list[dict], theirs:list[dict])->list[dict]:
     return [*mine, *(e for e in theirs if e["file"] not in have)]
 
 # %% ../nbs/31_keep.ipynb #a19k0008-2
-def restore_archive(archive:str|Path, root=None)->list[str]:
+def restore_archive(
+    archive:str|Path,  # an archive `data archive` or `runs archive` wrote
+    root=None,         # project root
+)->list[str]:
     "Restore an archive into the project, verifying every file; return the files restored"
     paths = get_paths(root)
     root = paths.root
@@ -133,7 +144,10 @@ def run_files(folders:list[Path])->list[Path]:
     return [f for run in folders for f in sorted(run.rglob("*")) if f.is_file()]
 
 # %% ../nbs/31_keep.ipynb #a19k0008-4
-def data_files(root=None, include_runs:bool=False)->list[Path]:
+def data_files(
+    root=None,                # project root
+    include_runs:bool=False,  # the deliver runs too
+)->list[Path]:
     "What `data archive` puts in an archive: data/raw with its manifest, and the deliver runs when asked"
     paths = get_paths(root)
     files = [f for f in sorted(paths.raw.iterdir()) if f.is_file() and not f.name.startswith(".")] if paths.raw.exists() else []
@@ -141,7 +155,11 @@ def data_files(root=None, include_runs:bool=False)->list[Path]:
     return files
 
 # %% ../nbs/31_keep.ipynb #a19k0010
-def archive_runs(runs:list, to:str|Path, root=None)->dict:
+def archive_runs(
+    runs:list,    # runs to archive (names, folder names or paths)
+    to:str|Path,  # the archive; never replaced
+    root=None,    # project root
+)->dict:
     "Move deliver runs into the archive `to`; they are removed only once the archive verifies"
     from mlresearch.record import verify_run
     root = get_paths(root).root
@@ -159,7 +177,11 @@ def archive_runs(runs:list, to:str|Path, root=None)->dict:
 def _size(p:Path)->int: return sum(f.stat().st_size for f in [p, *p.rglob("*")] if f.is_file()) if p.is_dir() else p.stat().st_size
 
 # %% ../nbs/31_keep.ipynb #a19k0012-2
-def clean(root=None, older_than:float|None=None, dry_run:bool=False)->list[tuple[str, int, str]]:
+def clean(
+    root=None,                   # project root
+    older_than:float|None=None,  # only what changed more than this many days ago
+    dry_run:bool=False,          # list, remove nothing
+)->list[tuple[str, int, str]]:
     "Remove unused cache entries and left-overs; return `(path, bytes, why)` for each"
     paths = get_paths(root)
     if older_than is not None and older_than < 0: raise MLResearchError(f"--older-than takes a number of days, 0 or more, not {older_than}")

@@ -35,14 +35,22 @@ def classification_metrics(
     return out
 
 # %% ../nbs/12_metrics.ipynb #158c19a4-2
-def regression_metrics(y_true:np.ndarray, pred:np.ndarray)->dict:
+def regression_metrics(
+    y_true:np.ndarray,  # the true values
+    pred:np.ndarray,    # the predicted values
+)->dict:
     "RMSE, MAE and R^2"
     from sklearn import metrics as M
     y_true, pred = np.asarray(y_true, np.float64), np.asarray(pred, np.float64)
     return dict(rmse=float(np.sqrt(M.mean_squared_error(y_true, pred))), mae=float(M.mean_absolute_error(y_true, pred)), r2=float(M.r2_score(y_true, pred)))
 
 # %% ../nbs/12_metrics.ipynb #ca66529e
-def plot_confusion(y_true, y_pred, classes:list|None=None, normalize:bool=False):
+def plot_confusion(
+    y_true,                  # true class indices
+    y_pred,                  # predicted class indices
+    classes:list|None=None,  # the class labels, in index order
+    normalize:bool=False,    # show each row's shares rather than counts
+):
     "A confusion matrix, rows true and columns predicted"
     from sklearn.metrics import confusion_matrix
     k = len(classes) if classes else int(max(np.max(y_true), np.max(y_pred))) + 1
@@ -61,7 +69,11 @@ def plot_confusion(y_true, y_pred, classes:list|None=None, normalize:bool=False)
     return fig
 
 # %% ../nbs/12_metrics.ipynb #ca66529e-2
-def plot_roc(y_true, proba, classes:list|None=None):
+def plot_roc(
+    y_true,                  # true class indices
+    proba,                   # class probabilities, N x K
+    classes:list|None=None,  # the class labels, in index order
+):
     "One-vs-rest ROC curves, one per class"
     from sklearn.metrics import roc_auc_score, roc_curve
     proba = np.asarray(proba); k = proba.shape[1]
@@ -99,7 +111,10 @@ def plot_learning_curves(history):
     return fig
 
 # %% ../nbs/12_metrics.ipynb #5a3efb7f-3
-def plot_residuals(y_true, pred):
+def plot_residuals(
+    y_true,  # the true values
+    pred,    # the predicted values
+):
     "Residuals against predictions, and predictions against the truth"
     y_true, pred = np.asarray(y_true, float), np.asarray(pred, float)
     fig, (a, b) = new_figure(1, 2, size=(10, 4))

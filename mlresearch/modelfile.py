@@ -24,7 +24,10 @@ __all__ = ['REFERENCE_FILE', 'REFERENCE_ROWS', 'MODEL_FILES', 'MODEL_KINDS', 'CO
            'model_folders', 'model_checksums', 'load_run_model']
 
 # %% ../nbs/15_modelfile.ipynb #de405a9f
-def feature_schema(p:Prepared, raw_columns:dict)->dict:
+def feature_schema(
+    p:Prepared,        # the data as trained on
+    raw_columns:dict,  # column -> dtype of the raw file (the manifest's)
+)->dict:
     "The input a model expects: each feature column's dtype, and its categories or range seen in training"
     t = p.transform.to_dict()
     cols = {}
@@ -38,14 +41,25 @@ def feature_schema(p:Prepared, raw_columns:dict)->dict:
 # %% ../nbs/15_modelfile.ipynb #de405a9f-2
 REFERENCE_FILE, REFERENCE_ROWS = "reference.parquet", 1000  # the training sample drift is measured against, and its most rows
 
-def reference_sample(df:pd.DataFrame, n:int=REFERENCE_ROWS, seed:int=0)->pd.DataFrame:
+def reference_sample(
+    df:pd.DataFrame,       # the training rows
+    n:int=REFERENCE_ROWS,  # the most rows kept
+    seed:int=0,            # the draw's seed
+)->pd.DataFrame:
     "At most `n` rows of `df`, drawn without replacement by `seed`, in their original order"
     if len(df) > n: df = df.iloc[np.sort(np.random.default_rng(seed).choice(len(df), n, replace=False))]
     return df.reset_index(drop=True)
 
 # %% ../nbs/15_modelfile.ipynb #de405a9f-3
-def save_model(model, p:Prepared, params:dict, metrics:dict, folder:str|Path, raw_columns:dict|None=None,
-               reference:pd.DataFrame|None=None)->Path:
+def save_model(
+    model,                             # a fitted `TorchModel` or `SklearnModel`
+    p:Prepared,                        # the data it was trained on
+    params:dict,                       # the run's resolved parameters
+    metrics:dict,                      # its test metrics
+    folder:str|Path,                   # the model folder to create; never replaced
+    raw_columns:dict|None=None,        # column -> dtype of the raw file
+    reference:pd.DataFrame|None=None,  # training rows kept for drift checks
+)->Path:
     "Write the model folder atomically, with the training rows `reference` for drift checks; refuse to replace an existing one"
     folder = Path(folder)
     if folder.exists(): raise MLResearchError(f"{folder} already exists; choose another output folder")

@@ -100,14 +100,21 @@ def _sklearn_graph(m, path:Path)->dict:
     return dict(exporter=f"skl2onnx {skl2onnx.__version__}")
 
 # %% ../nbs/30_onnx.ipynb #a17e0012
-def onnx_inputs(m, df)->np.ndarray:
+def onnx_inputs(
+    m,   # a loaded model
+    df,  # raw rows of its columns
+)->np.ndarray:
     "The graph's input for raw rows `df`: the pixels as they are, or the features `preprocessing.json` makes"
     t = m.transform
     if isinstance(t, ImageTransform): return df[t.columns].to_numpy(np.float32)
     return t.transform(df).reshape(len(df), -1)
 
 # %% ../nbs/30_onnx.ipynb #a17e0012-2
-def check_onnx(path:str|Path, m, df)->dict:
+def check_onnx(
+    path:str|Path,  # the ONNX file
+    m,              # the model it was made from
+    df,             # raw rows to compare on
+)->dict:
     "Run the graph at `path` on raw rows `df` and compare with `m`: agreement, largest difference, pass or fail"
     (ort,) = _need("onnxruntime")
     s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -78,7 +78,11 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None):
     return TorchModel(name, arch, tr.model.cpu().eval(), p.task, scale), tr.history
 
 # %% ../nbs/17_pipeline.ipynb #510a4a5d-3
-def fit(p:Prepared, params:dict, out_dir:str|Path|None=None):
+def fit(
+    p:Prepared,                  # the prepared data
+    params:dict,                 # the resolved parameters (`model` names what to fit)
+    out_dir:str|Path|None=None,  # where the Trainer keeps its checkpoint
+):
     "Fit `params['model']` on `p`; return the fitted model and its training history"
     name = params["model"]
     if name in TORCH_MODELS: return _torch_fit(p, params, Path(out_dir) if out_dir else None)
@@ -102,7 +106,10 @@ class TrainResult:
     def test_scores(self)->np.ndarray: return self.model.scores(self.prepared.X["test"])
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119-2
-def save_predictions(res:TrainResult, path:str|Path)->Path:
+def save_predictions(
+    res:TrainResult,  # what `train` returned
+    path:str|Path,    # the Parquet file, replaced atomically
+)->Path:
     "Write the test split's predictions as Parquet: each row's position in the raw data file, its target and the prediction"
     p, s = res.prepared, res.test_scores()
     labels = (lambda codes: np.asarray(p.classes, dtype=object)[codes].tolist()) if p.task == "classification" else (lambda v: v)
@@ -111,7 +118,10 @@ def save_predictions(res:TrainResult, path:str|Path)->Path:
     return Path(path)
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119-3
-def test_metrics(model, p:Prepared)->dict:
+def test_metrics(
+    model,       # a fitted `TorchModel` or `SklearnModel`
+    p:Prepared,  # the prepared data
+)->dict:
     "Test-split metrics of `model`"
     s = model.scores(p.X["test"])
     return classification_metrics(p.y["test"], s) if p.task == "classification" else regression_metrics(p.y["test"], s)

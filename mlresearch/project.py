@@ -172,7 +172,10 @@ def prepare_docs(root=None)->Path:
     return add_results(root/"_proc", root)
 
 # %% ../nbs/23_project.ipynb #443168e7-2
-def add_results(proc:Path, root)->Path:
+def add_results(
+    proc:Path,  # nbdev's `_proc` folder
+    root,       # project root
+)->Path:
     "Write the Results pages into `proc` and put their section at the end of its sidebar"
     import yaml
     from mlresearch.site import results_sidebar, write_results

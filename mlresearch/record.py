@@ -77,7 +77,10 @@ def run_folders(root=None)->list[Path]:
     return sorted(f for f in d.iterdir() if f.is_dir() and not f.name.startswith(".")) if d.exists() else []
 
 # %% ../nbs/13_record.ipynb #09a00023
-def find_run(run:str|Path, root=None)->Path:
+def find_run(
+    run:str|Path,  # a path, a folder name in research/deliver, or a run's name
+    root=None,     # project root
+)->Path:
     "A deliver run folder: a path, a folder name in research/deliver, or a run name (the newest run of that name)"
     p = Path(run)
     if (p/PROVENANCE).is_file(): return p

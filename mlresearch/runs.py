@@ -60,7 +60,11 @@ def runs_index(root=None)->pd.DataFrame:
     return df.sort_values("started", na_position="first", kind="stable").reset_index(drop=True)
 
 # %% ../nbs/19_runs.ipynb #d343db1e
-def select_runs(df:pd.DataFrame, template:str|None=None, sweep:str|None=None)->pd.DataFrame:
+def select_runs(
+    df:pd.DataFrame,         # the run index
+    template:str|None=None,  # only runs of this template
+    sweep:str|None=None,     # only runs of this sweep
+)->pd.DataFrame:
     "The runs of `template` and of `sweep` (each when given); a name with no run is an error naming those there are"
     for col, want in (("template", template), ("sweep", sweep)):
         if want is None: continue
@@ -70,7 +74,10 @@ def select_runs(df:pd.DataFrame, template:str|None=None, sweep:str|None=None)->p
     return df
 
 # %% ../nbs/19_runs.ipynb #d343db1e-2
-def metric_column(df:pd.DataFrame, metric:str)->str:
+def metric_column(
+    df:pd.DataFrame,  # the run index
+    metric:str,       # a metric's name, with or without `metric.`
+)->str:
     "The index column of `metric` (given with or without its `metric.` prefix)"
     col = metric if metric.startswith("metric.") else f"metric.{metric}"
     if col not in df.columns:
@@ -79,7 +86,13 @@ def metric_column(df:pd.DataFrame, metric:str)->str:
     return col
 
 # %% ../nbs/19_runs.ipynb #d343db1e-3
-def runs_table(df:pd.DataFrame, sort:str|None=None, ascending:bool|None=None, max_params:int=6, max_metrics:int=6)->pd.DataFrame:
+def runs_table(
+    df:pd.DataFrame,           # the run index
+    sort:str|None=None,        # the metric to sort by, best first
+    ascending:bool|None=None,  # the sort's direction; the metric's own when `None`
+    max_params:int=6,          # the most parameter columns
+    max_metrics:int=6,         # the most metric columns
+)->pd.DataFrame:
     "The columns worth printing: run, template, status, the parameters that differ between runs, the metrics, figures, the path"
     if sort:
         col = metric_column(df, sort)
@@ -107,7 +120,11 @@ def format_table(df:pd.DataFrame)->str:
     return out.to_string(index=False)
 
 # %% ../nbs/19_runs.ipynb #b2a10010
-def plot_compare(df:pd.DataFrame, metric:str, by:str|None=None):
+def plot_compare(
+    df:pd.DataFrame,   # the run index
+    metric:str,        # the metric drawn
+    by:str|None=None,  # a parameter to draw it against; a bar per run when `None`
+):
     "A metric across runs: a bar per run, or against the parameter `by`"
     from mlresearch.eda import new_figure
     col = metric_column(df, metric)
@@ -167,7 +184,10 @@ def reproduce(
                    auto_suffix=True, command=command, record=dict(reproduces=dict(run=src.name, template_changed=changed)))
 
 # %% ../nbs/19_runs.ipynb #b2a10013-3
-def compare_runs(a:Path, b:Path)->tuple[pd.DataFrame, pd.DataFrame]:
+def compare_runs(
+    a:Path,  # a run folder
+    b:Path,  # the run folder to set beside it
+)->tuple[pd.DataFrame, pd.DataFrame]:
     "Two runs side by side: `(metrics, artifacts)`, each row saying whether the two are equal"
     ma, mb = (read_json(Path(r)/METRICS) or {} for r in (a, b))
     metrics = pd.DataFrame([dict(metric=k, a=ma.get(k), b=mb.get(k), equal=ma.get(k) == mb.get(k)) for k in sorted(ma.keys() | mb.keys())])

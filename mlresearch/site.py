@@ -44,7 +44,10 @@ def _fmt(v)->str:
 # %% ../nbs/22_site.ipynb #a18s0006-5
 STATUS_MARK = {"succeeded": "✅ succeeded", "failed": "❌ failed", "interrupted": "⏹ interrupted", "died": "💀 died", "running": "⏳ running"}
 
-def run_summary(folder:Path, problems:list[dict]|None=None)->str:
+def run_summary(
+    folder:Path,                    # a run folder
+    problems:list[dict]|None=None,  # `verify_run`'s answer, when already known
+)->str:
     "The Markdown a run page starts with"
     prov, r = read_json(folder/PROVENANCE) or {}, read_run(folder)
     problems = verify_run(folder) if problems is None else problems  # `write_results` checks each run once for all its pages
@@ -67,7 +70,10 @@ def run_summary(folder:Path, problems:list[dict]|None=None)->str:
     return "\n\n".join(parts)
 
 # %% ../nbs/22_site.ipynb #a18s0008
-def run_page(folder:Path, problems:list[dict]|None=None)->nbformat.NotebookNode:
+def run_page(
+    folder:Path,                    # a run folder
+    problems:list[dict]|None=None,  # `verify_run`'s answer, when already known
+)->nbformat.NotebookNode:
     "The site page of one run"
     prov = read_json(folder/PROVENANCE) or {}
     r = read_run(folder)
@@ -88,7 +94,11 @@ def _savefig(fig, path:Path):
     plt.close(fig)
 
 # %% ../nbs/22_site.ipynb #a18s0010-2
-def runs_page(df:pd.DataFrame, out:Path, checks:dict|None=None)->str:
+def runs_page(
+    df:pd.DataFrame,        # the run index
+    out:Path,               # the Results folder
+    checks:dict|None=None,  # run -> `verify_run`'s answer, when already known
+)->str:
     "The runs page (Markdown) for the index `df`; its figures are written under `out/figures`"
     lines = ["---", "title: Results", "description: Every deliver run, newest first, with a comparison of the runs of each template", "---", ""]
     if df.empty: return "\n".join(lines + ["No deliver run yet: `make run` delivers the main job's runs."]) + "\n"
@@ -113,7 +123,11 @@ def runs_page(df:pd.DataFrame, out:Path, checks:dict|None=None)->str:
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/22_site.ipynb #a18s0010-3
-def sweep_page(rec:dict, df:pd.DataFrame, out:Path)->str:
+def sweep_page(
+    rec:dict,         # the sweep's record
+    df:pd.DataFrame,  # the sweep's runs, from the index
+    out:Path,         # the Results folder
+)->str:
     "A sweep's page (Markdown, for `out/sweeps/`): its points and, per swept parameter, the main metric against it, drawn into `out/figures`"
     name = rec["name"]
     runs = df[df["sweep"] == name] if "sweep" in df else df.iloc[:0]
@@ -140,7 +154,10 @@ def sweep_page(rec:dict, df:pd.DataFrame, out:Path)->str:
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/22_site.ipynb #a18s0012
-def write_results(site:str|Path, root=None)->list[Path]:
+def write_results(
+    site:str|Path,  # the folder the site is built from (nbdev's `_proc`)
+    root=None,      # project root
+)->list[Path]:
     "Write the Results pages into `site/results` (nbdev's `_proc`); return them: the runs page, the runs newest first, the sweeps"
     root, site = get_paths(root).root, Path(site)
     tmp = Path(tempfile.mkdtemp(prefix=".results-", dir=site))
@@ -164,7 +181,10 @@ def write_results(site:str|Path, root=None)->list[Path]:
     return [out/"index.qmd", *(out/"runs"/f"{r}.ipynb" for r in newest), *sorted((out/"sweeps").glob("*.qmd"))]
 
 # %% ../nbs/22_site.ipynb #a18s0012-2
-def results_sidebar(site:Path, pages:list[Path])->dict:
+def results_sidebar(
+    site:Path,         # the folder the site is built from
+    pages:list[Path],  # the Results pages, the runs page first
+)->dict:
     "The sidebar section that reaches every Results page"
     rel = lambda p: p.relative_to(site).as_posix()
     runs, sweeps = [p for p in pages if p.parent.name == "runs"], [p for p in pages if p.parent.name == "sweeps"]

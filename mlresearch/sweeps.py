@@ -70,7 +70,10 @@ def _describe(points:list[dict], most:int=3)->str:
     return text + (f"; and {len(points) - most} more" if len(points) > most else "")
 
 # %% ../nbs/21_sweeps.ipynb #c3a10006-4
-def sweep_file(name:str, root=None)->Path:
+def sweep_file(
+    name:str,   # the sweep's name
+    root=None,  # project root
+)->Path:
     "The record of sweep `name`: research/sweeps/NAME.json"
     return get_paths(root).sweeps/f"{check_slug(name, 'sweep name')}.json"
 
@@ -132,7 +135,10 @@ def _succeeded(point:dict, root)->bool:
     return read_run(get_paths(root).deliver/point["runs"][-1]["run"])["status"] == "succeeded"
 
 # %% ../nbs/21_sweeps.ipynb #c3a10014-4
-def sweep_summary(rec:dict, root=None)->pd.DataFrame:
+def sweep_summary(
+    rec:dict,   # the sweep's record
+    root=None,  # project root
+)->pd.DataFrame:
     "One row per point: its latest run, status, grid values, metrics, attempts, error and path"
     rows = []
     for p in rec["points"]:

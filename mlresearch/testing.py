@@ -46,6 +46,7 @@ def mlresearch_templates()->Path:
     "research/templates of this checkout"
     return Path(mlresearch.__file__).resolve().parents[1]/"research"/"templates"
 
+# %% ../nbs/11_testing.ipynb #11x00008-2
 def project_env(
     root:Path,         # a project root
     user:str="tester", # the user runs record

@@ -68,7 +68,10 @@ def _init_dist(device:torch.device)->bool:
     return True
 
 # %% ../nbs/10_training.ipynb #002bcecf
-def save_checkpoint(state:dict, path:str|Path)->Path:
+def save_checkpoint(
+    state:dict,     # what a checkpoint holds (weights, optimizer, epoch, ...)
+    path:str|Path,  # the checkpoint file, replaced atomically
+)->Path:
     "Write `state` atomically with torch.save"
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -147,14 +150,23 @@ def _outputs(self:Trainer, X, batch_size:int)->torch.Tensor:
 
 # %% ../nbs/10_training.ipynb #36e77f3d-2
 @patch
-def predict(self:Trainer, X, batch_size:int=4096)->torch.Tensor:
+def predict(
+    self:Trainer,
+    X,                    # features, an array or tensor
+    batch_size:int=4096,  # rows per forward pass
+)->torch.Tensor:
     "Model outputs (logits, or values for regression) for `X`, on the CPU as float32"
     return self._outputs(X, batch_size).cpu()
 
 # %% ../nbs/10_training.ipynb #36e77f3d-3
 @patch
 @torch.no_grad()
-def measure(self:Trainer, X, y, prefix:str="")->dict:
+def measure(
+    self:Trainer,
+    X,              # features
+    y,              # targets
+    prefix:str="",  # put before each metric's name (`val_`)
+)->dict:
     "Loss and accuracy (classification) or RMSE (regression), computed on the device"
     out, y = self._outputs(X, 4096), torch.as_tensor(y).to(self.device, non_blocking=True)
     if self.task == "classification":

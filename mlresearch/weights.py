@@ -67,7 +67,10 @@ def skops_types(f:Path)->set[str]:
     return found
 
 # %% ../nbs/14_weights.ipynb #e8a10005-2
-def linear_scorer(est, task:str):
+def linear_scorer(
+    est,       # a fitted scikit-learn estimator or one-step pipeline
+    task:str,  # `classification` or `regression`
+):
     "For a fitted logistic or ridge regression, the NumPy arithmetic of its `predict_proba`/`predict` without their per-call checks (about 0.4 ms a call, most of a one-row request); `None` for other estimators or when it disagrees with scikit-learn on a probe"
     from sklearn.linear_model import LogisticRegression, Ridge
     m = est.steps[-1][1] if hasattr(est, "steps") and len(est.steps) == 1 else est

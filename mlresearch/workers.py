@@ -46,8 +46,20 @@ def _worker(tasks, results, stop):
         results.put(("start", i, os.getpid()))
         results.put(("done", i, run_point(**kw)))
 
+# %% ../nbs/20_workers.ipynb #c3a10010-r
+def _release(procs:list, tasks)->None:
+    "Tell every worker process to finish, wait a minute for each, and kill one that does not"
+    for _ in procs: tasks.put(None)
+    for p in procs:
+        p.join(timeout=60)
+        if p.is_alive(): p.kill()
+
 # %% ../nbs/20_workers.ipynb #c3a10010-2
-def run_local(first:list[tuple[int, dict]], jobs:int, handle:Callable):
+def run_local(
+    first:list[tuple[int, dict]],  # `(point number, run_point's arguments)` to run
+    jobs:int,                      # worker processes
+    handle:Callable,               # called with each outcome; may return a task to run again, or `STOP`
+):
     "Run points on `jobs` warm worker processes; `handle(i, result)` may return a task to run again, or `STOP`"
     ctx = multiprocessing.get_context("spawn")
     tasks, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
@@ -81,14 +93,15 @@ def run_local(first:list[tuple[int, dict]], jobs:int, handle:Callable):
             try: collect(0.5)
             except queue.Empty: pass
         raise
-    finally:
-        for _ in procs: tasks.put(None)
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive(): p.kill()
+    finally: _release(procs, tasks)
 
 # %% ../nbs/20_workers.ipynb #c3a10012
-def run_dask(first:list[tuple[int, dict]], jobs:int, scheduler:str|None, handle:Callable):
+def run_dask(
+    first:list[tuple[int, dict]],  # `(point number, run_point's arguments)` to run
+    jobs:int,                      # workers of a new LocalCluster
+    scheduler:str|None,            # an existing cluster's address; a LocalCluster when `None`
+    handle:Callable,               # called with each outcome; may return a task to run again, or `STOP`
+):
     "Run points as tasks on a Dask cluster: a new LocalCluster, or the one at `scheduler`"
     try: from distributed import Client, LocalCluster, as_completed
     except ImportError: raise MLResearchError("sweeps on Dask need dask and distributed: pip install -e '.[dist]'") from None

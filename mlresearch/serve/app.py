@@ -31,7 +31,10 @@ __all__ = ['Service', 'ModelName', 'predict_routes', 'v2_routes', 'operation_rou
            'offline_docs', 'get_app', 'app_from_env', 'serve', 'serve_cmd']
 
 # %% ../../nbs/29_serve_app.ipynb #23a00006
-def json_response(d, status:int=200)->Response:
+def json_response(
+    d,               # anything orjson writes
+    status:int=200,  # the HTTP status
+)->Response:
     "`d` as a JSON answer, NumPy arrays included"
     return Response(orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json")
 
@@ -46,7 +49,10 @@ def problem_responses(v2:bool=False)->dict:
     return {s: {"description": d, "content": {"application/json": {"schema": {"type": "object", "properties": detail}}}} for s, d in _ERRORS.items()}
 
 # %% ../../nbs/29_serve_app.ipynb #23a00010
-async def read_body(request:Request, limit:int)->bytes:
+async def read_body(
+    request:Request,  # the HTTP request
+    limit:int,        # the most bytes accepted
+)->bytes:
     "The request body, refused with 413 as soon as it is known to be over `limit` bytes"
     n = request.headers.get("content-length")
     if n is not None:
@@ -74,7 +80,10 @@ def _unknown(svc:ModelService, name:str)->str: return f"no model {name!r} here; 
 predict_routes = APIRouter()
 
 @predict_routes.post("/predict", summary="Predict for a batch of records", responses=problem_responses())
-async def predict(request:Request, svc:Service):
+async def predict(
+    request:Request,  # the HTTP request
+    svc:Service,      # the model service
+):
     "Predictions (in the training labels' own type) and, for a classifier, class probabilities, for each record"
     try:
         if not svc.ready: raise Problem(503, "the model is not ready yet; retry shortly")
@@ -86,7 +95,11 @@ async def predict(request:Request, svc:Service):
 v2_routes = APIRouter()
 
 @v2_routes.post("/v2/models/{name}/infer", summary="KServe V2 inference", responses=problem_responses(v2=True))
-async def infer(request:Request, svc:Service, name:ModelName):
+async def infer(
+    request:Request,  # the HTTP request
+    svc:Service,      # the model service
+    name:ModelName,   # the model's name in the path
+):
     "Inference in the Open Inference Protocol: one tensor per column, or one [N, columns] tensor"
     try:
         if name != svc.name: raise Problem(404, _unknown(svc, name))
@@ -97,13 +110,19 @@ async def infer(request:Request, svc:Service, name:ModelName):
 
 # %% ../../nbs/29_serve_app.ipynb #23a00014-2
 @v2_routes.get("/v2/models/{name}", summary="KServe V2 model metadata")
-async def v2_model(svc:Service, name:ModelName):
+async def v2_model(
+    svc:Service,     # the model service
+    name:ModelName,  # the model's name in the path
+):
     "The model's name, version (its run), platform, inputs (one per column) and outputs"
     return json_response(v2_metadata(svc)) if name == svc.name else json_response(dict(error=_unknown(svc, name)), 404)
 
 # %% ../../nbs/29_serve_app.ipynb #23a00014-3
 @v2_routes.get("/v2/models/{name}/ready", summary="KServe V2 model readiness")
-async def v2_model_ready(svc:Service, name:ModelName):
+async def v2_model_ready(
+    svc:Service,     # the model service
+    name:ModelName,  # the model's name in the path
+):
     "200 once the model is loaded and warm, 503 before"
     if name != svc.name: return json_response(dict(error=_unknown(svc, name)), 404)
     return json_response(dict(name=svc.name, ready=svc.ready), 200 if svc.ready else 503)
@@ -158,7 +177,10 @@ def request_bodies(svc:ModelService)->dict:
     return {"/predict": body(codec.json_schema(svc.model.schema), {"records": [example]}), "/v2/models/{name}/infer": body(V2_REQUEST_SCHEMA, v2_example)}
 
 # %% ../../nbs/29_serve_app.ipynb #23a00018
-def model_openapi(app:FastAPI, svc:ModelService):
+def model_openapi(
+    app:FastAPI,       # the app
+    svc:ModelService,  # its model service
+):
     "Make `app.openapi()` answer the document with `svc`'s request bodies and model name"
     from fastapi.openapi.utils import get_openapi
     def openapi()->dict:
@@ -179,7 +201,10 @@ def _swagger_assets()->Path:
     return Path(fastapi_offline.__file__).parent/"static"
 
 # %% ../../nbs/29_serve_app.ipynb #23a00019-2
-def offline_docs(app:FastAPI, title:str):
+def offline_docs(
+    app:FastAPI,  # the app
+    title:str,    # the page's title
+):
     "`GET /docs`: Swagger UI with its scripts served by the app itself"
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles

@@ -31,7 +31,10 @@ def _loc(loc)->str: return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" 
 # %% ../../nbs/26_serve_codec.ipynb #20a00005
 MAX_LISTED = 20  # problems listed in one answer; the rest are counted
 
-def check_rows(n:int, limit:int):
+def check_rows(
+    n:int,      # records in the request
+    limit:int,  # the most a request may hold
+):
     "413 for a batch over the row limit"
     if n > limit: raise Problem(413, f"{n} records is over the limit of {limit} per request; split the batch (or raise --max-rows)")
 
@@ -70,7 +73,11 @@ def decode(self:RecordCodec, body:bytes)->list:
 
 # %% ../../nbs/26_serve_codec.ipynb #a14e0012-m2
 @patch
-def problem(self:RecordCodec, body:bytes, err:Exception)->Problem:
+def problem(
+    self:RecordCodec,
+    body:bytes,        # the request body the fast path refused
+    err:Exception,     # the fast path's error
+)->Problem:
     "Every problem of a body the fast path refused (the slow path: Python's json, field by field); the first `MAX_LISTED` named, the rest counted"
     doc = parse_json(body)
     if isinstance(doc, dict) and isinstance(doc.get("records"), list):
@@ -114,7 +121,11 @@ def values(self:RecordCodec, recs:list)->tuple[np.ndarray, dict]:
 
 # %% ../../nbs/26_serve_codec.ipynb #a14e0012-m5
 @patch
-def encode(self:RecordCodec, num:np.ndarray, cat:dict)->np.ndarray:
+def encode(
+    self:RecordCodec,
+    num:np.ndarray,    # the numeric columns, N x columns (NaN: missing)
+    cat:dict,          # text and flag columns by name
+)->np.ndarray:
     "The feature matrix of raw values"
     return self.transform.encode(num) if self.image else self.transform.encode(num, cat)
 

@@ -97,7 +97,11 @@ class Instrument:
 INLINE_BUDGET_S = 0.002  # a batch the model answers within this runs on the event loop's thread
 INLINE_MAX_ROWS = 256
 
-def inline_rows(m, example, budget:float=INLINE_BUDGET_S)->int:
+def inline_rows(
+    m,                             # a loaded model
+    example,                       # `n -> ` a feature matrix of `n` example rows
+    budget:float=INLINE_BUDGET_S,  # seconds a batch may take on the event loop's thread
+)->int:
     "The largest batch (up to `INLINE_MAX_ROWS`) that `m` answers within `budget` seconds, from the median of timed runs on 1 and 16 rows"
     def cost(n):
         X, ts = example(n), []
@@ -177,7 +181,11 @@ async def predict(self:ModelService, X:np.ndarray)->tuple[np.ndarray, np.ndarray
 
 # %% ../../nbs/28_serve_service.ipynb #22a00007-m5
 @patch
-async def respond(self:ModelService, num:np.ndarray, cat:dict)->tuple[np.ndarray, np.ndarray|None]:
+async def respond(
+    self:ModelService,
+    num:np.ndarray,     # the numeric columns, N x columns
+    cat:dict,           # text and flag columns by name
+)->tuple[np.ndarray, np.ndarray|None]:
     "Predict for raw values, and keep them in the drift window once the model has answered"
     res = await self.predict(self.codec.encode(num, cat))
     self.window.add(num, cat)
@@ -198,7 +206,11 @@ async def drift(self:ModelService)->dict:
 
 # %% ../../nbs/28_serve_service.ipynb #22a00007-m7
 @patch
-def answer(self:ModelService, out:np.ndarray, probs:np.ndarray|None)->dict:
+def answer(
+    self:ModelService,
+    out:np.ndarray,         # class indices or values
+    probs:np.ndarray|None,  # class probabilities, for a classifier
+)->dict:
     "The `/predict` answer: predictions in the training labels' own type"
     if self.classes is None: return dict(predictions=out, run=self.run.name)
     return dict(predictions=self.classes[out].tolist(), probabilities=probs, run=self.run.name)

@@ -68,7 +68,10 @@ def _v2_data(inp:V2Input, i:int)->list:
     return vals
 
 # %% ../../nbs/27_serve_v2.ipynb #a14e0014-5
-def v2_values(req:V2Request, codec:RecordCodec)->tuple[np.ndarray, dict]:
+def v2_values(
+    req:V2Request,      # a decoded V2 request
+    codec:RecordCodec,  # the model's record codec
+)->tuple[np.ndarray, dict]:
     "The raw values of a V2 request (as `RecordCodec.values` gives them): one tensor per column, or one N x columns tensor"
     cols, ins = codec.columns, req.inputs
     if not ins: raise Problem(422, "inputs is empty; send one tensor per column, or one [N, columns] tensor")
@@ -104,7 +107,10 @@ def _v2_rows(codec:RecordCodec, num:np.ndarray, cat:dict)->tuple[np.ndarray, dic
     return num, cat
 
 # %% ../../nbs/27_serve_v2.ipynb #a14e0014-7
-def v2_matrix(req:V2Request, codec:RecordCodec)->np.ndarray:
+def v2_matrix(
+    req:V2Request,      # a decoded V2 request
+    codec:RecordCodec,  # the model's record codec
+)->np.ndarray:
     "The feature matrix of a V2 request"
     return codec.encode(*v2_values(req, codec))
 
