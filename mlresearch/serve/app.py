@@ -82,9 +82,9 @@ predict_routes = APIRouter()
 @predict_routes.post("/predict", summary="Predict for a batch of records", responses=problem_responses())
 async def predict(
     request:Request,  # the HTTP request
-    svc:Service,      # the model service
 ):
     "Predictions (in the training labels' own type) and, for a classifier, class probabilities, for each record"
+    svc = request.app.state.service  # read directly: a dependency costs the hot path a FastAPI dependency solve per request
     try:
         if not svc.ready: raise Problem(503, "the model is not ready yet; retry shortly")
         recs = svc.codec.decode(await read_body(request, svc.config.max_body))
@@ -97,10 +97,10 @@ v2_routes = APIRouter()
 @v2_routes.post("/v2/models/{name}/infer", summary="KServe V2 inference", responses=problem_responses(v2=True))
 async def infer(
     request:Request,  # the HTTP request
-    svc:Service,      # the model service
     name:ModelName,   # the model's name in the path
 ):
     "Inference in the Open Inference Protocol: one tensor per column, or one [N, columns] tensor"
+    svc = request.app.state.service  # as in `predict`: no dependency on the hot path
     try:
         if name != svc.name: raise Problem(404, _unknown(svc, name))
         if not svc.ready: raise Problem(503, "the model is not ready yet; retry shortly")
