@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from .command import Commands, ModelOpt, RunArg
+from .command import AllowCodeChangeOpt, Commands, ModelOpt, RunArg
 from .config import MLResearchError
 from .files import atomic_path, atomic_write, sha256_file
 from .runtime import get_logger
@@ -126,6 +126,7 @@ def predict_file(
     chunk_rows:int=50_000,       # rows read, scored and written at a time
     model:str|None=None,         # the model folder in the run's artifacts, where it saved several
     progress:bool=True,          # a progress bar on stderr
+    allow_code_change:bool=False, # score with the model although its code changed since training (the record says so)
 )->dict:
     "Score `input` with `run`'s model into `output`; return the sidecar's record"
     from tqdm.auto import tqdm
@@ -134,7 +135,7 @@ def predict_file(
     out_fmt = file_format(output, "output")
     file_format(input, "input")
     if output.resolve() == input.resolve(): raise MLResearchError(f"the output {output} is the input; choose another file")
-    m = load_run_model(run, root, model)
+    m = load_run_model(run, root, model, allow_code_change)
     kinds = column_kinds(m)
     bar = tqdm(unit=" rows", unit_scale=True, desc=f"predict {input.name}", disable=not progress, file=sys.stderr)
     def scored():
@@ -151,7 +152,8 @@ def predict_file(
     finally: bar.close()
     rec = dict(run=m.run.name, run_folder=str(m.run), model_folder=m.folder.relative_to(m.run).as_posix(), model_sha256=model_checksums(m),
                input=str(input.resolve()), input_sha256=sha256_file(input), rows=rows, output=str(output.resolve()),
-               output_sha256=sha256_file(output), columns=cols, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), mlresearch=package_versions(("mlresearch",))["mlresearch"])
+               output_sha256=sha256_file(output), columns=cols, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), mlresearch=package_versions(("mlresearch",))["mlresearch"],
+               **({"code_change": m.code_change} if m.code_change else {}))
     atomic_write(sidecar(output), json.dumps(rec, indent=1) + "\n")
     log.info("%d rows scored by %s -> %s", rows, m.run.name, output)
     return rec
@@ -197,7 +199,8 @@ def predict_cmd(
     output:Path=typer.Option(..., "--output", "-o", help="Where the predictions go: .csv or .parquet (replaced atomically)"),
     chunk_rows:int=typer.Option(50_000, "--chunk-rows", help="Rows read, scored and written at a time"),
     model:ModelOpt=None,
+    allow_code_change:AllowCodeChangeOpt=False,
 ):
     "Score INPUT with RUN's model into --output, with a record of the run, the model and the input beside it"
-    rec = predict_file(run, input, output, chunk_rows=chunk_rows, model=model)
+    rec = predict_file(run, input, output, chunk_rows=chunk_rows, model=model, allow_code_change=allow_code_change)
     typer.echo(f"{rec['rows']} rows scored by {rec['run']} -> {output} (record: {sidecar(output)})")

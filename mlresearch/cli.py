@@ -22,7 +22,8 @@ from .runtime import setup_logging
 
 # %% ../nbs/33_cli.ipynb #cli00001
 VERBS = {  # verb -> "module:typer app" that define it, in the order `mlresearch --help` lists them
-    "eda": ("mlresearch.execute:commands",), "train": ("mlresearch.pipeline:commands",), "deliver": ("mlresearch.deliver:commands",),
+    "eda": ("mlresearch.execute:commands",), "train": ("mlresearch.pipeline:commands",), "models": ("mlresearch.models:commands",),
+    "deliver": ("mlresearch.deliver:commands",),
     "sweep": ("mlresearch.sweeps:commands",), "serve": ("mlresearch.serve.app:commands",), "predict": ("mlresearch.batch:commands",),
     "evaluate": ("mlresearch.deliver:commands",), "drift": ("mlresearch.drift:commands",), "export": ("mlresearch.onnx:commands",),
     "develop": ("mlresearch.execute:commands",), "check": ("mlresearch.project:commands",), "docs": ("mlresearch.project:commands",),

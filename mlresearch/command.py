@@ -17,8 +17,8 @@ except ImportError: from click.exceptions import ClickException
 from .config import MLResearchError, first_line
 
 # %% auto #0
-__all__ = ['RunArg', 'ModelOpt', 'ParamOpt', 'ConfigOpt', 'TimeoutOpt', 'TemplateOpt', 'friendly', 'Commands', 'command_line',
-           'metrics_line']
+__all__ = ['RunArg', 'ModelOpt', 'ParamOpt', 'ConfigOpt', 'TimeoutOpt', 'TemplateOpt', 'AllowCodeChangeOpt', 'friendly',
+           'Commands', 'command_line', 'metrics_line']
 
 # %% ../nbs/03_command.ipynb #01a00006
 def friendly(f):
@@ -53,6 +53,7 @@ ParamOpt = Annotated[Optional[list[str]], typer.Option("-p", "--param", help="Pa
 ConfigOpt = Annotated[Optional[Path], typer.Option("-f", "--config", help="TOML file of parameters (e.g. another run's params.toml)")]
 TimeoutOpt = Annotated[Optional[int], typer.Option("--timeout", help="Seconds a cell may run (at least 1; no limit when left out)")]
 TemplateOpt = Annotated[Optional[str], typer.Option("--template", help="Only runs of this template")]
+AllowCodeChangeOpt = Annotated[bool, typer.Option("--allow-code-change", help="Use the model although its code changed since the run trained it (recorded in what this writes)")]
 
 # %% ../nbs/03_command.ipynb #01a00012
 def command_line()->str:

@@ -143,6 +143,7 @@ def parse_value(
         if isinstance(default, int): return int(t)
         if isinstance(default, float): return float(t)
         if isinstance(default, (list, tuple)):
+            if t.startswith("[") and t.endswith("]"): t = t[1:-1]  # `[64, 32]` as TOML writes it, or `64,32`
             items = [s for s in (x.strip() for x in t.split(",")) if s]
             return [parse_value(key, s, default[0]) if default else s for s in items]
         if isinstance(default, str): return text

@@ -12,19 +12,19 @@ from typing import Callable, Iterable, Optional
 
 import typer
 
-from .command import Commands, ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, command_line, metrics_line
-from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths, resolve_config
-from .files import RUN_ENV, atomic_write, current_run, read_run_notes, sha256_file
+from .command import AllowCodeChangeOpt, Commands, ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, command_line, metrics_line
+from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths, load_toml
+from .files import RESUME_FILE, RUN_ENV, RUN_PROGRESS, atomic_write, current_run, read_run_notes, sha256_file
 from .runtime import get_logger
 from .execute import (NotebookError, count_figures, describe_failure, develop_path, error_record, execute_notebook,
-                                find_template, template_parameters, user_id)
+                                find_template, resolve_parameters, template_parameters, user_id)
 from .modelfile import load_run_model
-from .record import (ARTIFACTS, METRICS, PARAMS, PROVENANCE, git_state, make_read_only, package_versions, rel_path,
-                               write_checksums, write_json)
+from .record import (ARTIFACTS, GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, installed_distributions,
+                               make_read_only, read_json, rel_path, write_checksums, write_json)
 
 # %% auto #0
 __all__ = ['log', 'THREAD_VARS', 'commands', 'log_metrics', 'artifacts_dir', 'RunError', 'Interrupted', 'sigterm_raises',
-           'signals_blocked', 'pin_dataset', 'deliver', 'deliver_cmd', 'evaluate_cmd']
+           'signals_blocked', 'pin_dataset', 'resume_point', 'deliver', 'deliver_cmd', 'evaluate_cmd']
 
 # %% ../nbs/18_deliver.ipynb #d1e10005
 log = get_logger("deliver")
@@ -133,7 +133,7 @@ def _provenance(folder:Path, tpl:Path, params:dict, root:Path, command:str|None,
     return dict(run=folder.name, status="running", template=rel_path(tpl, root), template_sha256=sha256_file(tpl),
                 started=_now(), ended=None, duration_s=None, command=command or shlex.join(sys.argv), root=str(root),
                 user=user_id(), host=platform.node(), pid=os.getpid(), git=git_state(root),
-                python=platform.python_version(), platform=platform.platform(), packages=package_versions(),
+                python=platform.python_version(), platform=platform.platform(), packages=installed_distributions(),
                 seed=params.get("seed"), device=dict(requested=params.get("device")),
                 threads={k: env.get(k, os.environ.get(k)) for k in THREAD_VARS}, config=str(config) if config else None, **record)
 
@@ -161,10 +161,11 @@ def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|N
     data = {rel_path(n["path"], root): {k: v for k, v in n.items() if k not in ("kind", "path")} for n in notes if n["kind"] == "data"}
     devices = [n for n in notes if n["kind"] == "device"]
     models = {(n["run"], n["model"]): {k: v for k, v in n.items() if k != "kind"} for n in notes if n["kind"] == "model"}  # delivered models it used
+    code = {(n["module"], n["cls"]): {k: v for k, v in n.items() if k != "kind"} for n in notes if n["kind"] == "code"}  # the code of models it trained
     end = dt.datetime.now(dt.timezone.utc)
     prov.update(status=status, ended=end.isoformat(timespec="milliseconds"),
                 duration_s=round((end - dt.datetime.fromisoformat(prov["started"])).total_seconds(), 3),
-                notebook=notebook.name if notebook else None, data=[dict(path=k, **v) for k, v in data.items()], models=list(models.values()),
+                notebook=notebook.name if notebook else None, data=[dict(path=k, **v) for k, v in data.items()], models=list(models.values()), code=list(code.values()),
                 figures=count_figures(nbformat.read(notebook, as_version=4)) if notebook else 0,
                 device=dict(prov["device"], used=devices[-1]["device"] if devices else None, name=devices[-1].get("name") if devices else None),
                 error=error)
@@ -184,6 +185,49 @@ def _outcome(folder:Path, status:str, error:dict|None)->RunError|None:
     code = 128 + signal.Signals[error["signal"]].value if status == "interrupted" else 1
     return RunError(f"run {folder.name} {status}: {why}; see {folder}", folder, status, code, why)
 
+# %% ../nbs/18_deliver.ipynb #d1e10013-3
+@contextlib.contextmanager
+def _relaying(folder:Path, emit:Callable[[str], None]|None):
+    "While the block runs, pass each new line of the run's progress file to `emit`, prefixed with the run's name"
+    if emit is None: yield; return
+    stop, f = threading.Event(), folder/RUN_PROGRESS
+    def tail():
+        pos, rest = 0, b""
+        while True:
+            last = stop.wait(0.5)
+            try:
+                with open(f, "rb") as fh: fh.seek(pos); data = fh.read()
+            except FileNotFoundError: data = b""
+            pos += len(data)
+            *lines, rest = (rest + data).split(b"\n")
+            for line in lines: emit(f"{folder.name}: {line.decode(errors='replace')}")
+            if last: return
+    th = threading.Thread(target=tail, name="progress-relay", daemon=True)
+    th.start()
+    try: yield
+    finally: stop.set(); th.join(timeout=5)
+
+# %% ../nbs/18_deliver.ipynb #d1e10013-4
+def _alive(pid)->bool:
+    try: os.kill(int(pid), 0); return True
+    except (OSError, TypeError, ValueError): return False
+
+def resume_point(
+    run:str|Path,  # the run to continue: its folder, folder name or name
+    root=None,     # project root
+)->tuple[Path, Path]:
+    "`(run folder, checkpoint)` of a run that stopped before it ended (failed, interrupted, or its process died) and kept a training checkpoint"
+    src = find_run(run, root)
+    prov = read_json(src/PROVENANCE) or {}
+    status = prov.get("status")
+    if status == "succeeded": raise MLResearchError(f"run {src.name} succeeded: there is nothing to resume (`mlresearch runs reproduce` runs it again)")
+    if status == "running" and prov.get("host") == platform.node() and _alive(prov.get("pid")):
+        raise MLResearchError(f"run {src.name} is still running (pid {prov['pid']}); stop it first, or wait for it")
+    found = sorted((src/ARTIFACTS).rglob("training/last.ckpt"))
+    if not found: raise MLResearchError(f"run {src.name} kept no checkpoint ({ARTIFACTS}/**/training/last.ckpt): it stopped before its first one was written; deliver it again")
+    if len(found) > 1: raise MLResearchError(f"run {src.name} kept {len(found)} checkpoints; resume needs one")
+    return src, found[0]
+
 # %% ../nbs/18_deliver.ipynb #d1e10014
 def deliver(
     template:str|Path,             # a template name in research/templates, or a notebook path
@@ -197,21 +241,33 @@ def deliver(
     on_start:Callable[[Path], None]|None=None, # called with the run folder once it exists
     env:dict|None=None,            # variables for the kernel, e.g. thread counts
     record:dict|None=None,         # more for provenance.json: the sweep a run belongs to, the run it reproduces
+    progress:Callable[[str], None]|None=None, # called with each progress line of the kernel (an epoch's figures) as it is written
+    resume:str|Path|None=None,     # continue this stopped run from its checkpoint, with its template and parameters (`template`, `config` and `overrides` must be empty)
 )->Path:
     "Execute `template` as an immutable deliver run; return its folder, or raise `RunError` when it did not succeed"
     import tomli_w
     paths = get_paths(root)
     check_slug(name, "run name")
     if timeout is not None and timeout < 1: raise ConfigError(f"timeout must be at least 1 second, not {timeout}; leave it out for no limit")
+    ckpt = None
+    if resume is not None:
+        if config or overrides: raise ConfigError("a resumed run keeps the parameters of the run it continues; leave out -p and -f")
+        src, ckpt = resume_point(resume, root)
+        template, overrides, record = paths.root/read_json(src/PROVENANCE)["template"], load_toml(src/PARAMS), {**(record or {}), "resumes": src.name}
     tpl = find_template(template, root)
-    params = pin_dataset(resolve_config(template_parameters(tpl), config, overrides), paths.root)
+    params = pin_dataset(resolve_parameters(template_parameters(tpl), config, overrides), paths.root)
     folder = _reserve(paths.deliver, f"{dt.date.today():%Y-%m-%d}_{name}", auto_suffix)
     if on_start: on_start(folder)
     prov = _provenance(folder, tpl, params, paths.root, command, config, env or {}, record or {})
+    if (patch := git_patch(paths.root)) is not None:  # the uncommitted changes, so that the run can be rebuilt
+        (folder/GIT_PATCH).write_bytes(patch)
+        prov["git"].update(patch=GIT_PATCH, patch_sha256=sha256_file(folder/GIT_PATCH))
     atomic_write(folder/PARAMS, tomli_w.dumps(params))
     write_json(folder/PROVENANCE, prov)
+    if ckpt is not None: atomic_write(folder/RESUME_FILE, str(ckpt.resolve()))
     status, error = "failed", dict(type="BaseException", message="the run stopped before its outcome was known")
-    try: status, error = _execute(tpl, folder, params, paths.root, timeout, env or {})
+    try:
+        with _relaying(folder, progress): status, error = _execute(tpl, folder, params, paths.root, timeout, env or {})
     finally:
         with signals_blocked():
             notebook = next((f for f in (folder/tpl.name, folder/f"{tpl.stem}.failed.ipynb") if f.exists()), None)
@@ -224,9 +280,11 @@ def deliver(
 commands = Commands()  # the verbs of this notebook: deliver, evaluate
 
 # %% ../nbs/18_deliver.ipynb #13c00003
-def _deliver_or_exit(*args, **kwargs)->Path:
-    "`deliver`, reporting a run that did not succeed in one line with its exit status"
-    try: return deliver(*args, command=command_line(), on_start=lambda f: typer.echo(f"run: {f}"), **kwargs)
+def _echo_err(line:str): typer.echo(line, err=True)
+
+def _deliver_or_exit(*args, quiet:bool=False, **kwargs)->Path:
+    "`deliver`, relaying its progress lines to stderr (unless `quiet`) and reporting a run that did not succeed in one line with its exit status"
+    try: return deliver(*args, command=command_line(), on_start=lambda f: typer.echo(f"run: {f}"), progress=None if quiet else _echo_err, **kwargs)
     except RunError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -234,15 +292,24 @@ def _deliver_or_exit(*args, **kwargs)->Path:
 # %% ../nbs/18_deliver.ipynb #13c00004
 @commands.command("deliver")
 def deliver_cmd(
-    template:str=typer.Argument(..., help="A template in research/templates (eda, train) or a notebook path"),
-    name:str=typer.Option(..., "--name", help="Short description: lower-case letters, digits, hyphens"),
+    template:Optional[str]=typer.Argument(None, help="A template in research/templates (eda, train) or a notebook path (not with --resume)"),
+    name:Optional[str]=typer.Option(None, "--name", help="Short description: lower-case letters, digits, hyphens (with --resume, default: RUN's name + -resumed)"),
     config:ConfigOpt=None,
     param:ParamOpt=None,
     auto_suffix:bool=typer.Option(False, "--auto-suffix", help="If NAME is taken today, use NAME-2, NAME-3... instead of refusing"),
     timeout:TimeoutOpt=None,
+    resume:Optional[str]=typer.Option(None, "--resume", help="Continue this failed, interrupted or died run from its checkpoint, as a new run"),
+    quiet:bool=typer.Option(False, "--quiet", "-q", help="Do not relay the run's progress lines (one per epoch)"),
 ):
-    "Execute TEMPLATE as an immutable deliver run"
-    run = _deliver_or_exit(template, name, config, param or [], auto_suffix=auto_suffix, timeout=timeout)
+    "Execute TEMPLATE as an immutable deliver run, or continue a stopped one (--resume RUN)"
+    if resume is not None:
+        if template is not None: raise ConfigError("--resume RUN runs RUN's own template; leave out TEMPLATE")
+        src = find_run(resume)
+        run = _deliver_or_exit(None, name or f"{src.name.split('_', 1)[-1]}-resumed"[:64], resume=src, auto_suffix=auto_suffix or name is None,
+                               timeout=timeout, quiet=quiet, config=config, overrides=param or [])
+    else:
+        if template is None or name is None: raise ConfigError("name a template and a --name (or --resume RUN)")
+        run = _deliver_or_exit(template, name, config, param or [], auto_suffix=auto_suffix, timeout=timeout, quiet=quiet)
     typer.echo(f"succeeded: {metrics_line(json.loads((run/METRICS).read_text())) or 'no metrics recorded'}")
 
 # %% ../nbs/18_deliver.ipynb #13c00005
@@ -254,9 +321,10 @@ def evaluate_cmd(
     model:ModelOpt=None,
     name:Optional[str]=typer.Option(None, "--name", help="The evaluation run's name (default: evaluate-RUN, suffixed when taken today)"),
     timeout:TimeoutOpt=None,
+    allow_code_change:AllowCodeChangeOpt=False,
 ):
     "Evaluate RUN's model on labelled data as a deliver run of the evaluate template"
-    m = load_run_model(run, model=model)  # refused here, before a run folder exists
+    m = load_run_model(run, model=model, allow_code_change=allow_code_change)  # refused here, before a run folder exists
     new = _deliver_or_exit("evaluate", name or f"evaluate-{m.run.name.split('_', 1)[-1]}", auto_suffix=name is None, timeout=timeout,
-                           overrides=dict(run=m.run.name, dataset=dataset, target=target or "", model=model or ""))
+                           overrides=dict(run=m.run.name, dataset=dataset, target=target or "", model=model or "", allow_code_change=allow_code_change))
     typer.echo(f"succeeded: {metrics_line(json.loads((new/METRICS).read_text()))}")

@@ -6,9 +6,9 @@ Docs: https://mlresearch.github.io/mlresearch/execute.html.md"""
 
 # %% ../nbs/16_execute.ipynb #83c83008
 from __future__ import annotations
-import ast, datetime as dt, getpass, json, os, re, tempfile
+import ast, datetime as dt, getpass, json, logging, os, re, tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import typer
 
@@ -19,9 +19,10 @@ from .files import atomic_write
 from .record import PARAMS, PROVENANCE, find_run, rel_path
 
 # %% auto #0
-__all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_NOISE', 'STARTER', 'commands', 'find_template', 'template_parameters', 'unique_path',
-           'user_id', 'develop_path', 'relay_kernel_log', 'kernel_manager', 'unfinished_cell', 'count_figures',
-           'NotebookError', 'error_record', 'describe_failure', 'execute_notebook', 'new_develop', 'eda', 'develop_cmd']
+__all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_NOISE', 'STARTER', 'commands', 'find_template', 'template_parameters',
+           'resolve_parameters', 'unique_path', 'user_id', 'develop_path', 'relay_kernel_log', 'kernel_manager',
+           'unfinished_cell', 'count_figures', 'NotebookError', 'error_record', 'describe_failure', 'execute_notebook',
+           'new_develop', 'eda', 'develop_cmd']
 
 # %% ../nbs/16_execute.ipynb #5e2f73ac
 def find_template(
@@ -50,6 +51,23 @@ def template_parameters(path:str|Path)->dict:
         except (ValueError, SyntaxError): raise ConfigError(f"parameter {k!r} in {path} must default to a literal, not {p['default']}") from None
         if out[k] is None: raise ConfigError(f"parameter {k!r} in {path} defaults to None, which params.toml cannot hold; use '' or 0 for 'unset'")
     return out
+
+# %% ../nbs/16_execute.ipynb #5e2f73ac-4
+class _ModelFieldsKnown(logging.Filter):
+    "papermill warns of each parameter the parameters cell lacks; a model's config fields are checked by `resolve_parameters` instead"
+    def filter(self, record): return not record.getMessage().startswith("Passed unknown parameter")
+
+# %% ../nbs/16_execute.ipynb #5e2f73ac-3
+def resolve_parameters(
+    defaults:dict,                    # a template's parameters (`template_parameters`)
+    config:str|Path|None=None,        # a TOML file of values
+    overrides:Iterable[str]|dict=(),  # `key=value` strings or typed values
+)->dict:
+    "A run's parameters: defaults < TOML file < overrides; a template whose `model` names a PyTorch model admits the chosen model's config fields"
+    if isinstance(defaults.get("model"), str) and defaults["model"]:
+        from mlresearch.models import model_parameters  # PyTorch is imported only for a template that trains one
+        defaults = model_parameters(defaults, config, overrides)
+    return resolve_config(defaults, config, overrides)
 
 # %% ../nbs/16_execute.ipynb #42eba1c5
 USER_ENV = "MLRESEARCH_USER"
@@ -187,6 +205,8 @@ def execute_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".ipynb", dir=output.parent); os.close(fd)
     tmp, kernel_log, relay = Path(tmp), tempfile.TemporaryFile(), True
+    quiet = _ModelFieldsKnown()
+    logging.getLogger("papermill").addFilter(quiet)
     try:
         try: papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters or {}, cwd=str(cwd or get_paths().root),
                                         progress_bar=False, log_output=False, execution_timeout=timeout,
@@ -203,6 +223,7 @@ def execute_notebook(
         tmp.unlink(missing_ok=True)
         if relay: relay_kernel_log(kernel_log)
         kernel_log.close()
+        logging.getLogger("papermill").removeFilter(quiet)
     return output
 
 # %% ../nbs/16_execute.ipynb #a29f5b39
@@ -259,7 +280,7 @@ def eda(
 ):
     "Run the EDA template on DATASET and save the executed notebook"
     tpl = find_template("eda")
-    params = resolve_config(template_parameters(tpl), config, [f"dataset={dataset}", *(param or [])])
+    params = resolve_parameters(template_parameters(tpl), config, [f"dataset={dataset}", *(param or [])])
     entry = ensure_dataset(params["dataset"], target=params["target"] or None)
     params["dataset"] = f"{entry['name']}@{entry['version']}"
     dest = out or develop_path(f"eda-{entry['name']}")

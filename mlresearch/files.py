@@ -6,11 +6,12 @@ Docs: https://mlresearch.github.io/mlresearch/files.html.md"""
 
 # %% ../nbs/02_files.ipynb #02f00003
 from __future__ import annotations
-import contextlib, hashlib, json, os, tempfile, threading
+import contextlib, hashlib, json, os, sys, tempfile, threading
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['RUN_ENV', 'RUN_NOTES', 'atomic_path', 'atomic_write', 'sha256_file', 'current_run', 'note_run', 'read_run_notes']
+__all__ = ['RUN_ENV', 'RUN_NOTES', 'RUN_PROGRESS', 'RESUME_FILE', 'atomic_path', 'atomic_write', 'sha256_file', 'current_run',
+           'note_run', 'progress_line', 'read_run_notes']
 
 # %% ../nbs/02_files.ipynb #ba5d1d34
 _umask_lock = threading.Lock()
@@ -80,6 +81,20 @@ def note_run(
     if run is None: return
     fd = os.open(run/RUN_NOTES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try: os.write(fd, (json.dumps(dict(kind=kind, **fields), default=str) + "\n").encode())
+    finally: os.close(fd)
+
+# %% ../nbs/02_files.ipynb #6db64399-2b
+RUN_PROGRESS = ".progress.log"
+RESUME_FILE = ".resume"  # the checkpoint a run continues from (`deliver --resume`), written before its kernel starts
+
+def progress_line(
+    msg:str,  # one line, such as an epoch's figures
+):
+    "A line a person follows a long step by: in a deliver run, appended to the run's progress file, which `deliver` relays as it grows; else on stderr"
+    run = current_run()
+    if run is None: sys.stderr.write(msg.rstrip("\n") + "\n"); sys.stderr.flush(); return
+    fd = os.open(run/RUN_PROGRESS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try: os.write(fd, (msg.rstrip("\n") + "\n").encode())
     finally: os.close(fd)
 
 # %% ../nbs/02_files.ipynb #6db64399-3

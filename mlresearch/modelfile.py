@@ -16,7 +16,7 @@ from .config import MLResearchError
 from .files import note_run
 from .preprocessing import ImageTransform, Prepared, transform_from_dict
 from .record import ARTIFACTS, PROVENANCE, find_run, read_checksums, read_json, verify_run
-from .weights import SklearnModel, TorchModel
+from .weights import CodeChanged, SklearnModel, TorchModel
 
 # %% auto #0
 __all__ = ['REFERENCE_FILE', 'REFERENCE_ROWS', 'MODEL_FILES', 'MODEL_KINDS', 'COLUMN_RULES', 'feature_schema', 'reference_sample',
@@ -87,6 +87,10 @@ class LoadedModel:
     def task(self)->str: return self.config["task"]
     @property
     def classes(self)->list|None: return self.config["classes"]
+    @property
+    def code_change(self)->dict|None:
+        "The recorded and current code identity of a model loaded although its code changed; `None` otherwise"
+        return self.model.code_change
 
     def predict_proba(self, df:pd.DataFrame)->np.ndarray:
         "Class probabilities, N x K, for the rows of `df`"
@@ -112,8 +116,11 @@ class LoadedModel:
 MODEL_FILES = ("config.json", "preprocessing.json", "schema.json", REFERENCE_FILE)  # besides the weights that config.json names
 MODEL_KINDS = {"torch": TorchModel, "sklearn": SklearnModel}
 
-def load_model(folder:str|Path)->LoadedModel:
-    "Restore a model saved by `save_model`; a folder holding any file it did not write is refused"
+def load_model(
+    folder:str|Path,               # a model folder `save_model` wrote
+    allow_code_change:bool=False,  # load a PyTorch model although its code changed since training (`.code_change` says how)
+)->LoadedModel:
+    "Restore a model saved by `save_model`; a folder holding any file it did not write is refused, and so is a model whose code changed"
     folder = Path(folder)
     if not (folder/"config.json").is_file(): raise MLResearchError(f"{folder} is not a model folder (no config.json)")
     cfg = json.loads((folder/"config.json").read_text())
@@ -122,7 +129,7 @@ def load_model(folder:str|Path)->LoadedModel:
         raise MLResearchError(f"{folder/'config.json'} names no model this version can load (kind {d.get('kind')!r}, weights {d.get('weights')!r})")
     extra = sorted(f.name for f in folder.iterdir() if f.name not in (*MODEL_FILES, d["weights"]))
     if extra: raise MLResearchError(f"{folder} holds {', '.join(extra)}, which save_model never writes; refusing to load it (remove the file, or train again)")
-    model = MODEL_KINDS[d["kind"]].load(folder, d, cfg["task"])
+    model = MODEL_KINDS[d["kind"]].load(folder, d, cfg["task"], allow_code_change=allow_code_change)
     tf = transform_from_dict(json.loads((folder/"preprocessing.json").read_text()))
     return LoadedModel(folder, model, tf, cfg, json.loads((folder/"schema.json").read_text()))
 
@@ -206,10 +213,16 @@ def load_run_model(
     run:str|Path,            # a run folder, folder name or run name (as `find_run` takes it)
     root=None,               # project root
     model:str|None=None,     # the model folder, relative to the run's artifacts, where a run saved several
+    allow_code_change:bool=False, # use it although its model's code changed since the run (said in what the caller writes)
 )->LoadedModel:
-    "The model of a deliver run that succeeded and verifies against its checksums; `.run` is the run folder"
+    "The model of a deliver run that succeeded and verifies against its checksums and its code; `.run` is the run folder"
     folder = _verified_run(run, root)
-    m = load_model(_model_folder(folder, model))
+    try: m = load_model(_model_folder(folder, model), allow_code_change)
+    except CodeChanged as e:
+        git = (read_json(folder/PROVENANCE) or {}).get("git") or {}
+        at = f"commit {(git.get('commit') or 'unknown')[:12]}{' with uncommitted changes (git.patch)' if git.get('dirty') else ''}"
+        raise CodeChanged(f"run {folder.name}: {e}; the run was made at {at}; pass --allow-code-change to use it anyway") from None
     m.run = folder
-    note_run("model", run=folder.name, model=m.folder.relative_to(folder).as_posix(), sha256=model_checksums(m))
+    note_run("model", run=folder.name, model=m.folder.relative_to(folder).as_posix(), sha256=model_checksums(m),
+             **({"code_change": m.code_change} if m.code_change else {}))
     return m

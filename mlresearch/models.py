@@ -1,4 +1,4 @@
-"""PyTorch modules built from config dataclasses: an MLP for tabular data and a small CNN for images.
+"""PyTorch modules built from config dataclasses, found by name in a registry that any notebook of the project extends; an MLP for tables and a small CNN for images register here.
 
 Docs: https://mlresearch.github.io/mlresearch/models.html.md"""
 
@@ -6,15 +6,121 @@ Docs: https://mlresearch.github.io/mlresearch/models.html.md"""
 
 # %% ../nbs/09_models.ipynb #d330e112
 from __future__ import annotations
-import dataclasses
+import ast, dataclasses, difflib, hashlib, importlib, inspect, re, sys, textwrap
+from pathlib import Path
+from typing import Iterable, Optional
 
 import torch
 from torch import nn
+import typer
 
-from .config import ConfigError
+from .baselines import baseline_names
+from .command import Commands
+from .config import ConfigError, MLResearchError, first_line, load_toml, split_override
 
 # %% auto #0
-__all__ = ['MODELS', 'MLPConfig', 'MLP', 'CNNConfig', 'CNN', 'model_config', 'build_model']
+__all__ = ['DATA_FIELDS', 'LAYOUTS', 'commands', 'ModelSpec', 'register_model', 'registered', 'model_spec', 'MLPConfig', 'MLP',
+           'CNNConfig', 'CNN', 'model_config', 'build_model', 'model_parameters', 'code_identity', 'models_cmd']
+
+# %% ../nbs/09_models.ipynb #r09a0002
+DATA_FIELDS = ("in_features", "out_features", "in_channels")  # filled in from the data, never set by a run
+LAYOUTS = ("table", "image")  # N x F features, or N x C x H x W images
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    "A registered PyTorch model"
+    name: str     # what runs call it
+    cls: type     # the `nn.Module`, built as `cls(config(**fields))`
+    config: type  # its config dataclass
+    layout: str   # the data it reads: `table` or `image`
+
+    @property
+    def where(self)->str: return f"{self.cls.__module__}.{self.cls.__qualname__}"
+    def fields(self)->dict:
+        "The fields a run sets, with their defaults as run parameters (tuples as lists); the data's fields left out"
+        return {f.name: _default(f) for f in dataclasses.fields(self.config) if f.name not in DATA_FIELDS}
+    def help(self)->dict:
+        "Each settable field's end-of-line comment in the config's source"
+        found = _comments(self.config)
+        return {k: found.get(k, "") for k in self.fields()}
+
+# %% ../nbs/09_models.ipynb #r09a0003
+def _default(f:dataclasses.Field):
+    "A config field's default as a run parameter"
+    v = f.default_factory() if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING else f.default
+    if v is dataclasses.MISSING: raise ConfigError(f"config field {f.name!r} has no default; give every field a run can set one")
+    return list(v) if isinstance(v, tuple) else v
+
+def _comments(config:type)->dict:
+    "field -> its end-of-line comment in the source of `config`"
+    try: src = inspect.getsource(config)
+    except (OSError, TypeError): return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#(.*)$", src, re.M)}
+
+# %% ../nbs/09_models.ipynb #r09a0005
+_REGISTRY: dict[str, ModelSpec] = {}
+_found = False
+_REGISTERS = re.compile(r"^\s*@(\w+\.)?register_model\(", re.M)
+
+def _registering_modules()->list[str]:
+    "The package's modules (besides this one) whose source registers a model"
+    pkg = Path(importlib.import_module("mlresearch").__file__).parent
+    mods = []
+    for f in sorted(pkg.rglob("*.py")):
+        mod = ".".join(("mlresearch", *f.relative_to(pkg).with_suffix("").parts))
+        if mod == "mlresearch.models" or f.name.startswith("_"): continue
+        try: text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError): continue
+        if _REGISTERS.search(text): mods.append(mod)
+    return mods
+
+# %% ../nbs/09_models.ipynb #r09a0005-2
+def _discover():
+    "Import every module that registers a model, once per process"
+    global _found
+    if _found: return
+    _found = True
+    for mod in _registering_modules():
+        if mod in sys.modules: continue
+        try: importlib.import_module(mod)
+        except MLResearchError: raise
+        except Exception as e:
+            raise MLResearchError(f"{mod} registers a model but cannot be imported ({type(e).__name__}: {first_line(e)}); "
+                                  "fix its notebook and run nbdev-export") from None
+
+# %% ../nbs/09_models.ipynb #r09a0006
+def register_model(
+    name:str,              # what runs call the model (`-p model=NAME`): lower-case letters, digits, underscores
+    config:type,           # its config dataclass, which the class's `__init__` takes
+    layout:str="table",    # the data it reads: `table` (N x F) or `image` (N x C x H x W)
+):
+    "Class decorator filing an `nn.Module` in the registry under `name`"
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name): raise ConfigError(f"model name {name!r}: use lower-case letters, digits and underscores")
+    if layout not in LAYOUTS: raise ConfigError(f"layout {layout!r} of model {name!r}: choose one of {', '.join(LAYOUTS)}")
+    if not dataclasses.is_dataclass(config): raise ConfigError(f"the config of model {name!r} must be a dataclass, not {config!r}")
+    if name in {*baseline_names("classification"), *baseline_names("regression")}:
+        raise ConfigError(f"model name {name!r} is a scikit-learn baseline's; choose another")
+    def deco(cls):
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)): raise ConfigError(f"@register_model({name!r}) goes on an nn.Module subclass, not {cls!r}")
+        if not cls.__module__.startswith("mlresearch."): _discover()  # a notebook session: the exported models first, so its own one wins
+        spec, old = ModelSpec(name, cls, config, layout), _REGISTRY.get(name)
+        if old is not None and old.cls.__module__ != cls.__module__ and "__main__" not in (old.cls.__module__, cls.__module__):
+            raise ConfigError(f"model name {name!r} is registered twice, by {old.where} and by {spec.where}; rename one")
+        _REGISTRY[name] = spec
+        return cls
+    return deco
+
+# %% ../nbs/09_models.ipynb #r09a0007
+def registered()->dict[str, ModelSpec]:
+    "Every registered PyTorch model by name"
+    _discover()
+    return dict(_REGISTRY)
+
+def model_spec(name:str)->ModelSpec:
+    "The registration of model `name`, refused naming the registered ones"
+    models = registered()
+    if name not in models: raise ConfigError(f"no PyTorch model named {name!r}; choose one of: {', '.join(models)}")
+    return models[name]
 
 # %% ../nbs/09_models.ipynb #d27420ce
 @dataclasses.dataclass
@@ -27,6 +133,7 @@ class MLPConfig:
     batch_norm: bool = True               # BatchNorm1d before each activation
 
 # %% ../nbs/09_models.ipynb #d27420ce-2
+@register_model("mlp", MLPConfig, layout="table")
 class MLP(nn.Module):
     "Linear -> [BatchNorm] -> ReLU -> Dropout blocks, then a linear head"
     def __init__(self, cfg:MLPConfig):
@@ -48,7 +155,7 @@ class CNNConfig:
     in_channels: int = 1                  # image channels
     out_features: int = 10                # classes
     channels: tuple[int, ...] = (32, 64)  # width of each conv block; each block halves the image size
-    dropout: float = 0.25                 # dropout before the head
+    dropout: float = 0.1                  # dropout before the head
 
 # %% ../nbs/09_models.ipynb #e348ca68-2
 def _block(cin:int, cout:int)->nn.Sequential:
@@ -56,6 +163,7 @@ def _block(cin:int, cout:int)->nn.Sequential:
                          nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
 
 # %% ../nbs/09_models.ipynb #e348ca68-3
+@register_model("cnn", CNNConfig, layout="image")
 class CNN(nn.Module):
     "Conv blocks, global average pooling and a linear head"
     def __init__(self, cfg:CNNConfig):
@@ -68,18 +176,94 @@ class CNN(nn.Module):
         return self.head(self.features(x))  # (B, C, H, W) -> (B, C', H/2^k, W/2^k) -> (B, out_features)
 
 # %% ../nbs/09_models.ipynb #d7a5232a
-MODELS = {"mlp": (MLP, MLPConfig), "cnn": (CNN, CNNConfig)}
-
-def model_config(name:str, **kwargs):
+def model_config(
+    name:str,  # a registered model
+    **kwargs,  # its config fields
+):
     "The config dataclass of model `name`, unknown fields refused"
-    if name not in MODELS: raise ConfigError(f"no PyTorch model named {name!r}; choose one of: {', '.join(MODELS)}")
-    cls = MODELS[name][1]
+    cls = model_spec(name).config
     known = {f.name for f in dataclasses.fields(cls)}
     if bad := set(kwargs) - known: raise ConfigError(f"{cls.__name__} has no field(s) {', '.join(sorted(bad))}; fields: {', '.join(sorted(known))}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
 
 # %% ../nbs/09_models.ipynb #d7a5232a-2
-def build_model(name:str, **kwargs)->nn.Module:
+def build_model(
+    name:str,  # a registered model
+    **kwargs,  # its config fields
+)->nn.Module:
     "A fresh PyTorch model `name` built from config fields"
-    cfg = model_config(name, **kwargs)
-    return MODELS[name][0](cfg)
+    return model_spec(name).cls(model_config(name, **kwargs))
+
+# %% ../nbs/09_models.ipynb #r09a0021
+def model_parameters(
+    defaults:dict,                    # a template's parameters with their defaults
+    toml_file:str|Path|None=None,     # a TOML file of values
+    overrides:Iterable[str]|dict=(),  # `key=value` strings or typed values
+)->dict:
+    "`defaults` widened by the config fields of the PyTorch model that the TOML file and overrides choose; unknown names refused"
+    if not isinstance(defaults.get("model"), str) or defaults["model"] not in registered(): return defaults
+    given = {**(load_toml(toml_file) if toml_file is not None else {}),
+             **(dict(overrides) if isinstance(overrides, dict) else dict(split_override(o) for o in overrides))}
+    chosen = given.get("model", defaults["model"])
+    if chosen not in registered(): return defaults  # a baseline, or a name `fit` refuses with the list
+    fields = model_spec(chosen).fields()
+    for k in given:
+        if k in defaults or k in fields: continue
+        near = difflib.get_close_matches(k, [*fields, *defaults], n=1)
+        owners = ", ".join(n for n, s in registered().items() if k in s.fields())
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ConfigError(f"unknown parameter {k!r} for model {chosen!r}{hint} ({chosen}'s fields: {', '.join(fields) or 'none'}"
+                          f"{f'; {k} is a field of {owners}' if owners else ''})")
+    return {**defaults, **fields}
+
+# %% ../nbs/09_models.ipynb #r09a0031
+def _names(obj)->set[str]:
+    "The plain names the source of `obj` uses, its decorators left out"
+    tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    tree.body[0].decorator_list = []  # `@register_model(...)` is the registry's code, not the model's
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+def _helpers(spec:ModelSpec)->dict:
+    "qualified name -> object: the class, its config, and the module-level functions and classes of the class's module they use"
+    mod = sys.modules.get(spec.cls.__module__)
+    found, todo = {}, [spec.cls, spec.config]
+    while todo:
+        o = todo.pop()
+        key = f"{o.__module__}.{o.__qualname__}"
+        if key in found: continue
+        found[key] = o
+        for n in _names(o):
+            v = getattr(mod, n, None)
+            if (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ == spec.cls.__module__: todo.append(v)
+    return found
+
+# %% ../nbs/09_models.ipynb #r09a0031-2
+def code_identity(
+    spec:ModelSpec,  # a registered model
+)->dict:
+    "module, class, sha256 of the model's source (class, config, the module's helpers they use) and those helpers' names"
+    try: objs = _helpers(spec)
+    except (OSError, TypeError, SyntaxError): return dict(module=spec.cls.__module__, cls=spec.cls.__qualname__, sha256=None, helpers=[])
+    h = hashlib.sha256()
+    for k in sorted(objs): h.update(f"{k}\n{inspect.getsource(objs[k])}\n".encode())
+    return dict(module=spec.cls.__module__, cls=spec.cls.__qualname__, sha256=h.hexdigest(), helpers=sorted(objs))
+
+# %% ../nbs/09_models.ipynb #r09a0041
+commands = Commands()  # the verbs of this notebook: models
+
+@commands.command("models")
+def models_cmd(
+    name:Optional[str]=typer.Argument(None, help="Show only this model"),
+):
+    "List the models a run can choose (`-p model=NAME`), each PyTorch model with its fields (`-p FIELD=VALUE`)"
+    if name in _baselines() and name not in registered(): specs = {name: None}
+    else: specs = registered() if name is None else {name: model_spec(name)}
+    for n, s in specs.items():
+        if s is None: typer.echo(f"{n}  scikit-learn baseline (no fields)"); continue
+        typer.echo(f"{n}  {s.where}, {s.layout} data")
+        fields, notes = s.fields(), s.help()
+        width = max(map(len, fields), default=0)
+        for k, v in fields.items(): typer.echo(f"  {k:<{width}}  = {v!r:<12}  {notes[k]}".rstrip())
+    if name is None: typer.echo(f"scikit-learn baselines: {', '.join(_baselines())}")
+
+def _baselines()->list[str]: return list(dict.fromkeys([*baseline_names("classification"), *baseline_names("regression")]))

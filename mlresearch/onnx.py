@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from .command import Commands, ModelOpt, RunArg
+from .command import AllowCodeChangeOpt, Commands, ModelOpt, RunArg
 from .config import MLResearchError, first_line, get_paths
 from .runtime import get_logger
 from .files import sha256_file
@@ -80,6 +80,10 @@ def _torch_graph(m, path:Path)->dict:
     return dict(exporter=f"torch.onnx {torch.__version__} (dynamo)")
 
 # %% ../nbs/30_onnx.ipynb #a17e0010
+def _torch_models()->list[str]:
+    from mlresearch.models import registered
+    return list(registered())
+
 def _sklearn_graph(m, path:Path)->dict:
     onnx, skl2onnx = _need("onnx", "skl2onnx")
     from skl2onnx.common.data_types import FloatTensorType
@@ -95,7 +99,7 @@ def _sklearn_graph(m, path:Path)->dict:
         msg = first_line(e)
         if len(msg) > 80: msg = msg[:msg.rfind(" ", 0, 80)] + " ..."  # the rest is the node's attribute arrays
         raise MLResearchError(f"skl2onnx {skl2onnx.__version__} cannot export {type(final).__name__} ({type(e).__name__}: {msg}); "
-                              "serve this model with `mlresearch serve`, or deliver a model it can export (logreg, ridge, random_forest, cnn, mlp)") from None
+                              f"serve this model with `mlresearch serve`, or deliver a model it can export (logreg, ridge, random_forest, or a PyTorch model: {', '.join(_torch_models())})") from None
     path.write_bytes(g.SerializeToString())
     return dict(exporter=f"skl2onnx {skl2onnx.__version__}")
 
@@ -153,7 +157,7 @@ def _export_record(m, tmp:Path, made:dict, check:dict, source:str)->dict:
                 inputs=[dict(name=i.name, dtype="float32", shape=[None, i.shape[1]]) for i in s.get_inputs()],
                 outputs=[dict(name=o.name, shape=[None if isinstance(d, str) else d for d in o.shape]) for o in s.get_outputs()],
                 preprocessing=describe_preprocessing(m.transform), check=dict(check, on=source),
-                created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **({"code_change": m.code_change} if m.code_change else {}),
                 packages=package_versions(("mlresearch", "onnx", "onnxruntime", "torch", "scikit-learn", "skl2onnx")))
 
 # %% ../nbs/30_onnx.ipynb #a17e0012-4
@@ -163,11 +167,12 @@ def export_run(
     out:str|Path|None=None,    # the export folder (default: research/exports/RUN_FOLDER/); never replaced
     root=None,                 # project root
     model:str|None=None,       # the model folder in the run's artifacts, where it saved several
+    allow_code_change:bool=False, # export the model although its code changed since training (`export.json` says so)
 )->Path:
     "Export `run`'s model; return the folder holding `model.onnx` and `export.json`"
     if format not in FORMATS: raise MLResearchError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
     _need("onnx", "onnxruntime")
-    m = load_run_model(run, root, model)
+    m = load_run_model(run, root, model, allow_code_change)
     out = Path(out) if out else get_paths(root).research/"exports"/m.run.name
     if out.exists(): raise MLResearchError(f"{out} already exists; an export is never replaced: remove it or choose another --output")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -197,9 +202,10 @@ def export_cmd(
     format:str=typer.Option("onnx", "--format", help="onnx"),
     output:Optional[Path]=typer.Option(None, "--output", "-o", help="The export folder (default: research/exports/RUN/); never replaced"),
     model:ModelOpt=None,
+    allow_code_change:AllowCodeChangeOpt=False,
 ):
     "Export RUN's model (ONNX) for serving stacks that are not Python"
-    out = export_run(run, format, output, model=model)
+    out = export_run(run, format, output, model=model, allow_code_change=allow_code_change)
     check = json.loads((out/"export.json").read_text())["check"]
     typer.echo(f"exported: {out/'model.onnx'} ({check['rows']} rows checked against the model: largest difference {check['max_abs_diff']:.2g}, "
                f"tolerance {check['atol']:g})")

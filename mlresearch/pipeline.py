@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/pipeline.html.md"""
 
 # %% ../nbs/17_pipeline.ipynb #ec888de8
 from __future__ import annotations
-import dataclasses, tempfile
+import dataclasses, shutil, tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -19,37 +19,35 @@ from .command import Commands, ConfigOpt, ParamOpt
 from .config import ConfigError, resolve_config, split_override
 from .data import ensure_dataset, load
 from .execute import develop_path
-from .files import atomic_path, note_run
+from .files import RESUME_FILE, atomic_path, current_run, note_run
 from .metrics import classification_metrics, regression_metrics
-from .modelfile import reference_sample, save_model
-from .models import MODELS, CNNConfig, MLPConfig, build_model
+from .modelfile import load_run_model, reference_sample, save_model
+from .models import build_model, code_identity, model_parameters, model_spec, registered
 from .preprocessing import Prepared, prepare
 from .runtime import get_device, get_logger, seed_everything
 from .training import Trainer, TrainConfig
 from .weights import SklearnModel, TorchModel
 
 # %% auto #0
-__all__ = ['log', 'TORCH_MODELS', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'commands', 'fit', 'TrainResult', 'save_predictions',
-           'test_metrics', 'train', 'train_cmd']
+__all__ = ['log', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'commands', 'fit', 'TrainResult', 'save_predictions', 'split_metrics',
+           'test_metrics', 'train_parameters', 'notebook_parameters', 'train', 'train_cmd']
 
 # %% ../nbs/17_pipeline.ipynb #3c59f5d9
 log = get_logger("pipeline")
-TORCH_MODELS = tuple(MODELS)  # the PyTorch models by name, as `models.MODELS` defines them
 # the Trainer's settings a run may set; their defaults and meaning are `TrainConfig`'s
-TRAINER_KEYS = ("epochs", "lr", "batch_size", "weight_decay", "patience", "seed", "deterministic", "device", "amp", "compile", "threads")
+TRAINER_KEYS = ("epochs", "lr", "batch_size", "weight_decay", "optimizer", "momentum", "schedule", "warmup", "clip_grad", "accumulate",
+                "patience", "monitor", "seed", "deterministic", "device", "amp", "compile", "threads", "checkpoint_every")
 
 TRAIN_DEFAULTS = dict(
     dataset="digits",     # an acquired dataset's name, or a spec to acquire first
     target="",            # target column; empty: the one recorded at acquisition
-    model="cnn",          # cnn, mlp, or a baseline: logreg, ridge, random_forest, hist_gb
+    model="cnn",          # a registered PyTorch model (`mlresearch models`) or a baseline: logreg, ridge, random_forest, hist_gb
     **{k: getattr(TrainConfig(), k) for k in TRAINER_KEYS},  # PyTorch training (seed also seeds the split)
-    hidden=list(MLPConfig.hidden),      # mlp: hidden layer widths
-    channels=list(CNNConfig.channels),  # cnn: conv block widths
-    dropout=0.1,          # mlp/cnn: dropout (one value for both, unlike the model configs' own defaults)
+    init="",              # PyTorch: start from the weights of this deliver run's model (same model and fields)
     test_size=0.2,        # share of rows for the test split
     val_size=0.1,         # share of rows for the validation split
     n_jobs=1,             # processes for the random forests
-)
+)  # the chosen PyTorch model's config fields join these (`models.model_parameters`)
 
 # %% ../nbs/17_pipeline.ipynb #510a4a5d
 def _device_name(device)->str:
@@ -58,36 +56,58 @@ def _device_name(device)->str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 # %% ../nbs/17_pipeline.ipynb #510a4a5d-2
-def _torch_fit(p:Prepared, params:dict, out_dir:Path|None):
+def _arch(spec, p:Prepared, params:dict)->dict:
+    "The model's config fields: the data's (features, classes, channels) and the run's"
+    x = p.X["train"]
+    if spec.layout == "image" and x.ndim != 4:
+        raise ConfigError(f"model {spec.name!r} needs image data; use a table model ({', '.join(n for n, s in registered().items() if s.layout == 'table')}) or a baseline")
+    data = dict(in_features=p.n_features, out_features=len(p.classes) if p.task == "classification" else 1, in_channels=x.shape[1] if x.ndim == 4 else 1)
+    names = {f.name for f in dataclasses.fields(spec.config)}
+    return {**{k: v for k, v in data.items() if k in names}, **{k: params[k] for k in spec.fields()}}
+
+# %% ../nbs/17_pipeline.ipynb #510a4a5d-3
+def _warm_start(model, name:str, arch:dict, run:str, root):
+    "Load the weights of run `run`'s model into `model`, refusing another architecture"
+    src = load_run_model(run, root)
+    d = src.config["model"]
+    if d.get("kind") != "torch" or d["name"] != name or d["arch"] != arch:
+        raise ConfigError(f"init run {src.run.name} holds {d['name']!r} {d.get('arch', {})}, not {name!r} {arch}; warm-start from a run of the same model and fields")
+    model.load_state_dict(src.model.module.state_dict())
+
+# %% ../nbs/17_pipeline.ipynb #510a4a5d-3b
+def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, root=None, quiet:bool=False):
     name = params["model"]
-    out = len(p.classes) if p.task == "classification" else 1
-    if name == "cnn":
-        if p.X["train"].ndim != 4: raise ConfigError("model 'cnn' needs image data; use mlp or a baseline for tables")
-        arch = dict(in_channels=p.X["train"].shape[1], out_features=out, channels=params["channels"], dropout=params["dropout"])
-    else: arch = dict(in_features=p.n_features, out_features=out, hidden=params["hidden"], dropout=params["dropout"])
-    cfg = TrainConfig(**{k: params[k] for k in TRAINER_KEYS}, progress=True)
+    arch = _arch(model_spec(name), p, params)
+    cfg = TrainConfig(**{k: params[k] for k in TRAINER_KEYS}, progress=not quiet)
     # a regression target is standardized for training; the scale is saved with the model
     scale = (float(p.y["train"].mean()), float(p.y["train"].std()) or 1.0) if p.task == "regression" else None
     y = {k: (v - scale[0]) / scale[1] if scale else v for k, v in p.y.items()}
     seed_everything(params["seed"], params["deterministic"])
-    tr = Trainer(build_model(name, **arch), cfg, p.task, out_dir)
+    model = build_model(name, **arch)
+    if params["init"]: _warm_start(model, name, arch, params["init"], root)
+    tr = Trainer(model, cfg, p.task, out_dir)
+    if scale: tr.target_sd = scale[1]
     note_run("device", device=str(tr.device), name=_device_name(tr.device))
+    note_run("code", **code_identity(model_spec(name)))
     has_val = len(p.y["val"]) > 0
-    try: tr.fit(p.X["train"], y["train"], p.X["val"] if has_val else None, y["val"] if has_val else None)
+    try: tr.fit(p.X["train"], y["train"], p.X["val"] if has_val else None, y["val"] if has_val else None, resume=resume)
     finally: tr.close()
     return TorchModel(name, arch, tr.model.cpu().eval(), p.task, scale), tr.history
 
-# %% ../nbs/17_pipeline.ipynb #510a4a5d-3
+# %% ../nbs/17_pipeline.ipynb #510a4a5d-4
 def fit(
     p:Prepared,                  # the prepared data
     params:dict,                 # the resolved parameters (`model` names what to fit)
-    out_dir:str|Path|None=None,  # where the Trainer keeps its checkpoint
+    out_dir:str|Path|None=None,  # where the Trainer keeps its checkpoint and `metrics.jsonl`
+    resume:bool=False,           # continue from `out_dir/last.ckpt`
+    root=None,                   # project root (for `init`)
+    quiet:bool=False,            # no line per epoch
 ):
     "Fit `params['model']` on `p`; return the fitted model and its training history"
     name = params["model"]
-    if name in TORCH_MODELS: return _torch_fit(p, params, Path(out_dir) if out_dir else None)
+    if name in registered(): return _torch_fit(p, params, Path(out_dir) if out_dir else None, resume, root, quiet)
     if name not in baseline_names(p.task):
-        raise ConfigError(f"no model {name!r} for {p.task}; choose one of: {', '.join([*TORCH_MODELS, *baseline_names(p.task)])}")
+        raise ConfigError(f"no model {name!r} for {p.task}; choose one of: {', '.join([*registered(), *baseline_names(p.task)])}")
     note_run("device", device="cpu", name="cpu")
     est = fit_baseline(name, p.task, p.X["train"], p.y["train"], seed=params["seed"], n_jobs=params["n_jobs"])
     return SklearnModel(name, est, p.task), []
@@ -98,6 +118,7 @@ class TrainResult:
     "What `train` produced"
     params: dict         # the resolved parameters
     metrics: dict        # test-split metrics
+    val_metrics: dict    # the same on the validation split (`val_*`), with the best epoch's for a PyTorch model; what selection uses
     history: list        # per-epoch records (PyTorch models)
     prepared: Prepared   # the data as trained on
     model: object        # TorchModel or SklearnModel
@@ -118,39 +139,90 @@ def save_predictions(
     return Path(path)
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119-3
+def split_metrics(
+    model,            # a fitted `TorchModel` or `SklearnModel`
+    p:Prepared,       # the prepared data
+    split:str="test", # `test`, `val` or `train`
+)->dict:
+    "The task's metrics of `model` on one split of `p` (empty for an empty split)"
+    if len(p.y[split]) == 0: return {}
+    s = model.scores(p.X[split])
+    return classification_metrics(p.y[split], s) if p.task == "classification" else regression_metrics(p.y[split], s)
+
 def test_metrics(
     model,       # a fitted `TorchModel` or `SklearnModel`
     p:Prepared,  # the prepared data
 )->dict:
     "Test-split metrics of `model`"
-    s = model.scores(p.X["test"])
-    return classification_metrics(p.y["test"], s) if p.task == "classification" else regression_metrics(p.y["test"], s)
+    return split_metrics(model, p, "test")
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119-4
-def train(
-    params:dict|None=None,       # parameters over TRAIN_DEFAULTS (typed values or `key=value` strings)
-    config:str|Path|None=None,   # a TOML file of parameters
-    out:str|Path|None=None,      # save the model folder here
-    root=None,                   # project root
-)->TrainResult:
-    "Prepare the data, fit, measure on the test split and (optionally) save"
-    over = params or {}
-    params = resolve_config(TRAIN_DEFAULTS, config, over if isinstance(over, dict) else list(over))
+def train_parameters(
+    defaults:dict=TRAIN_DEFAULTS,   # the train parameters
+    config:str|Path|None=None,      # a TOML file of parameters
+    overrides:list|dict=(),         # `key=value` strings or typed values
+)->dict:
+    "Resolve train parameters: the defaults and the chosen PyTorch model's config fields < TOML file < overrides, each typed and checked"
+    over = overrides if isinstance(overrides, dict) else list(overrides)
+    params = resolve_config(model_parameters(defaults, config, over), config, over)
     TrainConfig(**{k: params[k] for k in TRAINER_KEYS})  # refuse a bad setting before any data is read
-    if params["model"] in TORCH_MODELS: get_device(params["device"])
+    return params
+
+def notebook_parameters(
+    ns:dict,  # a train notebook's namespace: its parameters cell and what papermill injected
+)->dict:
+    "The train parameters a notebook holds: `TRAIN_DEFAULTS`' names and the chosen model's config fields"
+    fields = model_spec(ns["model"]).fields() if ns.get("model") in registered() else {}
+    return {k: ns[k] for k in [*TRAIN_DEFAULTS, *fields] if k in ns}
+
+# %% ../nbs/17_pipeline.ipynb #0f37d119-5
+def _resume_from(train_dir:Path|None)->bool:
+    "In a run that `deliver --resume` started, copy the checkpoint it continues from into `train_dir`; whether there is one"
+    run = current_run()
+    if run is None or train_dir is None or not (run/RESUME_FILE).is_file(): return False
+    src = Path((run/RESUME_FILE).read_text().strip())
+    train_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, train_dir/"last.ckpt")
+    log.info("resuming from %s", src)
+    return True
+
+# %% ../nbs/17_pipeline.ipynb #0f37d119-5b
+def _best_epoch(history:list)->dict:
+    "`val_loss` and the number of the epoch whose weights the Trainer kept: the last one that improved the monitored metric"
+    best = history[0]
+    for prev, r in zip(history, history[1:]):
+        if r["best"] != prev["best"]: best = r
+    return {k: v for k, v in dict(val_loss=best.get("val_loss"), best_epoch=best["epoch"]).items() if v is not None}
+
+# %% ../nbs/17_pipeline.ipynb #0f37d119-6
+def train(
+    params:dict|None=None,         # parameters over TRAIN_DEFAULTS (typed values or `key=value` strings)
+    config:str|Path|None=None,     # a TOML file of parameters
+    out:str|Path|None=None,        # save the model folder here
+    root=None,                     # project root
+    train_dir:str|Path|None=None,  # keep the Trainer's `metrics.jsonl` and `last.ckpt` here (a temporary folder when `None`)
+    quiet:bool=False,              # no line per epoch (they go to stderr, or in a deliver run to its progress file)
+)->TrainResult:
+    "Prepare the data, fit, measure on the validation and test splits and (optionally) save"
+    params = train_parameters(TRAIN_DEFAULTS, config, params or {})
+    torch_model = params["model"] in registered()
+    if torch_model: get_device(params["device"])
     entry = ensure_dataset(params["dataset"], target=params["target"] or None, root=root)
+    images = torch_model and model_spec(params["model"]).layout == "image"
     p = prepare(entry["name"], params["target"] or None, entry["version"], params["test_size"], params["val_size"], params["seed"],
-                images=params["model"] == "cnn", root=root)
+                images=images, root=root)
     params = {**params, "dataset": f"{entry['name']}@{entry['version']}", "target": p.meta["target"]}  # the version it used
-    with tempfile.TemporaryDirectory() as ckpt:
-        model, history = fit(p, params, ckpt)
-    metrics = test_metrics(model, p)
+    with tempfile.TemporaryDirectory() as tmp:
+        kept = Path(train_dir) if train_dir is not None else Path(tmp)
+        model, history = fit(p, params, kept, resume=_resume_from(kept if train_dir is not None else None), root=root, quiet=quiet)
+    metrics, val = test_metrics(model, p), {f"val_{k}": v for k, v in split_metrics(model, p, "val").items()}
+    if history and val: val.update(_best_epoch(history))
     log.info("%s on %s: %s", params["model"], entry["name"], metrics)
     if out:
         ref = reference_sample(load(entry["name"], entry["version"], root=root).iloc[p.rows["train"]], seed=params["seed"])
         folder = save_model(model, p, params, metrics, out, entry["columns"], ref)
     else: folder = None
-    return TrainResult(params, metrics, history, p, model, folder)
+    return TrainResult(params, metrics, val, history, p, model, folder)
 
 # %% ../nbs/17_pipeline.ipynb #12c00002
 commands = Commands()  # the verbs of this notebook: train
@@ -159,18 +231,21 @@ commands = Commands()  # the verbs of this notebook: train
 @commands.command("train")
 def train_cmd(
     dataset:str=typer.Option("digits", "--dataset", help="An acquired dataset's name, or a spec to acquire first"),
-    model:str=typer.Option("cnn", "--model", help="cnn, mlp, or a baseline: logreg, ridge, random_forest, hist_gb"),
+    model:str=typer.Option("cnn", "--model", help="A registered PyTorch model (`mlresearch models` lists them with their fields) or a baseline: logreg, ridge, random_forest, hist_gb"),
     param:ParamOpt=None,
     config:ConfigOpt=None,
     out:Optional[Path]=typer.Option(None, "--out", help="Model folder (default: research/develop/DATE_USER_DATASET-MODEL/)"),
+    quiet:bool=typer.Option(False, "--quiet", "-q", help="No line per epoch on stderr"),
 ):
-    "Train MODEL on DATASET, print the test metrics and save the model"
-    over = dict(split_override(p) for p in param or [])
+    "Train MODEL on DATASET, print the validation and test metrics and save the model; a PyTorch model's fields are parameters (-p FIELD=VALUE)"
+    over = {**dict(split_override(p) for p in param or []), "model": model}
+    train_parameters(TRAIN_DEFAULTS, config, {**over, "dataset": dataset})  # a bad parameter is refused before a spec is acquired
     entry = ensure_dataset(dataset, target=over.get("target") or None)  # a spec is read once, here; train() looks up the name
-    over.update(dataset=f"{entry['name']}@{entry['version']}", model=model)
+    over.update(dataset=f"{entry['name']}@{entry['version']}")
     dest = out or develop_path(f"{entry['name']}-{model}".replace("_", "-"), suffix="")
-    res = train(over, config, dest)
-    width = max(map(len, res.metrics))
+    res = train(over, config, dest, quiet=quiet)
+    rows = {**res.metrics, **res.val_metrics}
+    width = max(map(len, rows))
     typer.echo(f"{res.params['model']} on {res.params['dataset']} ({res.prepared.task}, test rows: {len(res.prepared.y['test'])})")
-    for k, v in res.metrics.items(): typer.echo(f"  {k:<{width}}  {v:.4f}")
+    for k, v in rows.items(): typer.echo(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}")
     typer.echo(f"model: {res.folder}")

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/record.html.md"""
 
 # %% ../nbs/13_record.ipynb #09a00003
 from __future__ import annotations
-import importlib.metadata, json, subprocess
+import importlib.metadata, json, os, subprocess, tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -14,9 +14,9 @@ from .config import MLResearchError, get_paths
 from .files import atomic_write, sha256_file
 
 # %% auto #0
-__all__ = ['METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'PACKAGES', 'write_json', 'read_json', 'write_checksums',
-           'read_checksums', 'make_read_only', 'verify_run', 'run_folders', 'find_run', 'package_versions', 'git_state',
-           'rel_path']
+__all__ = ['METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'PACKAGES', 'GIT_PATCH', 'write_json', 'read_json',
+           'write_checksums', 'read_checksums', 'make_read_only', 'verify_run', 'run_folders', 'find_run',
+           'package_versions', 'installed_distributions', 'git_state', 'git_patch', 'rel_path']
 
 # %% ../nbs/13_record.ipynb #09a00006
 METRICS = "metrics.json"       # what the template logged with `log_metrics`
@@ -102,6 +102,15 @@ def package_versions(names:Iterable[str]=PACKAGES)->dict:
         except importlib.metadata.PackageNotFoundError: out[n] = None
     return out
 
+# %% ../nbs/13_record.ipynb #09a00026-2
+def installed_distributions()->dict:
+    "Every installed distribution with its version, by lower-case name, read from their metadata"
+    out = {}
+    for d in importlib.metadata.distributions():
+        name = (d.metadata["Name"] or "").lower()
+        if name: out.setdefault(name, d.version)
+    return dict(sorted(out.items()))
+
 # %% ../nbs/13_record.ipynb #09a00027
 def _git(root:Path, *args)->str|None:
     try: r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
@@ -114,6 +123,20 @@ def git_state(root:Path)->dict:
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None: return dict(commit=None, dirty=None, branch=None)
     return dict(commit=commit, dirty=bool(_git(root, "status", "--porcelain")), branch=_git(root, "rev-parse", "--abbrev-ref", "HEAD"))
+
+# %% ../nbs/13_record.ipynb #09a00027-3
+GIT_PATCH = "git.patch"  # a run's uncommitted changes, when its tree was dirty
+
+def git_patch(root:Path)->bytes|None:
+    "The changes of the tree at `root` against its commit, untracked files git does not ignore included, as a binary patch (the index is left alone); `None` when clean or not in a repository"
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None or not _git(root, "status", "--porcelain"): return None
+    with tempfile.TemporaryDirectory() as d:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(d)/"index")}  # a scratch index: the user's staged changes stay as they are
+        def git(*args): return subprocess.run(["git", *args], cwd=top, env=env, capture_output=True, timeout=300)
+        if git("read-tree", "HEAD").returncode or git("add", "-A").returncode: return None
+        r = git("diff", "--cached", "--binary", "HEAD")
+    return r.stdout if r.returncode == 0 and r.stdout else None
 
 # %% ../nbs/13_record.ipynb #09a00028
 def rel_path(

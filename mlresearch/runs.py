@@ -17,12 +17,14 @@ from .command import Commands, RunArg, TemplateOpt, command_line, friendly
 from .config import ConfigError, MLResearchError, get_paths, load_toml, lower_is_better
 from .files import atomic_path, sha256_file
 from .deliver import RunError
-from .execute import describe_failure, develop_path
-from .record import METRICS, PARAMS, PROVENANCE, find_run, read_checksums, read_json, rel_path, run_folders, verify_run
+from .execute import describe_failure, develop_path, resolve_parameters, template_parameters
+from .record import (GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, read_checksums, read_json, rel_path,
+                               run_folders, verify_run)
 
 # %% auto #0
-__all__ = ['INDEX_COLUMNS', 'runs_app', 'read_run', 'runs_index', 'select_runs', 'metric_column', 'runs_table', 'format_table',
-           'plot_compare', 'reproduce', 'compare_runs', 'runs_cmd', 'runs_verify', 'runs_reproduce', 'runs_compare']
+__all__ = ['INDEX_COLUMNS', 'WALL_CLOCK', 'runs_app', 'read_run', 'runs_index', 'select_runs', 'metric_column', 'runs_table',
+           'format_table', 'plot_compare', 'reproduce', 'compare_runs', 'runs_cmd', 'runs_verify', 'code_warnings',
+           'runs_reproduce', 'runs_compare']
 
 # %% ../nbs/19_runs.ipynb #694b93f0
 INDEX_COLUMNS = ["run", "date", "name", "template", "status", "sweep", "figures", "started", "duration_s", "commit", "error", "path"]
@@ -100,6 +102,7 @@ def runs_table(
     pcols = [c for c in df.columns if c.startswith("param.")]
     varying = [c for c in pcols if df[c].dropna().astype(str).nunique() > 1 or c in ("param.dataset", "param.model")]
     mcols = sorted((c for c in df.columns if c.startswith("metric.")), key=lambda c: -df[c].notna().sum())
+    if sort: mcols = [col, *(c for c in mcols if c != col)]  # the metric sorted by is shown first
     extra = ["sweep"] if "sweep" in df and df["sweep"].notna().any() else []
     out = df[[c for c in ("run", "template", "status", *extra, *varying[:max_params], *mcols[:max_metrics], "figures", "path") if c in df]]
     out = out.assign(path=[rel_path(p, Path(p).parents[2]) for p in out["path"]])  # relative to the project root
@@ -167,6 +170,18 @@ def _check_reproducible(src:Path, prov:dict, root:Path, allow_template_change:bo
                               "restore it, or pass --allow-template-change to reproduce with the current one (the new run records it)")
     return changed
 
+# %% ../nbs/19_runs.ipynb #b2a10013-1
+def _check_code(src:Path, prov:dict, root:Path):
+    "Refuse to reproduce a run made from uncommitted changes unless the tree now holds exactly those changes on the same commit"
+    git = prov.get("git") or {}
+    if not git.get("dirty"): return
+    patch = src/GIT_PATCH
+    same = git_state(root).get("commit") == git.get("commit") and patch.is_file() and git_patch(root) == patch.read_bytes()
+    if same: return
+    where = f"recorded in {patch}" if patch.is_file() else "not recorded (the run predates git.patch)"
+    raise MLResearchError(f"run {src.name} was made from uncommitted changes on commit {(git.get('commit') or '?')[:12]}, {where}; "
+                          f"check out that commit{', `git apply` the patch' if patch.is_file() else ''} and reproduce from there")
+
 # %% ../nbs/19_runs.ipynb #b2a10013-2
 def reproduce(
     run:str|Path,                     # the run to reproduce: a folder, its folder name or its name
@@ -180,8 +195,37 @@ def reproduce(
     paths, src = get_paths(root), find_run(run, root)
     prov = json.loads((src/PROVENANCE).read_text())
     changed = _check_reproducible(src, prov, paths.root, allow_template_change)
-    return deliver(paths.root/prov["template"], name or f"{src.name.split('_', 1)[-1]}-repro"[:64], overrides=load_toml(src/PARAMS), root=root,
+    _check_code(src, prov, paths.root)
+    params = load_toml(src/PARAMS)
+    try: resolve_parameters(template_parameters(paths.root/prov["template"]), overrides=params)
+    except ConfigError as e: raise MLResearchError(f"run {src.name} cannot be reproduced by this version: its parameters no longer fit the template ({e})") from None
+    return deliver(paths.root/prov["template"], name or f"{src.name.split('_', 1)[-1]}-repro"[:64], overrides=params, root=root,
                    auto_suffix=True, command=command, record=dict(reproduces=dict(run=src.name, template_changed=changed)))
+
+# %% ../nbs/19_runs.ipynb #b2a10013-2b
+WALL_CLOCK = ("seconds",)  # fields of a training record that time the machine, not the result
+
+def _untimed(rows:list)->list: return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in rows]
+
+def _same(x, y)->bool:
+    "Deep equality of checkpoint states, tensors compared exactly"
+    import torch
+    if isinstance(x, torch.Tensor): return isinstance(y, torch.Tensor) and x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
+    if isinstance(x, dict): return isinstance(y, dict) and x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    if isinstance(x, (list, tuple)): return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(_same, x, y))
+    return x == y
+
+def _equal_but_clock(fa:Path, fb:Path)->bool:
+    "Whether two training records (`metrics.jsonl`, or a checkpoint with its history) are equal once wall-clock times are left out"
+    try:
+        if fa.suffix == ".jsonl":
+            def rows(f): return _untimed([json.loads(line) for line in f.read_text().splitlines() if line.strip()])
+            return rows(fa) == rows(fb)
+        from mlresearch.training import load_checkpoint
+        sa, sb = load_checkpoint(fa), load_checkpoint(fb)
+        for s in (sa, sb): s["history"] = _untimed(s["history"])
+        return _same(sa, sb)
+    except (MLResearchError, ValueError, OSError): return False
 
 # %% ../nbs/19_runs.ipynb #b2a10013-3
 def compare_runs(
@@ -193,8 +237,12 @@ def compare_runs(
     metrics = pd.DataFrame([dict(metric=k, a=ma.get(k), b=mb.get(k), equal=ma.get(k) == mb.get(k)) for k in sorted(ma.keys() | mb.keys())])
     ca, cb = ({k: v for k, v in read_checksums(Path(r)).items() if k.startswith("artifacts/")} for r in (a, b))
     files = sorted(ca.keys() | cb.keys(), key=lambda f: (Path(f).stem != "model", f))  # the model first
-    artifacts = pd.DataFrame([dict(file=f, equal=f in ca and ca.get(f) == cb.get(f)) for f in files], columns=["file", "equal"])
-    return metrics, artifacts
+    rows = []
+    for f in files:
+        same = f in ca and ca.get(f) == cb.get(f)
+        timed = not same and f in ca and f in cb and f.endswith((".jsonl", ".ckpt")) and _equal_but_clock(Path(a)/f, Path(b)/f)
+        rows.append(dict(file=f, equal=same or timed, how="byte-equal" if same else "equal but for wall-clock times" if timed else "differs"))
+    return metrics, pd.DataFrame(rows, columns=["file", "equal", "how"])
 
 # %% ../nbs/19_runs.ipynb #14c00002
 runs_app = Commands(invoke_without_command=True, help="The deliver runs: a table (default), verify, compare.")
@@ -226,8 +274,25 @@ def runs_verify(run:Optional[str]=typer.Argument(None, help="One run (folder or 
         problems = verify_run(f)
         bad += bool(problems)
         for p in problems: typer.echo(f"{p['problem']}: {f.name}/{p['file']} ({p['detail']})")
+        for w in code_warnings(f): typer.echo(f"warning: {f.name}/{w}")
     if bad: raise MLResearchError(f"{bad} of {len(folders)} run(s) differ from their checksums")
     typer.echo(f"ok: {len(folders)} run(s) match their checksums")
+
+# %% ../nbs/19_runs.ipynb #14c00004-2
+def code_warnings(
+    run:Path,  # a run folder
+)->list[str]:
+    "For each PyTorch model of `run` whose registered code changed since training, a line saying so"
+    out = []
+    for folder in sorted(f.parent for f in (run/"artifacts").rglob("config.json")):
+        d = (read_json(folder/"config.json") or {}).get("model") or {}
+        was = d.get("code") or {}
+        if d.get("kind") != "torch" or not was.get("sha256"): continue
+        from mlresearch.weights import _code_message, _code_now
+        try: now = _code_now(d["name"])
+        except MLResearchError as e: out.append(f"{folder.relative_to(run).as_posix()}: {e}"); continue
+        if now["sha256"] != was["sha256"]: out.append(f"{folder.relative_to(run).as_posix()}: {_code_message(d['name'], was, now)}")
+    return out
 
 # %% ../nbs/19_runs.ipynb #14c00005
 @runs_app.command("reproduce")
@@ -245,10 +310,12 @@ def runs_reproduce(
     metrics, artifacts = compare_runs(src, new)
     typer.echo(f"reproduced {src.name} as {new.name}")
     if len(metrics): typer.echo(format_table(metrics.rename(columns=dict(a=src.name, b=new.name))))
-    if len(artifacts): typer.echo(format_table(artifacts.assign(equal=artifacts["equal"].map({True: "byte-equal", False: "differs"}))))
+    if len(artifacts): typer.echo(format_table(artifacts.drop(columns="equal").rename(columns=dict(how="equal"))))
     bad = [*metrics.loc[~metrics["equal"], "metric"], *artifacts.loc[~artifacts["equal"], "file"]] if len(metrics) or len(artifacts) else []
     if bad: raise MLResearchError(f"the reproduction differs from {src.name} in {len(bad)} place(s): {', '.join(bad[:5])}")
-    typer.echo(f"identical: {len(metrics)} metric(s) equal and {len(artifacts)} artifact(s) byte-equal")
+    timed = int((artifacts["how"] != "byte-equal").sum()) if len(artifacts) else 0
+    typer.echo(f"identical: {len(metrics)} metric(s) equal and {len(artifacts)} artifact(s) equal ({len(artifacts) - timed} byte-equal, "
+               f"{timed} but for wall-clock times)")
 
 # %% ../nbs/19_runs.ipynb #14c00006
 @runs_app.command("compare")

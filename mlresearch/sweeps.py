@@ -14,9 +14,9 @@ import pandas as pd
 import typer
 
 from .command import Commands, command_line, metrics_line
-from .config import ConfigError, MLResearchError, check_slug, get_paths, resolve_config, split_override
+from .config import ConfigError, MLResearchError, check_slug, get_paths, split_override
 from .deliver import THREAD_VARS
-from .execute import find_template, template_parameters
+from .execute import find_template, resolve_parameters, template_parameters
 from .files import atomic_write
 from .record import rel_path, METRICS
 from .runs import read_run, format_table
@@ -97,7 +97,7 @@ def plan_sweep(
     "The sweep's record: read and checked against this grid when it exists, else new"
     paths, tpl = get_paths(root), find_template(template, root)
     defaults = template_parameters(tpl)
-    points = [dict(values=pt, params=resolve_config(defaults, config, pt)) for pt in grid_points(grid)]  # a bad key or value fails here
+    points = [dict(values=pt, params=resolve_parameters(defaults, config, pt)) for pt in grid_points(grid)]  # a bad key or value fails here
     f = sweep_file(name, root)
     if not f.exists():
         taken = [n for i in range(1, len(points) + 1) if (paths.deliver/f"{dt.date.today():%Y-%m-%d}_{(n := _run_name(name, i))}").exists()]
@@ -197,6 +197,7 @@ def sweep(
     command:str="mlresearch sweep", # the command line each run records
     on_plan:Callable[[dict, list], None]|None=None, # called with the sweep's record and the points to run, before any runs
     on_done:Callable[[int, dict], None]|None=None, # called with (point number, outcome) as each run ends
+    quiet:bool=True,              # True: the runs' progress lines (one per epoch) are not relayed to stderr
 )->pd.DataFrame:
     "Deliver every point of `grid` not yet succeeded; return one row per point"
     _check_settings(jobs, threads, retries)
@@ -206,7 +207,7 @@ def sweep(
     if on_plan: on_plan(rec, todo)
     env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
     kw = dict(template=str(find_template(template, root)), config=str(Path(config).resolve()) if config else None, root=str(paths.root),
-              sweep=name, env=env, command=command)
+              sweep=name, env=env, command=command, quiet=quiet)
     handle = _outcome_handler(rec, kw, root, retries, fail_fast, on_done)
     _save_record(rec, root)
     first = [(p["number"], dict(kw, name=_run_name(name, p["number"]), values=p["values"])) for p in todo]
@@ -242,6 +243,7 @@ def sweep_cmd(
     retries:int=typer.Option(0, "--retries", help="Run a failed point again up to N more times"),
     fail_fast:bool=typer.Option(False, "--fail-fast", help="Launch no new run once a point has failed for good"),
     extend:bool=typer.Option(False, "--extend", help="Let this grid add points to a recorded sweep"),
+    quiet:bool=typer.Option(False, "--quiet", "-q", help="Do not relay the runs' progress lines (one per epoch, prefixed with the run's name)"),
 ):
     "Deliver a grid of runs in parallel; run it again to continue it (succeeded points are skipped)"
     where = f"Dask scheduler {scheduler}" if scheduler else f"a Dask LocalCluster of {jobs} worker{'s' if jobs > 1 else ''}" if dask else f"{jobs} local process{'es' if jobs > 1 else ''}"
@@ -255,7 +257,7 @@ def sweep_cmd(
     def table(summary):
         typer.echo(format_table(summary.drop(columns=["error", "path"]).rename(columns=lambda c: c.split(".", 1)[-1])))
     try: summary = sweep(template, name, parse_grid(param), config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast,
-                         extend=extend, command=command_line(), on_plan=planned, on_done=done)
+                         extend=extend, command=command_line(), on_plan=planned, on_done=done, quiet=quiet)
     except SweepStopped as e:
         table(e.summary)
         typer.echo(f"error: {e}", err=True)

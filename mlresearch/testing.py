@@ -14,7 +14,8 @@ import mlresearch
 from .runtime import seed_everything
 
 # %% auto #0
-__all__ = ['FIXTURES', 'scratch_project', 'mlresearch_templates', 'project_env', 'train_tiny']
+__all__ = ['FIXTURES', 'RESMLP_CELLS', 'scratch_project', 'mlresearch_templates', 'project_env', 'project_copy',
+           'write_model_notebook', 'copy_env', 'train_tiny']
 
 # %% ../nbs/11_testing.ipynb #11x00006
 FIXTURES = Path(mlresearch.__file__).resolve().parents[1]/"tests"/"fixtures"  # the checkout's fixture files
@@ -53,6 +54,72 @@ def project_env(
 )->dict:
     "The environment of a command run on `root`: this one's, with `MLRESEARCH_ROOT` and `MLRESEARCH_USER` set"
     return {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": user}
+
+# %% ../nbs/11_testing.ipynb #11x00021
+def project_copy(
+    dest:str|Path,  # the folder to create
+)->Path:
+    "A copy of this checkout's tracked and not-ignored files, committed as a new git repository"
+    import subprocess
+    src = FIXTURES.parents[1]
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src, capture_output=True, check=True).stdout
+    dest = Path(dest)
+    for rel in filter(None, listed.decode().split("\0")):
+        if not (src/rel).is_file(): continue  # deleted in the working tree
+        (dest/rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src/rel, dest/rel)
+    git = ["git", "-c", "user.name=tester", "-c", "user.email=tester@example.com", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "copy"]): subprocess.run([*git, *args], cwd=dest, check=True, capture_output=True)
+    return dest
+
+# %% ../nbs/11_testing.ipynb #11x00022
+RESMLP_CELLS = [  # the notebook of README's "Adding a model": (cell type, source)
+    ("markdown", "# A residual MLP\n\n> A researcher's own model: a linear stem, residual blocks and a linear head, registered for every verb."),
+    ("code", "#| default_exp resmlp"),
+    ("code", "#| export\nfrom __future__ import annotations\nimport dataclasses\n\nimport torch\nfrom torch import nn\n\nfrom mlresearch.models import register_model"),
+    ("code", "#| hide\nfrom fastcore.test import *"),
+    ("code", '#| export\n@dataclasses.dataclass\nclass ResMLPConfig:\n    "Hyperparameters of `ResMLP`"\n'
+             '    in_features: int = 0   # width of the features (the data decides it)\n'
+             '    out_features: int = 1  # classes, or 1 for a regression (the data decides it)\n'
+             '    width: int = 64        # width of the stem and of every block\n'
+             '    n_blocks: int = 2      # residual blocks\n'
+             '    dropout: float = 0.1   # dropout inside each block'),
+    ("code", '#| export\ndef _block(width:int, dropout:float)->nn.Sequential:\n'
+             '    return nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Dropout(dropout), nn.Linear(width, width))'),
+    ("code", '#| export\n@register_model("resmlp", ResMLPConfig)\nclass ResMLP(nn.Module):\n'
+             '    "A linear stem, `n_blocks` residual blocks, then a linear head"\n'
+             '    def __init__(self, cfg:ResMLPConfig):\n        super().__init__()\n'
+             '        self.cfg, self.stem = cfg, nn.Linear(cfg.in_features, cfg.width)\n'
+             '        self.blocks = nn.ModuleList([_block(cfg.width, cfg.dropout) for _ in range(cfg.n_blocks)])\n'
+             '        self.head = nn.Linear(cfg.width, cfg.out_features)\n\n'
+             '    def forward(self, x:torch.Tensor)->torch.Tensor:\n        h = self.stem(x.flatten(1))\n'
+             '        for block in self.blocks: h = h + block(h)\n        return self.head(h)'),
+    ("code", "m = ResMLP(ResMLPConfig(in_features=13, out_features=3, n_blocks=3))\ntest_eq(m(torch.randn(4, 13)).shape, (4, 3))"),
+]
+
+# %% ../nbs/11_testing.ipynb #11x00023
+def write_model_notebook(
+    root:str|Path,         # a project (a copy: `project_copy`)
+    cells:list=RESMLP_CELLS, # (cell type, source) pairs
+    stem:str="resmlp",     # the notebook's name after its number
+)->Path:
+    "Write `cells` as `nbs/NN_STEM.ipynb` at the next free number, with the metadata of the project's other notebooks"
+    import nbformat
+    nbs = Path(root)/"nbs"
+    taken = [int(p.name[:2]) for p in nbs.glob("[0-9][0-9]_*.ipynb")]
+    meta = nbformat.read(sorted(nbs.glob("[0-9][0-9]_*.ipynb"))[0], as_version=4).metadata
+    make = dict(code=nbformat.v4.new_code_cell, markdown=nbformat.v4.new_markdown_cell)
+    nb = nbformat.v4.new_notebook(metadata=meta, cells=[make[k](s) for k, s in cells])
+    path = nbs/f"{max(taken, default=-1) + 1:02d}_{stem}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+# %% ../nbs/11_testing.ipynb #11x00024
+def copy_env(
+    root:str|Path,  # a project copy
+)->dict:
+    "The environment of a command run on a project copy: its package imported first, its root the project"
+    return {**project_env(Path(root)), "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 # %% ../nbs/11_testing.ipynb #11x00011
 def train_tiny(

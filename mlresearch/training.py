@@ -15,11 +15,12 @@ from torch import nn
 from fastcore.basics import patch
 
 from .config import ConfigError, MLResearchError, first_line, lower_is_better
-from .files import atomic_path
+from .files import atomic_path, atomic_write, progress_line
 from .runtime import get_device, get_logger, seed_everything
 
 # %% auto #0
-__all__ = ['log', 'CheckpointError', 'TrainConfig', 'dist_info', 'save_checkpoint', 'load_checkpoint', 'Trainer']
+__all__ = ['log', 'OPTIMIZERS', 'SCHEDULES', 'CheckpointError', 'TrainConfig', 'dist_info', 'save_checkpoint', 'load_checkpoint',
+           'Trainer']
 
 # %% ../nbs/10_training.ipynb #0d12bd08
 log = get_logger("training")
@@ -28,13 +29,21 @@ class CheckpointError(MLResearchError):
     "A checkpoint that cannot be trusted"
 
 # %% ../nbs/10_training.ipynb #78d90095
+OPTIMIZERS, SCHEDULES = ("adamw", "sgd"), ("onecycle", "cosine", "constant")
+
 @dataclasses.dataclass
 class TrainConfig:
     "Hyperparameters of a `Trainer` run"
     epochs: int = 30             # passes over the training data
     batch_size: int = 64         # rows per optimizer step (per process under DDP)
-    lr: float = 3e-3             # peak learning rate of the one-cycle schedule (AdamW)
-    weight_decay: float = 1e-4   # AdamW weight decay
+    lr: float = 3e-3             # peak learning rate of the schedule
+    weight_decay: float = 1e-4   # decoupled weight decay (AdamW) or L2 penalty (SGD)
+    optimizer: str = "adamw"     # adamw, or sgd (with momentum)
+    momentum: float = 0.9        # sgd: momentum (Nesterov's)
+    schedule: str = "onecycle"   # onecycle, cosine (linear warm-up, then cosine decay to 0) or constant
+    warmup: float = 0.05         # cosine: share of the optimizer steps spent warming up
+    clip_grad: float = 0.0       # clip the gradients' total norm to this before each step; 0: no clipping
+    accumulate: int = 1          # batches whose gradients add up before each optimizer step
     seed: int = 0                # seeds shuffling and dropout
     deterministic: bool = False  # demand deterministic kernels: bit-identical reruns and resumes
     device: str = "auto"         # auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps
@@ -43,13 +52,18 @@ class TrainConfig:
     patience: int = 8            # epochs without improvement before stopping early; 0: never
     monitor: str = "val_loss"    # metric for early stopping and the best weights: val_loss, val_accuracy, ...
     threads: int = 0             # CPU intra-op threads; 0: torch's default
-    progress: bool = True        # a progress bar when stderr is a terminal
+    progress: bool = True        # a progress bar when stderr is a terminal, else one line per epoch
     checkpoint_every: float = 30.0  # seconds between checkpoint writes (0: every epoch); fit's end always writes one
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1: raise ConfigError("epochs and batch_size must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)): raise ConfigError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.seed < 2**32: raise ConfigError(f"seed must be from 0 to 2**32 - 1, got {self.seed}")
+        for k, ok in dict(optimizer=OPTIMIZERS, schedule=SCHEDULES).items():
+            if getattr(self, k) not in ok: raise ConfigError(f"{k} {getattr(self, k)!r} is not one of {', '.join(ok)}")
+        if self.accumulate < 1: raise ConfigError(f"accumulate must be at least 1, got {self.accumulate}")
+        if not (0 <= self.warmup < 1): raise ConfigError(f"warmup is a share of the steps, from 0 to below 1; got {self.warmup}")
+        if self.clip_grad < 0 or not 0 <= self.momentum < 1: raise ConfigError("clip_grad must be 0 or more, and momentum from 0 to below 1")
 
     @property
     def minimize(self)->bool: return lower_is_better(self.monitor)
@@ -100,7 +114,7 @@ def _copied(x):
 
 # %% ../nbs/10_training.ipynb #0487baf3
 class Trainer:
-    "Train a PyTorch model on in-memory arrays with early stopping, checkpoints and exact resume"
+    "Train a PyTorch model on in-memory arrays with early stopping, checkpoints and exact resume; the optimizer, schedule, clipping and accumulation as `cfg` names them, and the model's own `loss` and `metrics` methods where it has them"
     def __init__(
         self,
         model:nn.Module,           # the model, freshly built (seed before building it)
@@ -122,9 +136,11 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile: self.net = torch.compile(self.net)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = _optimizer(self.model, cfg)
         self.sched = None
-        self.loss_fn = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+        own = getattr(model, "loss", None)  # a model may bring its own loss: `loss(outputs, targets)`, used in training and validation
+        self.loss_fn = own if callable(own) else nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+        self.target_sd = 1.0  # a regression target's standard deviation, so that RMSE is reported in the target's units
         self.gen = torch.Generator().manual_seed(cfg.seed)  # the shuffling order, saved with each checkpoint
         self.epoch, self.best, self.best_state, self.bad_epochs, self.history = 0, None, None, 0, []
         self._snapshot, self._saved_at = None, time.monotonic()  # the last finished epoch's state, not yet on disk
@@ -158,6 +174,14 @@ def predict(
     "Model outputs (logits, or values for regression) for `X`, on the CPU as float32"
     return self._outputs(X, batch_size).cpu()
 
+# %% ../nbs/10_training.ipynb #36e77f3d-2b
+def _macro_f1(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
+    "Macro F1 of logits `out` against classes `y`, over the classes present in either (as scikit-learn averages it)"
+    k = out.shape[1]
+    cm = torch.bincount(y * k + out.argmax(1), minlength=k * k).reshape(k, k).float()
+    seen = cm.sum(0) + cm.sum(1)
+    return (2 * cm.diag() / seen.clamp_min(1))[seen > 0].mean()
+
 # %% ../nbs/10_training.ipynb #36e77f3d-3
 @patch
 @torch.no_grad()
@@ -167,13 +191,17 @@ def measure(
     y,              # targets
     prefix:str="",  # put before each metric's name (`val_`)
 )->dict:
-    "Loss and accuracy (classification) or RMSE (regression), computed on the device"
+    "The training loss, the task's metrics (accuracy and macro F1, or RMSE and R^2) and the model's own `metrics`, computed on the device"
     out, y = self._outputs(X, 4096), torch.as_tensor(y).to(self.device, non_blocking=True)
-    if self.task == "classification":
-        res = torch.stack([nn.functional.cross_entropy(out, y), (out.argmax(1) == y).float().mean()]).tolist()
-        return {f"{prefix}loss": res[0], f"{prefix}accuracy": res[1]}
-    mse = nn.functional.mse_loss(out, y.float()).item()
-    return {f"{prefix}loss": mse, f"{prefix}rmse": math.sqrt(mse)}
+    if self.task == "classification": names, res = ("loss", "accuracy", "macro_f1"), [self.loss_fn(out, y), (out.argmax(1) == y).float().mean(), _macro_f1(out, y)]
+    else:
+        y = y.float()
+        mse = nn.functional.mse_loss(out, y)
+        names, res = ("loss", "rmse", "r2"), [self.loss_fn(out, y), mse.sqrt() * self.target_sd, 1 - mse / y.var(correction=0).clamp_min(1e-12)]
+    own = getattr(self.model, "metrics", None)
+    extra = own(out, y) if callable(own) else {}
+    vals = torch.stack([torch.as_tensor(v, device=self.device, dtype=torch.float32) for v in [*res, *extra.values()]]).tolist()
+    return {f"{prefix}{k}": v for k, v in zip([*names, *extra], vals)}
 
 # %% ../nbs/10_training.ipynb #150009f2
 @patch
@@ -190,7 +218,8 @@ def state_dict(self:Trainer)->dict:
 def load_state(self:Trainer, state:dict):
     "Continue from `state` (made by `state_dict` with the same settings)"
     mine, theirs = dataclasses.asdict(self.cfg), dict(state["config"])
-    diff = [k for k in mine if k not in ("epochs", "progress", "device", "threads", "checkpoint_every") and mine[k] != theirs.get(k)]
+    before = dataclasses.asdict(TrainConfig())  # a checkpoint older than a setting was made with its default
+    diff = [k for k in mine if k not in ("epochs", "progress", "device", "threads", "checkpoint_every") and mine[k] != theirs.get(k, before[k])]
     if diff: raise CheckpointError(f"the checkpoint was made with other settings ({', '.join(f'{k}={theirs.get(k)!r}' for k in diff)}); resume with the same ones")
     self.model.load_state_dict(state["model"]); self.opt.load_state_dict(state["optimizer"]); self.sched.load_state_dict(state["scheduler"])
     self.epoch, self.best, self.best_state, self.bad_epochs, self.history = state["epoch"], state["best"], state["best_state"], state["bad_epochs"], state["history"]
@@ -208,15 +237,31 @@ def _split(self:Trainer, order:torch.Tensor)->list[torch.Tensor]:
     if len(batches) > 1 and len(batches[-1]) == 1: batches.pop()  # BatchNorm cannot train on one row
     return batches
 
+# %% ../nbs/10_training.ipynb #2a557b32-1
+def _optimizer(model:nn.Module, cfg:TrainConfig)->torch.optim.Optimizer:
+    "The optimizer `cfg.optimizer` names, over the model's parameters"
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+def _schedule(opt:torch.optim.Optimizer, cfg:TrainConfig, steps:int):
+    "The learning-rate schedule `cfg.schedule` names, for `steps` optimizer steps"
+    if cfg.schedule == "onecycle": return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    if cfg.schedule == "constant": return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    warm = max(1, round(cfg.warmup * steps)) if cfg.warmup else 0
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+
 # %% ../nbs/10_training.ipynb #2a557b32-2
 @patch
 def _start(self:Trainer, n:int, resume:bool):
-    "The one-cycle schedule for `n` training rows, then the checkpoint's state when resuming"
+    "The schedule for `n` training rows, then the checkpoint's state when resuming (its history rewritten into `metrics.jsonl`)"
     n_batches = len(self._split(torch.arange(n)))  # the layout alone: the shuffling generator stays untouched
-    self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=self.cfg.lr, total_steps=self.cfg.epochs * n_batches)
+    self.sched = _schedule(self.opt, self.cfg, self.cfg.epochs * math.ceil(n_batches / self.cfg.accumulate))
     ckpt = self.out_dir/"last.ckpt" if self.out_dir else None
     if resume and ckpt is not None and ckpt.exists():
         self.load_state(load_checkpoint(ckpt))
+        if self.is_main:  # the epochs the checkpoint holds, and no line written after it
+            atomic_write(self.out_dir/"metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
         log.info("resumed from %s after epoch %d", ckpt, self.epoch)
 
 # %% ../nbs/10_training.ipynb #2a557b32-3
@@ -225,13 +270,17 @@ def _train_epoch(self:Trainer, Xt:torch.Tensor, yt:torch.Tensor)->float:
     "One pass over the data in a fresh shuffled order; the mean training loss"
     self.net.train()
     total = torch.zeros((), device=self.device)
-    for idx in self._split(torch.randperm(len(Xt), generator=self.gen)):
+    batches, acc = self._split(torch.randperm(len(Xt), generator=self.gen)), self.cfg.accumulate
+    self.opt.zero_grad(set_to_none=True)
+    for i, idx in enumerate(batches):
         idx = idx.to(self.device)
         with self._autocast(): out = self.net(Xt[idx])
         loss = self.loss_fn(out.float().squeeze(-1) if self.task == "regression" else out.float(), yt[idx])
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step(); self.sched.step()
+        (loss / acc if acc > 1 else loss).backward()
+        if (i + 1) % acc == 0 or i + 1 == len(batches):
+            if self.cfg.clip_grad: nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+            self.opt.step(); self.sched.step()
+            self.opt.zero_grad(set_to_none=True)
         total += loss.detach() * len(idx)
     self.epoch += 1
     if self.world > 1:  # BatchNorm statistics drift apart per rank: take rank 0's, so every replica is the same model
@@ -260,6 +309,8 @@ def fit(
             rec["seconds"] = round(time.perf_counter() - t0, 4)
             self._after_epoch(rec, monitor)
             if bar: bar.update(1); bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k.startswith(("val_", "train_loss"))})
+            elif self.cfg.progress and self.is_main:
+                progress_line(f"epoch {self.epoch}/{self.cfg.epochs}  train_loss {rec['train_loss']:.4f}  {monitor} {rec[monitor]:.4f}  {rec['seconds']:.1f} s")
             if self.cfg.patience and self.bad_epochs >= self.cfg.patience:
                 log.info("early stop after epoch %d: %s has not improved for %d epochs", self.epoch, monitor, self.cfg.patience)
                 break

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fastcore.basics import patch_to
+
 from .config import MLResearchError, first_line
 
 # %% auto #0
-__all__ = ['SKOPS_ALLOWED', 'skops_bytes', 'skops_types', 'linear_scorer', 'TorchModel', 'SklearnModel']
+__all__ = ['SKOPS_ALLOWED', 'skops_bytes', 'skops_types', 'linear_scorer', 'CodeChanged', 'TorchModel', 'SklearnModel']
 
 # %% ../nbs/14_weights.ipynb #e8a10002
 _SKOPS_IDS = re.compile(r'(?<="__id__": )\d+|(?<=")\d+(?=\.npy")')
@@ -91,11 +93,26 @@ def linear_scorer(
     return f if got.dtype == want.dtype and np.allclose(got, want, rtol=1e-6, atol=1e-7) else None
 
 # %% ../nbs/14_weights.ipynb #2499bc7f
+class CodeChanged(MLResearchError):
+    "A model whose code changed since it was trained: its weights may no longer mean what they meant"
+
+# %% ../nbs/14_weights.ipynb #2499bc7f-1
+def _weights_problem(built:dict, saved:dict)->str:
+    "What differs between the tensors a model builds and those a weights file holds, in a few words"
+    missing, extra = [k for k in built if k not in saved], [k for k in saved if k not in built]
+    shapes = [k for k in built if k in saved and tuple(built[k].shape) != tuple(saved[k].shape)]
+    parts = [f"{len(missing)} missing (e.g. {missing[0]})" if missing else "", f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+             f"{len(shapes)} of another shape (e.g. {shapes[0]}: saved {tuple(saved[shapes[0]].shape)}, built {tuple(built[shapes[0]].shape)})" if shapes else ""]
+    return "; ".join(p for p in parts if p)
+
+# %% ../nbs/14_weights.ipynb #2499bc7f-1b
 class TorchModel:
-    "A trained PyTorch model with its architecture config"
+    "A trained PyTorch model with its architecture config and the identity of its code"
     kind = "torch"
-    def __init__(self, name, arch, module, task, target_scale=None):
+    def __init__(self, name, arch, module, task, target_scale=None, code=None):
         self.name, self.arch, self.module, self.task, self.target_scale = name, arch, module, task, target_scale
+        self.code = code if code is not None else _code_now(name)  # module, class and sha256 of its source (`models.code_identity`)
+        self.code_change = None  # recorded and current code identity, when it was loaded although its code changed
     def scores(self, X:np.ndarray)->np.ndarray:
         import torch
         if self.module.training: self.module.eval()
@@ -108,17 +125,43 @@ class TorchModel:
     def save(self, folder:Path):
         from safetensors.torch import save_file
         save_file({k: v.contiguous() for k, v in self.module.state_dict().items()}, str(folder/"model.safetensors"))
-        return dict(kind=self.kind, name=self.name, arch=self.arch, weights="model.safetensors", target_scale=self.target_scale)
-    @classmethod
-    def load(cls, folder:Path, d:dict, task:str):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        from mlresearch.models import build_model  # PyTorch is imported only for a PyTorch model
-        m = build_model(d["name"], **d["arch"])
-        try: m.load_state_dict(load_file(str(folder/d["weights"])))
-        except (SafetensorError, RuntimeError, OSError) as e:
-            raise MLResearchError(f"{folder/d['weights']} does not hold this model's weights: {first_line(e)}") from None
-        return cls(d["name"], d["arch"], m.eval(), task, d.get("target_scale"))
+        return dict(kind=self.kind, name=self.name, arch=self.arch, weights="model.safetensors", target_scale=self.target_scale, code=self.code)
+
+# %% ../nbs/14_weights.ipynb #2499bc7f-1c
+def _code_now(name:str)->dict:
+    from mlresearch.models import code_identity, model_spec  # PyTorch is imported only for a PyTorch model
+    return code_identity(model_spec(name))
+
+def _code_message(name:str, was:dict, now:dict)->str:
+    return (f"the code of model {name!r} ({was['module']}.{was['cls']}) changed since it was trained: sha256 {was['sha256'][:12]} recorded, "
+            f"{(now['sha256'] or 'unreadable')[:12]} now")
+
+# %% ../nbs/14_weights.ipynb #2499bc7f-1d
+@patch_to(TorchModel, cls_method=True)
+def load(
+    cls,
+    folder:Path,                   # the model folder
+    d:dict,                        # its `config.json`'s `model` entry
+    task:str,                      # `classification` or `regression`
+    allow_code_change:bool=False,  # load it although the model's code changed since training
+):
+    "Build the registered model with the saved architecture and load its weights, refusing one whose code changed"
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from mlresearch.models import build_model
+    was, now = d.get("code") or {}, _code_now(d["name"])
+    changed = bool(was.get("sha256")) and was["sha256"] != now["sha256"]
+    if changed and not allow_code_change: raise CodeChanged(_code_message(d["name"], was, now))
+    m = build_model(d["name"], **d["arch"])
+    try: saved = load_file(str(folder/d["weights"]))
+    except (SafetensorError, OSError) as e: raise MLResearchError(f"{folder/d['weights']} is not a readable weights file: {first_line(e)}") from None
+    if problem := _weights_problem(m.state_dict(), saved):
+        why = "its code changed since training" if changed else "the model's code or the file changed"
+        raise MLResearchError(f"{folder/d['weights']} does not hold the weights of {d['name']!r} as its code builds it now ({problem}): {why}")
+    m.load_state_dict(saved)
+    out = cls(d["name"], d["arch"], m.eval(), task, d.get("target_scale"), code=now)
+    if changed: out.code_change = dict(recorded=was, current=now)
+    return out
 
 # %% ../nbs/14_weights.ipynb #2499bc7f-2
 class SklearnModel:
@@ -135,9 +178,10 @@ class SklearnModel:
         (folder/"model.skops").write_bytes(skops_bytes(self.est))
         return dict(kind=self.kind, name=self.name, weights="model.skops")
     @classmethod
-    def load(cls, folder:Path, d:dict, task:str):
+    def load(cls, folder:Path, d:dict, task:str, allow_code_change:bool=False):
         import skops.io
         f = folder/d["weights"]
         bad = sorted(skops_types(f) - SKOPS_ALLOWED)
         if bad: raise MLResearchError(f"{f} names types outside mlresearch's allow-list ({', '.join(bad)}); refusing to load it")
         return cls(d["name"], skops.io.load(f, trusted=sorted(SKOPS_ALLOWED)), task)
+    code, code_change = None, None  # a baseline's code is scikit-learn's, whose version the run records

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/workers.html.md"""
 
 # %% ../nbs/20_workers.ipynb #19w00003
 from __future__ import annotations
-import multiprocessing, os, queue, signal, uuid
+import multiprocessing, os, queue, signal, sys, uuid
 from typing import Callable
 
 from .config import MLResearchError, first_line
@@ -25,16 +25,20 @@ def run_point(
     sweep:str,        # the sweep's name, recorded in the run's provenance
     env:dict,         # variables for the kernel (thread counts)
     command:str,      # the command line to record
+    quiet:bool=True,  # False: relay the run's progress lines to this process's stderr
 )->dict:
     "Deliver one point of a sweep: `run` (its folder's name), `status` and `error`"
     try:
-        folder = deliver(template, name, config, values, root=root, auto_suffix=True, command=command, env=env, record=dict(sweep=sweep))
+        folder = deliver(template, name, config, values, root=root, auto_suffix=True, command=command, env=env, record=dict(sweep=sweep),
+                         progress=None if quiet else _stderr_line)
         return dict(run=folder.name, status="succeeded", error=None)
     except RunError as e: return dict(run=e.run.name, status=e.status, error=e.why)
     except MLResearchError as e: return dict(run=None, status="failed", error=str(e))
     except Exception as e: return dict(run=None, status="failed", error=f"{type(e).__name__}: {first_line(e)}")
 
 # %% ../nbs/20_workers.ipynb #c3a10010
+def _stderr_line(line:str): print(line, file=sys.stderr, flush=True)
+
 STOP = "stop"  # what a result handler returns to stop launching points
 
 def _worker(tasks, results, stop):

@@ -16,10 +16,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 import typer
 
-from ..command import Commands, ModelOpt, RunArg
+from ..command import AllowCodeChangeOpt, Commands, ModelOpt, RunArg
 from ..config import ConfigError, environ
 from ..modelfile import load_run_model
 from ..record import package_versions
+from ..runtime import get_logger
 from .codec import Problem
 from .service import Instrument, ModelService, ServeConfig
 from .v2 import V2_REQUEST_SCHEMA, decode_v2, v2_answer, v2_metadata, v2_values
@@ -272,7 +273,9 @@ def serve(
     if workers < 1: raise ConfigError(f"workers must be at least 1, not {workers}")
     if not 0 < port < 65536: raise ConfigError(f"port must be between 1 and 65535, not {port}")
     if workers > 1 and not config.threads: config = dataclasses.replace(config, threads=max(1, (os.cpu_count() or 1) // workers))
-    m = load_run_model(run, root, config.model)  # refuse a bad run before anything listens
+    m = load_run_model(run, root, config.model, config.allow_code_change)  # refuse a bad run before anything listens
+    if m.code_change: get_logger("serve").warning("serving %s although the code of its model changed since training (sha256 %s recorded, %s now); /metadata says so",
+                                  m.run.name, m.code_change["recorded"]["sha256"][:12], (m.code_change["current"]["sha256"] or "unreadable")[:12])
     _check_port(host, port)
     metrics_dir = tempfile.mkdtemp(prefix="mlresearch-metrics-")
     spec = dict(run=str(m.run), root=str(root) if root else None, config=dataclasses.asdict(config))
@@ -300,7 +303,9 @@ def serve_cmd(
     model:ModelOpt=None,
     drift_window:int=typer.Option(1000, "--drift-window", help="Recent rows GET /monitoring/drift compares with the training rows (per worker; 0: off)"),
     access_log:bool=typer.Option(False, "--access-log", help="Log every request"),
+    allow_code_change:AllowCodeChangeOpt=False,
 ):
     "Serve RUN's model: a REST API with the KServe V2 protocol, metadata, drift and Prometheus metrics"
-    serve(run, ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model, drift_window=drift_window),
+    serve(run, ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model, drift_window=drift_window,
+                           allow_code_change=allow_code_change),
           host=host, port=port, workers=workers, access_log=access_log)

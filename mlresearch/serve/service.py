@@ -37,6 +37,7 @@ class ServeConfig:
     model: str|None = None      # the model folder in the run's artifacts, where a run saved several
     threads: int = 0            # PyTorch CPU threads; 0: its default
     drift_window: int = 1000    # recent rows `GET /monitoring/drift` compares with the training rows (per worker); 0: off
+    allow_code_change: bool = False  # serve a model whose code changed since training (`/metadata` says so)
 
     def __post_init__(self):
         if not (self.max_body_mb > 0 and math.isfinite(self.max_body_mb)): raise ConfigError(f"max_body_mb must be a positive number of megabytes, not {self.max_body_mb}")
@@ -118,7 +119,7 @@ class ModelService:
     "One deliver run's model, its codecs, metrics and limits"
     def __init__(self, run, config:ServeConfig|None=None, root=None):
         self.config = config or ServeConfig()
-        self.model = load_run_model(run, root, self.config.model)
+        self.model = load_run_model(run, root, self.config.model, self.config.allow_code_change)
         self.run = self.model.run
         self.name = self.config.name or self.run.name.split("_", 1)[-1]
         self.codec = RecordCodec(self.model, self.config.max_rows)
@@ -222,7 +223,7 @@ def metadata(self:ModelService)->dict:
     prov = read_json(self.run/PROVENANCE) or {}
     return dict(name=self.name, run=self.run.name, run_folder=str(self.run), model_folder=self.model.folder.relative_to(self.run).as_posix(), task=self.model.task,
                 classes=self.model.classes, model_kind=self.model.config["model"]["kind"], model=self.model.config["model"]["name"],
-                files=model_checksums(self.model),
+                files=model_checksums(self.model), code=self.model.model.code, code_change=self.model.code_change,
                 git=prov.get("git"), template=prov.get("template"), template_sha256=prov.get("template_sha256"),
                 params=load_toml(self.run/PARAMS), metrics=read_json(self.run/METRICS),
                 trained_with=prov.get("packages"), serving_with=package_versions(("mlresearch", "numpy", "torch", "scikit-learn", *SERVING_PACKAGES)),
