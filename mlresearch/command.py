@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-try: from typer._click.exceptions import ClickException  # newer typer vendors click
-except ImportError: from click.exceptions import ClickException
+try: from typer._click.exceptions import ClickException, UsageError  # noqa: F401 (UsageError: for the verbs) newer typer vendors click
+except ImportError: from click.exceptions import ClickException, UsageError  # noqa: F401
 
 from .config import MLResearchError, first_line
 

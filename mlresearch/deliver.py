@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Optional
 
 import typer
 
-from .command import AllowCodeChangeOpt, Commands, ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, command_line, metrics_line
+from .command import AllowCodeChangeOpt, Commands, ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, UsageError, command_line, metrics_line
 from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths, load_toml
 from .files import RESUME_FILE, RUN_ENV, RUN_PROGRESS, atomic_write, current_run, read_run_notes, sha256_file
 from .runtime import get_logger
@@ -212,6 +212,7 @@ def _alive(pid)->bool:
     try: os.kill(int(pid), 0); return True
     except (OSError, TypeError, ValueError): return False
 
+# %% ../nbs/18_deliver.ipynb #d1e10013-4-s1
 def resume_point(
     run:str|Path,  # the run to continue: its folder, folder name or name
     root=None,     # project root
@@ -227,6 +228,13 @@ def resume_point(
     if not found: raise MLResearchError(f"run {src.name} kept no checkpoint ({ARTIFACTS}/**/training/last.ckpt): it stopped before its first one was written; deliver it again")
     if len(found) > 1: raise MLResearchError(f"run {src.name} kept {len(found)} checkpoints; resume needs one")
     return src, found[0]
+
+# %% ../nbs/18_deliver.ipynb #d1e10013-5
+def _resumed(resume, config, overrides, record:dict|None, root:Path)->tuple:
+    "What a run that continues `resume` runs: its template, its parameters, the record naming it, its checkpoint"
+    if config or overrides: raise ConfigError("a resumed run keeps the parameters of the run it continues; leave out -p and -f")
+    src, ckpt = resume_point(resume, root)
+    return root/read_json(src/PROVENANCE)["template"], load_toml(src/PARAMS), {**(record or {}), "resumes": src.name}, ckpt
 
 # %% ../nbs/18_deliver.ipynb #d1e10014
 def deliver(
@@ -250,10 +258,7 @@ def deliver(
     check_slug(name, "run name")
     if timeout is not None and timeout < 1: raise ConfigError(f"timeout must be at least 1 second, not {timeout}; leave it out for no limit")
     ckpt = None
-    if resume is not None:
-        if config or overrides: raise ConfigError("a resumed run keeps the parameters of the run it continues; leave out -p and -f")
-        src, ckpt = resume_point(resume, root)
-        template, overrides, record = paths.root/read_json(src/PROVENANCE)["template"], load_toml(src/PARAMS), {**(record or {}), "resumes": src.name}
+    if resume is not None: template, overrides, record, ckpt = _resumed(resume, config, overrides, record, paths.root)
     tpl = find_template(template, root)
     params = pin_dataset(resolve_parameters(template_parameters(tpl), config, overrides), paths.root)
     folder = _reserve(paths.deliver, f"{dt.date.today():%Y-%m-%d}_{name}", auto_suffix)
@@ -282,6 +287,7 @@ commands = Commands()  # the verbs of this notebook: deliver, evaluate
 # %% ../nbs/18_deliver.ipynb #13c00003
 def _echo_err(line:str): typer.echo(line, err=True)
 
+# %% ../nbs/18_deliver.ipynb #13c00003-s1
 def _deliver_or_exit(*args, quiet:bool=False, **kwargs)->Path:
     "`deliver`, relaying its progress lines to stderr (unless `quiet`) and reporting a run that did not succeed in one line with its exit status"
     try: return deliver(*args, command=command_line(), on_start=lambda f: typer.echo(f"run: {f}"), progress=None if quiet else _echo_err, **kwargs)
@@ -308,7 +314,8 @@ def deliver_cmd(
         run = _deliver_or_exit(None, name or f"{src.name.split('_', 1)[-1]}-resumed"[:64], resume=src, auto_suffix=auto_suffix or name is None,
                                timeout=timeout, quiet=quiet, config=config, overrides=param or [])
     else:
-        if template is None or name is None: raise ConfigError("name a template and a --name (or --resume RUN)")
+        if template is None: raise UsageError("Missing argument 'TEMPLATE' (or --resume RUN)")
+        if name is None: raise UsageError("Missing option '--name'")
         run = _deliver_or_exit(template, name, config, param or [], auto_suffix=auto_suffix, timeout=timeout, quiet=quiet)
     typer.echo(f"succeeded: {metrics_line(json.loads((run/METRICS).read_text())) or 'no metrics recorded'}")
 

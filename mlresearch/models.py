@@ -51,6 +51,7 @@ def _default(f:dataclasses.Field):
     if v is dataclasses.MISSING: raise ConfigError(f"config field {f.name!r} has no default; give every field a run can set one")
     return list(v) if isinstance(v, tuple) else v
 
+# %% ../nbs/09_models.ipynb #r09a0003-s1
 def _comments(config:type)->dict:
     "field -> its end-of-line comment in the source of `config`"
     try: src = inspect.getsource(config)
@@ -116,6 +117,7 @@ def registered()->dict[str, ModelSpec]:
     _discover()
     return dict(_REGISTRY)
 
+# %% ../nbs/09_models.ipynb #r09a0007-s1
 def model_spec(name:str)->ModelSpec:
     "The registration of model `name`, refused naming the registered ones"
     models = registered()
@@ -223,6 +225,7 @@ def _names(obj)->set[str]:
     tree.body[0].decorator_list = []  # `@register_model(...)` is the registry's code, not the model's
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
+# %% ../nbs/09_models.ipynb #r09a0031-s1
 def _helpers(spec:ModelSpec)->dict:
     "qualified name -> object: the class, its config, and the module-level functions and classes of the class's module they use"
     mod = sys.modules.get(spec.cls.__module__)
@@ -266,4 +269,5 @@ def models_cmd(
         for k, v in fields.items(): typer.echo(f"  {k:<{width}}  = {v!r:<12}  {notes[k]}".rstrip())
     if name is None: typer.echo(f"scikit-learn baselines: {', '.join(_baselines())}")
 
+# %% ../nbs/09_models.ipynb #r09a0041-s1
 def _baselines()->list[str]: return list(dict.fromkeys([*baseline_names("classification"), *baseline_names("regression")]))

@@ -84,6 +84,7 @@ def _torch_models()->list[str]:
     from mlresearch.models import registered
     return list(registered())
 
+# %% ../nbs/30_onnx.ipynb #a17e0010-s1
 def _sklearn_graph(m, path:Path)->dict:
     onnx, skl2onnx = _need("onnx", "skl2onnx")
     from skl2onnx.common.data_types import FloatTensorType

@@ -149,6 +149,7 @@ def split_metrics(
     s = model.scores(p.X[split])
     return classification_metrics(p.y[split], s) if p.task == "classification" else regression_metrics(p.y[split], s)
 
+# %% ../nbs/17_pipeline.ipynb #0f37d119-3-s1
 def test_metrics(
     model,       # a fitted `TorchModel` or `SklearnModel`
     p:Prepared,  # the prepared data
@@ -168,6 +169,7 @@ def train_parameters(
     TrainConfig(**{k: params[k] for k in TRAINER_KEYS})  # refuse a bad setting before any data is read
     return params
 
+# %% ../nbs/17_pipeline.ipynb #0f37d119-4-s1
 def notebook_parameters(
     ns:dict,  # a train notebook's namespace: its parameters cell and what papermill injected
 )->dict:

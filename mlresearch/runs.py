@@ -207,6 +207,7 @@ WALL_CLOCK = ("seconds",)  # fields of a training record that time the machine, 
 
 def _untimed(rows:list)->list: return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in rows]
 
+# %% ../nbs/19_runs.ipynb #b2a10013-2b-s1
 def _same(x, y)->bool:
     "Deep equality of checkpoint states, tensors compared exactly"
     import torch
@@ -215,6 +216,7 @@ def _same(x, y)->bool:
     if isinstance(x, (list, tuple)): return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(_same, x, y))
     return x == y
 
+# %% ../nbs/19_runs.ipynb #b2a10013-2b-s2
 def _equal_but_clock(fa:Path, fb:Path)->bool:
     "Whether two training records (`metrics.jsonl`, or a checkpoint with its history) are equal once wall-clock times are left out"
     try:

@@ -15,7 +15,7 @@ from .config import ConfigError
 
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'JsonLinesFormatter', 'setup_logging', 'get_logger', 'seed_everything', 'available_devices',
-           'get_device']
+           'get_device', 'dist_info', 'init_dist']
 
 # %% ../nbs/01_runtime.ipynb #461a208a
 class JsonLinesFormatter(logging.Formatter):
@@ -101,3 +101,18 @@ def get_device(
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"device {pref!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
     return dev
+
+# %% ../nbs/01_runtime.ipynb #04203dc7
+def dist_info()->tuple[int, int, int]:
+    "`(rank, world_size, local_rank)` from torchrun's environment; `(0, 1, 0)` otherwise"
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+# %% ../nbs/01_runtime.ipynb #04203dc7-2
+def init_dist(
+    device,  # the `torch.device` this process trains on
+)->bool:
+    "Join the process group when torchrun started us; True if this call created it"
+    import torch.distributed as dist
+    if dist_info()[1] < 2 or dist.is_initialized(): return False
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return True

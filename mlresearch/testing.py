@@ -118,8 +118,10 @@ def write_model_notebook(
 def copy_env(
     root:str|Path,  # a project copy
 )->dict:
-    "The environment of a command run on a project copy: its package imported first, its root the project"
-    return {**project_env(Path(root)), "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    "The environment of a command run on a project copy: its package imported first, its root the project (and no `IN_TEST`, under which `nbdev-export` exports nothing)"
+    env = {**project_env(Path(root)), "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env.pop("IN_TEST", None)
+    return env
 
 # %% ../nbs/11_testing.ipynb #11x00011
 def train_tiny(

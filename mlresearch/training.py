@@ -16,11 +16,10 @@ from fastcore.basics import patch
 
 from .config import ConfigError, MLResearchError, first_line, lower_is_better
 from .files import atomic_path, atomic_write, progress_line
-from .runtime import get_device, get_logger, seed_everything
+from .runtime import dist_info, get_device, get_logger, init_dist, seed_everything
 
 # %% auto #0
-__all__ = ['log', 'OPTIMIZERS', 'SCHEDULES', 'CheckpointError', 'TrainConfig', 'dist_info', 'save_checkpoint', 'load_checkpoint',
-           'Trainer']
+__all__ = ['log', 'OPTIMIZERS', 'SCHEDULES', 'CheckpointError', 'TrainConfig', 'save_checkpoint', 'load_checkpoint', 'Trainer']
 
 # %% ../nbs/10_training.ipynb #0d12bd08
 log = get_logger("training")
@@ -67,19 +66,6 @@ class TrainConfig:
 
     @property
     def minimize(self)->bool: return lower_is_better(self.monitor)
-
-# %% ../nbs/10_training.ipynb #04203dc7
-def dist_info()->tuple[int, int, int]:
-    "`(rank, world_size, local_rank)` from torchrun's environment; `(0, 1, 0)` otherwise"
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-# %% ../nbs/10_training.ipynb #04203dc7-2
-def _init_dist(device:torch.device)->bool:
-    "Join the process group when torchrun started us; True if this call created it"
-    import torch.distributed as dist
-    if dist_info()[1] < 2 or dist.is_initialized(): return False
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return True
 
 # %% ../nbs/10_training.ipynb #002bcecf
 def save_checkpoint(
@@ -129,7 +115,7 @@ class Trainer:
         seed_everything(cfg.seed, cfg.deterministic)
         dev = get_device(cfg.device)
         self.device = torch.device("cuda", local_rank) if dev.type == "cuda" and self.world > 1 else dev
-        self._own_pg = _init_dist(self.device)
+        self._own_pg = init_dist(self.device)
         self.model = model.to(self.device)
         self.net = self.model
         if self.world > 1:
@@ -244,6 +230,7 @@ def _optimizer(model:nn.Module, cfg:TrainConfig)->torch.optim.Optimizer:
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+# %% ../nbs/10_training.ipynb #2a557b32-1-s1
 def _schedule(opt:torch.optim.Optimizer, cfg:TrainConfig, steps:int):
     "The learning-rate schedule `cfg.schedule` names, for `steps` optimizer steps"
     if cfg.schedule == "onecycle": return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)

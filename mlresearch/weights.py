@@ -132,6 +132,7 @@ def _code_now(name:str)->dict:
     from mlresearch.models import code_identity, model_spec  # PyTorch is imported only for a PyTorch model
     return code_identity(model_spec(name))
 
+# %% ../nbs/14_weights.ipynb #2499bc7f-1c-s1
 def _code_message(name:str, was:dict, now:dict)->str:
     return (f"the code of model {name!r} ({was['module']}.{was['cls']}) changed since it was trained: sha256 {was['sha256'][:12]} recorded, "
             f"{(now['sha256'] or 'unreadable')[:12]} now")

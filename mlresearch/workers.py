@@ -41,6 +41,7 @@ def _stderr_line(line:str): print(line, file=sys.stderr, flush=True)
 
 STOP = "stop"  # what a result handler returns to stop launching points
 
+# %% ../nbs/20_workers.ipynb #c3a10010-s1
 def _worker(tasks, results, stop):
     "A worker process: run points from `tasks` until a `None`; skip them once `stop` is set"
     for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, lambda *_: None)  # a run turns SIGTERM into `interrupted`

@@ -6,7 +6,8 @@ import torch
 
 from mlresearch.runtime import seed_everything
 from mlresearch.models import build_model
-from mlresearch.training import Trainer, TrainConfig, dist_info
+from mlresearch.runtime import dist_info
+from mlresearch.training import Trainer, TrainConfig
 
 out = Path(sys.argv[1])
 rank, world, _ = dist_info()
