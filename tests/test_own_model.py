@@ -215,3 +215,18 @@ def test_a_run_made_before_model_fields_were_parameters_is_refused_in_one_line(p
     rep = run("mlresearch", "runs", "reproduce", old.name, env=env, check=1)
     assert rep.stderr.startswith(f"error: run {old.name} cannot be reproduced by this version: its parameters no longer fit the template ("), rep.stderr
     assert len(rep.stderr.strip().splitlines()) == 1
+
+
+def test_a_warm_start_is_recorded_and_refused_for_another_architecture(project):
+    root, env = project
+    base = ("-p", "dataset=sklearn:iris", "-p", "model=mlp", "-p", "epochs=3", "-p", "hidden=[16]")
+    first = run("mlresearch", "deliver", "train", "--name", "first", "--quiet", *base, env=env, check=0)
+    first_dir = first.stdout.splitlines()[0].split("/")[-1]
+    warm = run("mlresearch", "deliver", "train", "--name", "warm", "--quiet", *base, "-p", "init=first", env=env, check=0)
+    warm_dir = root/"research/deliver"/warm.stdout.splitlines()[0].split("/")[-1]
+    prov = json.loads((warm_dir/"provenance.json").read_text())
+    assert [m["run"] for m in prov["models"]] == [first_dir]  # the run it started from, with its model files' sha256
+    assert tomllib.loads((warm_dir/"params.toml").read_text())["init"] == "first"
+    bad = run("mlresearch", "deliver", "train", "--name", "other", "--quiet", "-p", "dataset=iris", "-p", "model=mlp", "-p", "hidden=[8]",
+              "-p", "init=first", env=env, check=1)
+    assert "warm-start from a run of the same model and fields" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
