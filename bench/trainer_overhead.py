@@ -13,12 +13,14 @@ the CPU).
 
 Both run with `--threads` intra-op threads (1 by default): with two threads on a shared two-core machine every
 operator waits for the slower core, and single timings swing by a quarter; one thread measures the same work steadily.
+With one thread the process is pinned to one core (--no-pin leaves it free), and garbage is collected before each
+timed run, so that neither a migration nor the previous run's garbage lands inside a timing.
 
 The paired ratios of one run spread by about +-8% here, so 21 repeats are needed for a median that moves by less than 2%.
 
     python bench/trainer_overhead.py [--epochs 10] [--repeats 21] [--threads 1] [--device auto] [--reference]
 """
-import argparse, statistics, tempfile, time
+import argparse, gc, os, statistics, tempfile, time
 from pathlib import Path
 
 import torch
@@ -72,8 +74,11 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 0: torch's default")
     ap.add_argument("--reference", action="store_true", help="also time the loop without validation")
     ap.add_argument("--checkpoint-every", type=float, default=TrainConfig.checkpoint_every, help="the Trainer's checkpoint interval in seconds")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one core (pinned by default with --threads 1)")
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
+    if a.threads == 1 and not a.no_pin and hasattr(os, "sched_setaffinity"):  # one core: no migrations between the timed runs
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     device = get_device(a.device)
     root = Path(tempfile.mkdtemp())
     acquire("sklearn:digits", root=root)
@@ -89,6 +94,7 @@ def main():
     names = list(times)
     for r in range(a.repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order: each variant takes each place in turn
+            gc.collect()  # no collection of the previous run's garbage inside this one's timing
             t0 = time.perf_counter(); variants[name](r); times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"device={device} epochs={a.epochs} train_rows={n} val_rows={len(p.y['val'])} repeats={a.repeats} threads={torch.get_num_threads()} checkpoint_every={a.checkpoint_every:g}s")
