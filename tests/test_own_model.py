@@ -229,4 +229,5 @@ def test_a_warm_start_is_recorded_and_refused_for_another_architecture(project):
     assert tomllib.loads((warm_dir/"params.toml").read_text())["init"] == "first"
     bad = run("mlresearch", "deliver", "train", "--name", "other", "--quiet", "-p", "dataset=iris", "-p", "model=mlp", "-p", "hidden=[8]",
               "-p", "init=first", env=env, check=1)
-    assert "warm-start from a run of the same model and fields" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "warm-start from a run of the same model and fields" in errors[0], bad.stderr
