@@ -14,7 +14,7 @@ import typer
 
 from .command import AllowCodeChangeOpt, Commands, ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, UsageError, command_line, metrics_line
 from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths, load_toml
-from .files import RESUME_FILE, RUN_ENV, RUN_PROGRESS, atomic_write, current_run, read_run_notes, sha256_file
+from .files import RESUME_FILE, RUN_ENV, RUN_PROGRESS, atomic_path, atomic_write, current_run, read_run_notes, sha256_file
 from .runtime import get_logger
 from .execute import (NotebookError, count_figures, describe_failure, develop_path, error_record, execute_notebook,
                                 find_template, resolve_parameters, template_parameters, user_id)
@@ -265,7 +265,7 @@ def deliver(
     if on_start: on_start(folder)
     prov = _provenance(folder, tpl, params, paths.root, command, config, env or {}, record or {})
     if (patch := git_patch(paths.root)) is not None:  # the uncommitted changes, so that the run can be rebuilt
-        (folder/GIT_PATCH).write_bytes(patch)
+        with atomic_path(folder/GIT_PATCH) as tmp: tmp.write_bytes(patch)
         prov["git"].update(patch=GIT_PATCH, patch_sha256=sha256_file(folder/GIT_PATCH))
     atomic_write(folder/PARAMS, tomli_w.dumps(params))
     write_json(folder/PROVENANCE, prov)

@@ -285,15 +285,14 @@ def code_warnings(
     run:Path,  # a run folder
 )->list[str]:
     "For each PyTorch model of `run` whose registered code changed since training, a line saying so"
+    from mlresearch.modelfile import model_folders
+    from mlresearch.weights import _code_message, code_change
     out = []
-    for folder in sorted(f.parent for f in (run/"artifacts").rglob("config.json")):
+    for folder in model_folders(run):
         d = (read_json(folder/"config.json") or {}).get("model") or {}
-        was = d.get("code") or {}
-        if d.get("kind") != "torch" or not was.get("sha256"): continue
-        from mlresearch.weights import _code_message, _code_now
-        try: now = _code_now(d["name"])
+        try: changed = code_change(d)
         except MLResearchError as e: out.append(f"{folder.relative_to(run).as_posix()}: {e}"); continue
-        if now["sha256"] != was["sha256"]: out.append(f"{folder.relative_to(run).as_posix()}: {_code_message(d['name'], was, now)}")
+        if changed: out.append(f"{folder.relative_to(run).as_posix()}: {_code_message(d['name'], changed['recorded'], changed['current'])}")
     return out
 
 # %% ../nbs/19_runs.ipynb #14c00005

@@ -16,7 +16,8 @@ from fastcore.basics import patch_to
 from .config import MLResearchError, first_line
 
 # %% auto #0
-__all__ = ['SKOPS_ALLOWED', 'skops_bytes', 'skops_types', 'linear_scorer', 'CodeChanged', 'TorchModel', 'SklearnModel']
+__all__ = ['SKOPS_ALLOWED', 'skops_bytes', 'skops_types', 'linear_scorer', 'CodeChanged', 'TorchModel', 'code_change',
+           'SklearnModel']
 
 # %% ../nbs/14_weights.ipynb #e8a10002
 _SKOPS_IDS = re.compile(r'(?<="__id__": )\d+|(?<=")\d+(?=\.npy")')
@@ -137,6 +138,17 @@ def _code_message(name:str, was:dict, now:dict)->str:
     return (f"the code of model {name!r} ({was['module']}.{was['cls']}) changed since it was trained: sha256 {was['sha256'][:12]} recorded, "
             f"{(now['sha256'] or 'unreadable')[:12]} now")
 
+# %% ../nbs/14_weights.ipynb #2499bc7f-1c-s2
+def code_change(
+    d:dict,          # a model folder's `config.json` `model` entry
+    now:dict|None=None, # the current code identity, when already at hand
+)->dict|None:
+    "The recorded and current code identity of a PyTorch model whose registered code changed since it was trained; `None` when unchanged or unrecorded"
+    was = d.get("code") or {}
+    if d.get("kind") != "torch" or not was.get("sha256"): return None
+    now = now or _code_now(d["name"])
+    return dict(recorded=was, current=now) if now["sha256"] != was["sha256"] else None
+
 # %% ../nbs/14_weights.ipynb #2499bc7f-1d
 @patch_to(TorchModel, cls_method=True)
 def load(
@@ -150,9 +162,9 @@ def load(
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     from mlresearch.models import build_model
-    was, now = d.get("code") or {}, _code_now(d["name"])
-    changed = bool(was.get("sha256")) and was["sha256"] != now["sha256"]
-    if changed and not allow_code_change: raise CodeChanged(_code_message(d["name"], was, now))
+    now = _code_now(d["name"])
+    changed = code_change(d, now)
+    if changed and not allow_code_change: raise CodeChanged(_code_message(d["name"], changed["recorded"], changed["current"]))
     m = build_model(d["name"], **d["arch"])
     try: saved = load_file(str(folder/d["weights"]))
     except (SafetensorError, OSError) as e: raise MLResearchError(f"{folder/d['weights']} is not a readable weights file: {first_line(e)}") from None
@@ -161,7 +173,7 @@ def load(
         raise MLResearchError(f"{folder/d['weights']} does not hold the weights of {d['name']!r} as its code builds it now ({problem}): {why}")
     m.load_state_dict(saved)
     out = cls(d["name"], d["arch"], m.eval(), task, d.get("target_scale"), code=now)
-    if changed: out.code_change = dict(recorded=was, current=now)
+    out.code_change = changed
     return out
 
 # %% ../nbs/14_weights.ipynb #2499bc7f-2
