@@ -8,7 +8,8 @@ WORKDIR /opt/mlresearch
 COPY pyproject.toml README.md ./
 COPY mlresearch ./mlresearch
 RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu && pip install .
-USER mlresearch
+# numeric, so that Kubernetes' runAsNonRoot can check it (the user is created above with this uid)
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2).status != 200)"]

@@ -119,3 +119,11 @@ def test_the_training_images_default_command_delivers_a_run(project):
     lab = yaml.safe_load((DOCKER/"compose.yaml").read_text())["services"]["lab"]
     assert lab["entrypoint"][0] == "jupyter" and (BIN/"jupyter-lab").exists()
     assert shlex.join(lab["entrypoint"]) == "jupyter lab --ip=0.0.0.0 --port=8888 --no-browser" and lab["ports"] == ["8888:8888"]
+
+
+@pytest.mark.parametrize("tool, files", [("actionlint", sorted((REPO/".github/workflows").glob("*.yml"))),
+                                         ("hadolint", sorted(DOCKER.glob("*.Dockerfile")))])
+def test_workflows_and_dockerfiles_pass_their_linters(tool, files):
+    "actionlint on the GitHub workflows (current action versions), hadolint on the Dockerfiles: exit 0, as the pre-commit hooks run them"
+    assert files
+    run(tool, *files, cwd=REPO, check=0)
