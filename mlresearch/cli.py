@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from typer.core import TyperGroup
 try: from typer._click.exceptions import UsageError  # newer typer vendors click
 except ImportError: from click.exceptions import UsageError
 
+from .command import FlagsGroup
 from .config import MLResearchError, ROOT_ENV, get_paths
 from .runtime import setup_logging
 
@@ -39,16 +39,17 @@ def _typer_app(spec:str)->typer.Typer:
 
 # %% ../nbs/33_cli.ipynb #cli00002-2
 def verb_command(verb:str):
-    "The click command of `verb`: the one command of that name, or the group gathered from each app `VERBS` lists"
+    "The click command of `verb`: the one command of that name, or the group gathered from each app `VERBS` lists, its help naming them all"
     first, *more = (typer.main.get_group(_typer_app(s)) for s in VERBS[verb])
     if verb in first.commands: return first.commands[verb]  # a verb; otherwise a group (data, runs) of the apps' commands
     first.name = verb  # typer leaves a group made from an app unnamed
     for g in more:
         for name, cmd in g.commands.items(): first.add_command(cmd, name)
+    first.help = f"{first.help.rstrip('.')}. Commands: {', '.join(first.commands)}."  # a fresh group each call: never appended twice
     return first
 
 # %% ../nbs/33_cli.ipynb #cli00004
-class Verbs(TyperGroup):
+class Verbs(FlagsGroup):
     "The top-level group: each verb is loaded from its module when it is asked for"
     def list_commands(self, ctx)->list[str]: return list(VERBS)
     def get_command(self, ctx, name:str):

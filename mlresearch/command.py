@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 try: from typer._click.exceptions import ClickException, UsageError  # noqa: F401 (UsageError: for the verbs) newer typer vendors click
 except ImportError: from click.exceptions import ClickException, UsageError  # noqa: F401
 
@@ -18,7 +19,7 @@ from .config import MLResearchError, first_line
 
 # %% auto #0
 __all__ = ['RunArg', 'ModelOpt', 'ParamOpt', 'ConfigOpt', 'TimeoutOpt', 'TemplateOpt', 'AllowCodeChangeOpt', 'friendly',
-           'Commands', 'command_line', 'metrics_line']
+           'flags_as_flags', 'FlagsCommand', 'FlagsGroup', 'Commands', 'command_line', 'metrics_line']
 
 # %% ../nbs/03_command.ipynb #01a00006
 def friendly(f):
@@ -34,16 +35,33 @@ def friendly(f):
         raise typer.Exit(1)
     return _f
 
+# %% ../nbs/03_command.ipynb #01a00015-0
+def flags_as_flags(params:list)->list:
+    "Give each boolean flag an empty metavar, so that help shows it as a flag and not as an option taking `<bool>`"
+    for p in params:
+        if getattr(p, "is_flag", False) and p.metavar is None: p.metavar = ""
+    return params
+
+# %% ../nbs/03_command.ipynb #01a00015-1
+class FlagsCommand(TyperCommand):
+    "A verb whose help shows boolean flags as flags"
+    def get_params(self, ctx): return flags_as_flags(super().get_params(ctx))
+
+# %% ../nbs/03_command.ipynb #01a00015-2
+class FlagsGroup(TyperGroup):
+    "A group whose help shows boolean flags as flags"
+    def get_params(self, ctx): return flags_as_flags(super().get_params(ctx))
+
 # %% ../nbs/03_command.ipynb #01a00015
 class Commands(typer.Typer):
     "A typer app holding a notebook's verbs: each one `friendly`, invoked by name (`app VERB ARGS`) even when the app holds one"
     def __init__(self, **kwargs):
-        super().__init__(**{"add_completion": False, "pretty_exceptions_enable": False, **kwargs})
+        super().__init__(**{"cls": FlagsGroup, "add_completion": False, "pretty_exceptions_enable": False, **kwargs})
         self.callback()(lambda: None)  # a callback makes it a group; a group may register its own instead
 
     def command(self, *args, **kwargs):
         "Register a verb, its errors reported as one line"
-        register = super().command(*args, **kwargs)
+        register = super().command(*args, **{"cls": FlagsCommand, **kwargs})
         return lambda f: register(friendly(f))
 
 # %% ../nbs/03_command.ipynb #01a00009

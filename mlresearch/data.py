@@ -296,7 +296,7 @@ def ensure_dataset(
     return acquire(name, target=target, root=root)
 
 # %% ../nbs/05_data.ipynb #02c00002
-data_app = Commands(no_args_is_help=True, help="Acquire, list and verify the raw datasets in data/raw.")
+data_app = Commands(no_args_is_help=True, help="The raw datasets in data/raw (immutable, hashed)")
 
 # %% ../nbs/05_data.ipynb #02c00003
 @data_app.command("acquire")

@@ -247,7 +247,7 @@ def compare_runs(
     return metrics, pd.DataFrame(rows, columns=["file", "equal", "how"])
 
 # %% ../nbs/19_runs.ipynb #14c00002
-runs_app = Commands(invoke_without_command=True, help="The deliver runs: a table (default), verify, compare.")
+runs_app = Commands(invoke_without_command=True, help="The deliver runs: a table of them by default")
 
 # %% ../nbs/19_runs.ipynb #14c00003
 @runs_app.callback()
