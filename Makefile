@@ -61,7 +61,7 @@ serve: $(VENV)/.installed ## serve a deliver run's model: make serve RUN=digits-
 
 predict: $(VENV)/.installed ## score a CSV or Parquet file with a run's model: make predict RUN=digits-cnn INPUT=rows.csv [OUTPUT=preds.csv]
 	@test -n "$(RUN)" -a -n "$(INPUT)" || { echo "error: name the run and the file: make predict RUN=<run> INPUT=<file.csv|.parquet> [OUTPUT=<file>]" >&2; exit 2; }
-	$(BIN)/mlresearch predict "$(RUN)" "$(INPUT)" --output "$(or $(OUTPUT),$(basename $(INPUT)).predictions.csv)"
+	$(BIN)/mlresearch predict "$(RUN)" "$(INPUT)" $(if $(OUTPUT),--output "$(OUTPUT)")
 
 evaluate: $(VENV)/.installed ## a run's model on labelled data, as a deliver run: make evaluate RUN=digits-cnn DATASET=new.csv
 	@test -n "$(RUN)" -a -n "$(DATASET)" || { echo "error: name the run and the data: make evaluate RUN=<run> DATASET=<name, file or spec>" >&2; exit 2; }

@@ -8,6 +8,7 @@ Docs: https://mlresearch.github.io/mlresearch/batch.html.md"""
 from __future__ import annotations
 import datetime as dt, json, sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from .record import package_versions
 
 # %% auto #0
 __all__ = ['log', 'FORMATS', 'commands', 'file_format', 'read_chunks', 'check_chunk', 'predict_file', 'sidecar', 'labelled',
-           'predict_cmd']
+           'default_output', 'predict_cmd']
 
 # %% ../nbs/24_batch.ipynb #a15b0006
 log = get_logger("batch")
@@ -191,16 +192,22 @@ def labelled(
 # %% ../nbs/24_batch.ipynb #18c00002
 commands = Commands()  # the verbs of this notebook: predict
 
+# %% ../nbs/24_batch.ipynb #18c00003-0
+def default_output(input:Path)->Path:
+    "Where `predict` writes when no `--output` is given: beside the input, `rows.csv` -> `rows.predictions.csv` (as `make predict`)"
+    return input.with_name(f"{input.stem}.predictions.csv")
+
 # %% ../nbs/24_batch.ipynb #18c00003
 @commands.command("predict")
 def predict_cmd(
     run:RunArg,
     input:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns"),
-    output:Path=typer.Option(..., "--output", "-o", help="Where the predictions go: .csv or .parquet (replaced atomically)"),
+    output:Optional[Path]=typer.Option(None, "--output", "-o", help="Where the predictions go: .csv or .parquet, replaced atomically [default: INPUT's name with .predictions.csv]"),
     chunk_rows:int=typer.Option(50_000, "--chunk-rows", help="Rows read, scored and written at a time"),
     model:ModelOpt=None,
     allow_code_change:AllowCodeChangeOpt=False,
 ):
     "Score INPUT with RUN's model into --output, with a record of the run, the model and the input beside it"
+    output = output or default_output(input)
     rec = predict_file(run, input, output, chunk_rows=chunk_rows, model=model, allow_code_change=allow_code_change)
     typer.echo(f"{rec['rows']} rows scored by {rec['run']} -> {output} (record: {sidecar(output)})")
