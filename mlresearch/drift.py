@@ -23,8 +23,9 @@ from .modelfile import COLUMN_RULES, REFERENCE_FILE, column_kinds, load_run_mode
 
 # %% auto #0
 __all__ = ['P_VALUE', 'PSI_WATCH', 'PSI_ALERT', 'DATASET_SHARE', 'PSI_BINS', 'CATEGORICAL_MAX_UNIQUE', 'MISSING', 'commands',
-           'psi', 'psi_level', 'numeric_drift', 'categorical_drift', 'DriftReport', 'drift_report', 'plot_drift',
-           'sample_file', 'unavailable', 'file_drift', 'write_report', 'DriftWindow', 'drift_cmd']
+           'FAIL_RULES', 'psi', 'psi_level', 'numeric_drift', 'categorical_drift', 'DriftReport', 'drift_report',
+           'plot_drift', 'sample_file', 'unavailable', 'file_drift', 'write_report', 'DriftWindow', 'fails',
+           'drift_cmd']
 
 # %% ../nbs/25_drift.ipynb #a16d0006
 P_VALUE = 0.05                  # a feature drifted when its test's p-value is below this
@@ -93,18 +94,21 @@ class DriftReport:
     def share(self)->float: return len(self.drifted) / len(self.table) if len(self.table) else 0.0
     @property
     def dataset_drifted(self)->bool: return bool(len(self.table)) and self.share >= DATASET_SHARE
+    @property
+    def alerts(self)->list[str]: return self.table.loc[self.table["psi_level"] == "alert", "feature"].tolist()
 
     def summary(self)->str:
-        "One line: how many features drifted, which, and the dataset's verdict"
-        names = ", ".join(self.drifted[:8]) + (" ..." if len(self.drifted) > 8 else "")
-        return (f"{len(self.drifted)} of {len(self.table)} features drifted ({self.share:.0%}{': ' + names if names else ''}); "
+        "One line: how many features drifted, which, the dataset's verdict, and the features whose PSI is at alert level"
+        def names(fs): return ", ".join(fs[:8]) + (" ..." if len(fs) > 8 else "")
+        return (f"{len(self.drifted)} of {len(self.table)} features drifted ({self.share:.0%}{': ' + names(self.drifted) if self.drifted else ''}); "
                 f"{'the dataset drifted' if self.dataset_drifted else 'the dataset did not drift'} "
-                f"(threshold {DATASET_SHARE:.0%}; {self.current_rows} rows against {self.reference_rows} training rows)")
+                f"(threshold {DATASET_SHARE:.0%}; {self.current_rows} rows against {self.reference_rows} training rows)"
+                + (f"; PSI at alert level (> {PSI_ALERT}): {names(self.alerts)}" if self.alerts else ""))
 
     def to_dict(self)->dict:
         "Plain JSON: the verdict, the thresholds and one record per feature (NaN as null)"
         rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in self.table.to_dict("records")]
-        return dict(dataset_drifted=self.dataset_drifted, drifted_share=self.share, drifted_features=self.drifted,
+        return dict(dataset_drifted=self.dataset_drifted, drifted_share=self.share, drifted_features=self.drifted, alert_features=self.alerts,
                     reference_rows=self.reference_rows, current_rows=self.current_rows,
                     thresholds=dict(p_value=P_VALUE, correction=self.correction, psi_watch=PSI_WATCH, psi_alert=PSI_ALERT, dataset_share=DATASET_SHARE), features=rows)
 
@@ -271,6 +275,18 @@ class DriftWindow:
 # %% ../nbs/25_drift.ipynb #19c00002
 commands = Commands()  # the verbs of this notebook: drift
 
+# %% ../nbs/25_drift.ipynb #19c00002-2
+FAIL_RULES = {  # drift --fail-on RULE: when the command exits 2
+    "alert": "the dataset drifted or any feature's PSI is at alert level",
+    "dataset": "the dataset drifted (half its features)",
+    "feature": "any feature drifted",
+}
+
+# %% ../nbs/25_drift.ipynb #19c00002-3
+def fails(report:DriftReport, rule:str="alert")->bool:
+    "Whether `report` fails by `rule`, one of `FAIL_RULES`"
+    return {"alert": report.dataset_drifted or bool(report.alerts), "dataset": report.dataset_drifted, "feature": bool(report.drifted)}[rule]
+
 # %% ../nbs/25_drift.ipynb #19c00003
 @commands.command("drift")
 def drift_cmd(
@@ -280,17 +296,17 @@ def drift_cmd(
     report:Optional[Path]=typer.Option(None, "--report", help="Also write drift.csv, drift.json and drift.png into this folder"),
     max_rows:int=typer.Option(100_000, "--max-rows", help="Compare a uniform sample of at most this many rows of DATA"),
     show:int=typer.Option(20, "--show", help="Features listed (most drifted first)"),
-    fail_on:str=typer.Option("dataset", "--fail-on", help="Exit 2 when the dataset drifted (half its features), or when any feature did"),
+    fail_on:str=typer.Option("alert", "--fail-on", help="When to exit 2: " + "; ".join(f"{k}: {v}" for k, v in FAIL_RULES.items())),
 ):
-    "Check DATA for drift against RUN's training rows; exit 2 when the dataset drifted (or, with --fail-on feature, any feature)"
+    "Check DATA for drift against RUN's training rows; exit 2 when the dataset drifted or a feature's PSI is at alert level (--fail-on)"
     from mlresearch.runs import format_table
-    if fail_on not in ("dataset", "feature"): raise MLResearchError(f"--fail-on takes dataset or feature, not {fail_on!r}")
+    if fail_on not in FAIL_RULES: raise MLResearchError(f"--fail-on takes {', '.join(FAIL_RULES)}, not {fail_on!r}")
     rep, summary, ref, cur = file_drift(run, data, model=model, max_rows=max_rows)
     if rep is None:
         typer.echo(summary, err=True); return
     t = rep.table.head(show)
     typer.echo(format_table(t.assign(**{c: t[c].map(lambda v: f"{v:.3g}") for c in ("statistic", "p_value", "p_adjusted", "psi")})))
     if report: typer.echo(f"report: {write_report(rep, report, ref, cur, data=str(data.resolve()), run=run)}")
-    flagged = rep.dataset_drifted if fail_on == "dataset" else bool(rep.drifted)
-    typer.echo(("drift: " if flagged else "ok: ") + summary)
+    flagged = fails(rep, fail_on)
+    typer.echo(("drift: " if flagged else "warning: " if rep.alerts else "ok: ") + summary)
     if flagged: raise typer.Exit(2)

@@ -160,7 +160,7 @@ def cases(tmp):
         (["evaluate", "done"], "Missing option '--dataset'", 2, {}),
         (["monitor", "nosuch", f"{t}/ok.csv"], "no deliver run 'nosuch'", 1, {}),
         (["monitor", "done", f"{t}/ok.csv"], "saved no model", 1, {}),
-        (["monitor", "done", f"{t}/ok.csv", "--fail-on", "column"], "--fail-on takes dataset or feature, not 'column'", 1, {}),
+        (["monitor", "done", f"{t}/ok.csv", "--fail-on", "column"], "--fail-on takes alert, dataset, feature, not 'column'", 1, {}),
         (["export", "done"], "saved no model", 1, {}),
         (["export", "done", "--format", "tflite"], "format must be one of onnx, not 'tflite'", 1, {}),
         # keeping data and runs

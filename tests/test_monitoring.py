@@ -31,17 +31,41 @@ def test_the_drift_report_flags_the_shifted_feature_and_no_untouched_one(digits_
     assert rep.drifted == [SHIFTED] and not rep.dataset_drifted
     assert rep.table.set_index("feature").loc[SHIFTED, "psi_level"] == "alert"
 
-    # the command line: exit 0 for one drifted feature of 64, 2 with --fail-on feature, 2 when every pixel moves
+    # the command line: exit 2 for one feature at PSI alert level (the default rule), 0 with a warning under --fail-on dataset
     shifted(rows).to_csv(tmp_path/"shifted.csv", index=False)
-    res = run("mlresearch", "monitor", "digits-cnn", tmp_path/"shifted.csv", "--report", tmp_path/"report", env=env, check=0)
-    assert f"ok: 1 of 64 features drifted (2%: {SHIFTED}); the dataset did not drift" in res.stdout
-    assert json.loads((tmp_path/"report/drift.json").read_text())["drifted_features"] == [SHIFTED]
+    res = run("mlresearch", "monitor", "digits-cnn", tmp_path/"shifted.csv", "--report", tmp_path/"report", env=env, check=2)
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"drift: 1 of 64 features drifted (2%: {SHIFTED}); the dataset did not drift") and last.endswith(f"PSI at alert level (> 0.25): {SHIFTED}"), last
+    assert json.loads((tmp_path/"report/drift.json").read_text())["alert_features"] == [SHIFTED]
     assert (tmp_path/"report/drift.png").stat().st_size > 10_000
+    res = run("mlresearch", "monitor", "digits-cnn", tmp_path/"shifted.csv", "--fail-on", "dataset", env=env, check=0)
+    assert res.stdout.strip().splitlines()[-1].startswith("warning: 1 of 64 features drifted"), res.stdout
     res = run("mlresearch", "monitor", "digits-cnn", tmp_path/"shifted.csv", "--fail-on", "feature", env=env, check=2)
     assert res.stdout.strip().splitlines()[-1].startswith("drift: 1 of 64 features drifted")
     (rows * 0.5).to_parquet(tmp_path/"dim.parquet")
     res = run("mlresearch", "monitor", "digits-logreg", tmp_path/"dim.parquet", env=env, check=2)
     assert "the dataset drifted" in res.stdout
+
+
+def test_one_severely_drifted_category_among_thirteen_features_exits_2_and_is_named(project, tmp_path):
+    "A table of 12 numbers and a colour; new rows where three features drift, one (colour) far: not half the features, but exit 2"
+    root, env = project
+    rng = np.random.default_rng(0)
+    def table(n, shift=0.0, colours=("red", "green", "blue"), p=None):
+        df = pd.DataFrame(rng.normal(size=(n, 12)), columns=[f"x{i}" for i in range(12)])
+        df[["x0", "x3"]] += shift
+        df["color"] = rng.choice(colours, n, p=p)
+        return df
+    train = table(600).assign(y=lambda d: np.where(d["x1"] + (d["color"] == "red") > 0.5, "a", "b"))
+    train.to_csv(tmp_path/"shapes.csv", index=False)
+    run("mlresearch", "data", "acquire", tmp_path/"shapes.csv", "--target", "y", env=env, check=0)
+    run("mlresearch", "deliver", "train", "--name", "shapes-logreg", "-p", "dataset=shapes", "-p", "model=logreg", env=env, check=0)
+    table(400, shift=0.3, p=(0.02, 0.02, 0.96)).to_csv(tmp_path/"shifted.csv", index=False)
+    res = run("mlresearch", "drift", "shapes-logreg", tmp_path/"shifted.csv", env=env, check=2)
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("drift: 3 of 13 features drifted") and "the dataset did not drift" in last and "PSI at alert level (> 0.25): color" in last, last
+    res = run("mlresearch", "drift", "shapes-logreg", tmp_path/"shifted.csv", "--fail-on", "dataset", env=env, check=0)
+    assert res.stdout.strip().splitlines()[-1].startswith("warning: 3 of 13") and "color" in res.stdout.splitlines()[-1]
 
 
 def test_the_service_flags_drift_after_a_window_of_shifted_requests(digits_runs):
