@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/project.html.md"""
 
 # %% ../nbs/23_project.ipynb #a4b10003
 from __future__ import annotations
-import hashlib, os, re, shutil, subprocess, sys
+import contextlib, hashlib, io, json, os, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 import typer
@@ -16,7 +16,7 @@ from .config import MLResearchError, get_paths
 
 # %% auto #0
 __all__ = ['NAME_RULES', 'commands', 'readme_text', 'tool', 'check_generated', 'check_conventions', 'check', 'docs',
-           'prepare_docs', 'add_results', 'build_site']
+           'prepare_docs', 'add_results', 'build_site', 'quarto_names', 'render_preview']
 
 # %% ../nbs/23_project.ipynb #5f50f18f
 def readme_text(root=None)->str:
@@ -146,12 +146,17 @@ def check():
 # %% ../nbs/23_project.ipynb #17c00004
 @commands.command("docs")
 def docs():
-    "Build the docs site with a Results section from the deliver runs (needs Quarto); without Quarto, prepare everything up to the render"
+    "Build the docs site with a Results section from the deliver runs into _docs/: with Quarto where it is installed, else a smalldocs preview"
     site = build_site()
-    if site is not None: typer.echo(f"site: {site/'index.html'}"); return
-    proc = get_paths().root/"_proc"
-    typer.echo(f"quarto is not installed: skipped the render. Site config, processed notebooks and the Results pages are in {proc}; "
-               "install Quarto from https://quarto.org and run `mlresearch docs` again to build the site in _docs/")
+    if site is not None: typer.echo(f"site (Quarto): {site/'index.html'}"); return
+    root = get_paths().root
+    try: import smalldocs
+    except ImportError:
+        typer.echo(f"quarto is not installed and neither is smalldocs: skipped the render; the processed pages are in {root/'_proc'}. "
+                   "Install Quarto (https://quarto.org), or `pip install smalldocs` (the docs extra) for a preview, and run `mlresearch docs` again")
+        return
+    site = render_preview(root/"_proc", root/"_docs")
+    typer.echo(f"site (a preview by smalldocs {smalldocs.__version__}, pure Python; quarto is not installed): {site/'index.html'}")
 
 # %% ../nbs/23_project.ipynb #443168e7
 def prepare_docs(root=None)->Path:
@@ -199,4 +204,45 @@ def build_site(root=None)->Path|None:
     shutil.rmtree(dest, ignore_errors=True)
     shutil.move(out, dest)
     _fix_quarto_nav(dest)
+    return dest
+
+# %% ../nbs/23_project.ipynb #443168e7-4
+def quarto_names(proc:Path)->dict:
+    "notebook -> the notebook name that gives its Quarto page name (`output-file` in its front matter), for those whose name differs"
+    names = {}
+    for nb in sorted(proc.glob("*.ipynb")):
+        first = (json.loads(nb.read_text()).get("cells") or [{}])[0]
+        m = re.search(r"^output-file:\s*(\S+)\.html\s*$", "".join(first.get("source", "")), re.M) if first.get("cell_type") == "raw" else None
+        if m and f"{m.group(1)}.ipynb" != nb.name: names[nb.name] = f"{m.group(1)}.ipynb"
+    return names
+
+# %% ../nbs/23_project.ipynb #443168e7-5
+def _renamed(x, names:dict):
+    if isinstance(x, str): return names.get(x, x)
+    if isinstance(x, list): return [_renamed(v, names) for v in x]
+    if isinstance(x, dict): return {k: _renamed(v, names) for k, v in x.items()}
+    return x
+
+# %% ../nbs/23_project.ipynb #443168e7-6
+def render_preview(
+    proc:Path,  # the `_proc` folder `prepare_docs` wrote
+    dest:Path,  # where the site goes (replaced)
+)->Path:
+    "Render `proc` with smalldocs (pure Python) into `dest`, each page under the name Quarto gives it; return `dest`"
+    import yaml
+    from smalldocs.site import build
+    stage = Path(tempfile.mkdtemp(prefix=".preview-", dir=proc.parent))
+    try:
+        shutil.copytree(proc, stage, dirs_exist_ok=True, ignore=shutil.ignore_patterns("_docs"))
+        names = quarto_names(stage)
+        for old, new in names.items(): (stage/old).rename(stage/new)
+        side = stage/"sidebar.yml"
+        side.write_text(yaml.safe_dump(_renamed(yaml.safe_load(side.read_text()), names), sort_keys=False, allow_unicode=True))
+        with contextlib.redirect_stdout(io.StringIO()): out = build(stage, quiet=True).out  # warnings: Quarto-only keys it ignores
+        old = dest.with_name(f".{dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if dest.exists(): dest.rename(old)
+        shutil.move(out, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally: shutil.rmtree(stage, ignore_errors=True)
     return dest

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/site.html.md"""
 
 # %% ../nbs/22_site.ipynb #a18s0003
 from __future__ import annotations
-import json, os, shutil, tempfile
+import html, json, os, re, shutil, tempfile
 from pathlib import Path
 
 import nbformat
@@ -17,7 +17,7 @@ from .record import PROVENANCE, read_json, run_folders, verify_run
 from .runs import read_run, runs_index, plot_compare, select_runs
 
 # %% auto #0
-__all__ = ['RESULTS', 'MAIN_METRICS', 'STATUS_MARK', 'main_metric', 'run_summary', 'run_page', 'runs_page', 'sweep_page',
+__all__ = ['RESULTS', 'MAIN_METRICS', 'main_metric', 'status_mark', 'run_summary', 'run_page', 'runs_page', 'sweep_page',
            'write_results', 'results_sidebar']
 
 # %% ../nbs/22_site.ipynb #a18s0006
@@ -42,8 +42,12 @@ def _fmt(v)->str:
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
 # %% ../nbs/22_site.ipynb #a18s0006-5
-STATUS_MARK = {"succeeded": "✅ succeeded", "failed": "❌ failed", "interrupted": "⏹ interrupted", "died": "💀 died", "running": "⏳ running"}
+def status_mark(status)->str:
+    "A run's status as a badge of text and CSS (`styles.css`: `.status-succeeded` ...), readable without an emoji font"
+    word = str(status or "not started")
+    return f'<span class="status status-{re.sub(r"[^a-z]+", "-", word.lower())}">{html.escape(word)}</span>'
 
+# %% ../nbs/22_site.ipynb #a18s0006-5-s1
 def run_summary(
     folder:Path,                    # a run folder
     problems:list[dict]|None=None,  # `verify_run`'s answer, when already known
@@ -53,7 +57,7 @@ def run_summary(
     problems = verify_run(folder) if problems is None else problems  # `write_results` checks each run once for all its pages
     verified = "yes: every file matches SHA256SUMS" if not problems else f"**no**: {len(problems)} problem(s), e.g. {problems[0]['file']} {problems[0]['problem']}"
     git = prov.get("git") or {}
-    facts = [("template", prov.get("template")), ("status", STATUS_MARK.get(r["status"], r["status"])), ("started", prov.get("started")),
+    facts = [("template", prov.get("template")), ("status", status_mark(r["status"])), ("started", prov.get("started")),
              ("duration", f"{prov['duration_s']:.1f} s" if prov.get("duration_s") is not None else "-"), ("command", f"`{prov.get('command')}`"),
              ("git commit", f"{git.get('commit') or '-'}{' (with uncommitted changes)' if git.get('dirty') else ''}"),
              ("device", (prov.get("device") or {}).get("name") or "-"), ("verifies today", verified)]
@@ -108,7 +112,7 @@ def runs_page(
     for _, r in df.iterrows():
         m = metric.get(r["template"])
         v = r.get(f"metric.{m}") if m else None
-        rows.append((f"[{r['run']}](runs/{r['run']}.ipynb)", r["template"], STATUS_MARK.get(r["status"], r["status"]),
+        rows.append((f"[{r['run']}](runs/{r['run']}.ipynb)", r["template"], status_mark(r["status"]),
                      f"{m} {v:.4f}" if m and v is not None and v == v else "-", "yes" if not (checks[r["run"]] if checks else verify_run(r["path"])) else "**no**", r["started"] or "-"))
     lines += [f"{len(df)} runs: {', '.join(f'{n} {s}' for s, n in df['status'].value_counts().sort_index().items())}.", "",
               _table(rows, ("run", "template", "status", "main metric", "verifies", "started")), "", "## Comparisons", ""]
@@ -141,7 +145,7 @@ def sweep_page(
         r = by_run.get(last.get("run"), {})
         v = r.get(f"metric.{m}") if m else None
         rows.append((p["number"], f"[{last['run']}](../runs/{last['run']}.ipynb)" if last.get("run") in by_run else "-",
-                     STATUS_MARK.get(r.get("status") or last.get("status"), "not started") if last else "not started",
+                     status_mark((r.get("status") or last.get("status")) if last else None),
                      *(p["values"].get(k, "-") for k in rec["grid"]), *([f"{v:.4f}" if v is not None and v == v else "-"] if m else [])))
     lines += [f"Template `{rec['template']}`, grid: " + "; ".join(f"`{k}` = {', '.join(map(str, v))}" for k, v in rec["grid"].items()), "",
               _table(rows, head), ""]

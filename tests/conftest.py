@@ -38,3 +38,16 @@ def digits_runs(tmp_path_factory):
     kept = pd.read_parquet(runs["digits-cnn"]/"artifacts/test_predictions.parquet")
     raw = load("digits", root=root)
     return root, env, runs, kept, raw.iloc[kept["row"]].drop(columns="target")
+
+
+def clone_with_runs(digits_runs, tmp_path):
+    "A copy of this project as a fresh clone has it after the main job: the digits data and its CNN and baseline runs"
+    import os, shutil
+    root, env, runs, kept, rows = digits_runs
+    work = tmp_path/"repo"
+    shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(".venv", ".git", "_proc", "_docs", "data", "research", "__pycache__", ".*cache"))
+    shutil.copytree(REPO/"research/templates", work/"research/templates")
+    shutil.copytree(root/"data/raw", work/"data/raw")
+    for name in ("digits-cnn", "digits-logreg"): shutil.copytree(runs[name], work/"research/deliver"/runs[name].name)
+    env = {k: v for k, v in os.environ.items() if k != "MLRESEARCH_ROOT"}  # found from the working directory, the copy
+    return work, env, runs
