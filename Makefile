@@ -31,6 +31,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e .
 	touch $@
+	@echo "the environment is ready in $(VENV); in each new shell, activate it to type its commands as the README does: source $(VENV)/bin/activate"
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[dev]"
