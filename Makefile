@@ -44,11 +44,11 @@ run: $(VENV)/.installed ## the main job on the default data: acquire it, deliver
 	$(BIN)/mlresearch deliver train --name $(NAME)-$(MODEL) --auto-suffix -p dataset=$(NAME) -p model=$(MODEL)
 	$(BIN)/mlresearch runs
 
-test: $(VENV)/.dev-installed ## generated files up to date, lint, notebook lessons, then pytest
+test: $(VENV)/.dev-installed ## generated files up to date, lint, notebook lessons, then pytest in parallel (the 15 slowest tests listed)
 	$(BIN)/mlresearch check
 	$(BIN)/ruff check mlresearch
 	$(BIN)/nbdev-test
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal --durations=15
 
 lint: $(VENV)/.dev-installed ## ruff over the exported package
 	$(BIN)/ruff check mlresearch

@@ -95,20 +95,25 @@ class DriftReport:
     @property
     def dataset_drifted(self)->bool: return bool(len(self.table)) and self.share >= DATASET_SHARE
     @property
-    def alerts(self)->list[str]: return self.table.loc[self.table["psi_level"] == "alert", "feature"].tolist()
+    def alerts(self)->list[str]:  # drifted by their test and by a PSI at alert level: a large shift, and not chance
+        return self.table.loc[self.table["drifted"] & (self.table["psi_level"] == "alert"), "feature"].tolist()
+    @property
+    def psi_only(self)->list[str]:  # a PSI at alert level that their test does not confirm: on few rows PSI is large by chance
+        return self.table.loc[~self.table["drifted"] & (self.table["psi_level"] == "alert"), "feature"].tolist()
 
     def summary(self)->str:
-        "One line: how many features drifted, which, the dataset's verdict, and the features whose PSI is at alert level"
+        "One line: how many features drifted, which, the dataset's verdict, and the features whose PSI is at alert level (confirmed or not)"
         def names(fs): return ", ".join(fs[:8]) + (" ..." if len(fs) > 8 else "")
         return (f"{len(self.drifted)} of {len(self.table)} features drifted ({self.share:.0%}{': ' + names(self.drifted) if self.drifted else ''}); "
                 f"{'the dataset drifted' if self.dataset_drifted else 'the dataset did not drift'} "
                 f"(threshold {DATASET_SHARE:.0%}; {self.current_rows} rows against {self.reference_rows} training rows)"
-                + (f"; PSI at alert level (> {PSI_ALERT}): {names(self.alerts)}" if self.alerts else ""))
+                + (f"; PSI at alert level (> {PSI_ALERT}): {names(self.alerts)}" if self.alerts else "")
+                + (f"; PSI > {PSI_ALERT} that no test confirms (noisy on {self.current_rows} rows): {names(self.psi_only)}" if self.psi_only else ""))
 
     def to_dict(self)->dict:
         "Plain JSON: the verdict, the thresholds and one record per feature (NaN as null)"
         rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in self.table.to_dict("records")]
-        return dict(dataset_drifted=self.dataset_drifted, drifted_share=self.share, drifted_features=self.drifted, alert_features=self.alerts,
+        return dict(dataset_drifted=self.dataset_drifted, drifted_share=self.share, drifted_features=self.drifted, alert_features=self.alerts, psi_only_features=self.psi_only,
                     reference_rows=self.reference_rows, current_rows=self.current_rows,
                     thresholds=dict(p_value=P_VALUE, correction=self.correction, psi_watch=PSI_WATCH, psi_alert=PSI_ALERT, dataset_share=DATASET_SHARE), features=rows)
 
@@ -308,5 +313,5 @@ def drift_cmd(
     typer.echo(format_table(t.assign(**{c: t[c].map(lambda v: f"{v:.3g}") for c in ("statistic", "p_value", "p_adjusted", "psi")})))
     if report: typer.echo(f"report: {write_report(rep, report, ref, cur, data=str(data.resolve()), run=run)}")
     flagged = fails(rep, fail_on)
-    typer.echo(("drift: " if flagged else "warning: " if rep.alerts else "ok: ") + summary)
+    typer.echo(("drift: " if flagged else "warning: " if rep.alerts or rep.psi_only else "ok: ") + summary)
     if flagged: raise typer.Exit(2)

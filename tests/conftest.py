@@ -1,4 +1,4 @@
-import subprocess, sys
+import contextlib, fcntl, os, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -24,16 +24,43 @@ def project(tmp_path):
     return root, project_env(root)
 
 
-@pytest.fixture(scope="session")
-def digits_runs(tmp_path_factory):
-    "A project with two delivered digits models (a short-trained CNN and a logistic regression), the CNN's kept test predictions and their raw rows"
-    import pandas as pd
-    from mlresearch.data import load
-    root = scratch_project("all", parent=tmp_path_factory.mktemp("digits-runs"), name="proj")
+@contextlib.contextmanager
+def _locked(path: Path):
+    "An exclusive lock on `path` across processes (the workers of pytest -n)"
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build_digits_runs(root: Path):
+    "The main job's two models, delivered into a new project at `root`"
+    scratch_project("all", parent=root.parent, name=root.name)
     env = project_env(root)
     run("mlresearch", "deliver", "train", "--name", "digits-cnn", "-p", "dataset=sklearn:digits", "-p", "model=cnn", "-p", "epochs=4",
         env=env, check=0)
     run("mlresearch", "deliver", "train", "--name", "digits-logreg", "-p", "dataset=digits", "-p", "model=logreg", env=env, check=0)
+
+
+@pytest.fixture(scope="session")
+def digits_runs(tmp_path_factory):
+    """A project with two delivered digits models (a short-trained CNN and a logistic regression), the CNN's kept test predictions
+    and their raw rows. Delivered once per test session, whatever the number of pytest-xdist workers (the first one builds it under
+    a lock in the folder they share); each worker gets its own copy, since tests add runs and data to it."""
+    import shutil
+    import pandas as pd
+    from mlresearch.data import load
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else tmp_path_factory.getbasetemp()
+    built = shared/"digits-runs-built"/"proj"
+    with _locked(shared/"digits-runs.lock"):
+        if not (built.parent/"done").exists():
+            shutil.rmtree(built.parent, ignore_errors=True)
+            built.parent.mkdir()
+            _build_digits_runs(built)
+            (built.parent/"done").touch()
+    root = tmp_path_factory.mktemp("digits-runs")/"proj"
+    shutil.copytree(built, root, symlinks=True)
+    env = project_env(root)
     runs = {f.name.split("_", 1)[1]: f for f in (root/"research/deliver").iterdir()}
     kept = pd.read_parquet(runs["digits-cnn"]/"artifacts/test_predictions.parquet")
     raw = load("digits", root=root)
@@ -42,7 +69,7 @@ def digits_runs(tmp_path_factory):
 
 def clone_with_runs(digits_runs, tmp_path):
     "A copy of this project as a fresh clone has it after the main job: the digits data and its CNN and baseline runs"
-    import os, shutil
+    import shutil
     root, env, runs, kept, rows = digits_runs
     work = tmp_path/"repo"
     shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(".venv", ".git", "_proc", "_docs", "data", "research", "__pycache__", ".*cache"))

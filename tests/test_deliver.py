@@ -150,13 +150,18 @@ def test_a_dead_kernel_fails_the_run(project):
     assert (prov["status"], prov["error"]["type"]) == ("failed", "DeadKernelError")
 
 
+def ctrl_c_as_at_a_terminal():
+    "SIGINT's default action in the child, as a command typed at a terminal has it: a shell script's `pytest &` starts it ignored"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_interrupts_the_run_and_keeps_what_ran(project, sig, code):
     root, env = project
     make_template(root, "sleepy", ["secs = 60", "from mlresearch.deliver import log_metrics\nlog_metrics(before=1)",
                                    "import time\ntime.sleep(secs)", "log_metrics(after=1)"])
     p = subprocess.Popen([str(BIN/"mlresearch"), "deliver", "sleepy", "--name", "sleepy"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_at_a_terminal)
     folder = None
     for _ in range(600):  # wait until the second cell has logged its metric, then stop the run
         time.sleep(0.1)
@@ -270,7 +275,7 @@ def test_ctrl_c_prints_the_table_and_records_interrupted_runs(tiny):
     make_template(root, "sleepy", ["secs = 60", "from mlresearch.deliver import log_metrics\nlog_metrics(before=secs)",
                                    "import time\ntime.sleep(secs)"])
     p = subprocess.Popen([str(BIN/"mlresearch"), "sweep", "sleepy", "--name", "nap", "-p", "secs=0,60,61", "--jobs", "2"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_at_a_terminal)
     for _ in range(900):  # wait until the quick point has finished and the two slow ones sleep
         time.sleep(0.1)
         if len(list((root/"research/deliver").glob("*_nap-*/metrics.json"))) == 3: break

@@ -13,7 +13,7 @@ def make_targets() -> set[str]:
 def test_the_hooks_run_the_projects_own_tools_and_pass_on_a_clean_clone(tmp_path):
     cfg = yaml.safe_load((REPO/".pre-commit-config.yaml").read_text())
     hooks = [h for r in cfg["repos"] for h in r["hooks"]]
-    assert {h["id"] for h in hooks} == {"nbdev-clean", "ruff", "mlresearch-check"} and all(r["repo"] == "local" for r in cfg["repos"])
+    assert {h["id"] for h in hooks} == {"nbdev-clean", "ruff", "mlresearch-check", "actionlint", "hadolint"} and all(r["repo"] == "local" for r in cfg["repos"])
     for h in hooks:  # the venv's own tools: nothing is downloaded
         tools = re.findall(r"\.venv/bin/[a-z-]+", h["entry"])
         assert tools and all((REPO/t).exists() for t in tools), h["entry"]
@@ -25,7 +25,7 @@ def test_the_hooks_run_the_projects_own_tools_and_pass_on_a_clean_clone(tmp_path
     pc = str(BIN/"pre-commit")
     subprocess.run([pc, "validate-config"], cwd=work, env=env, check=True, capture_output=True)
     res = subprocess.run([pc, "run", "--all-files"], cwd=work, env=env, capture_output=True, text=True)
-    assert res.returncode == 0 and res.stdout.count("Passed") == 3, res.stdout + res.stderr
+    assert res.returncode == 0 and res.stdout.count("Passed") == 5, res.stdout + res.stderr
     # a notebook saved with outputs and stray metadata is cleaned, and the commit stopped until it is added again
     nb = work/"nbs/08_baselines.ipynb"
     d = json.loads(nb.read_text())

@@ -112,7 +112,8 @@ def test_sweep_serve_predict_evaluate_monitor_export_on_its_runs(own, delivered,
     assert pd.read_csv(tmp_path/"preds.csv")["prediction"].tolist() == kept["prediction"].tolist()
     assert "succeeded: accuracy=" in mlr(own, "evaluate", "wine-resmlp", "--dataset", "wine", check=0).stdout
     mon = mlr(own, "monitor", "wine-resmlp", tmp_path/"rows.csv")
-    assert mon.returncode == 0 and "ok: 0 of 13 features drifted" in mon.stdout, mon.stdout + mon.stderr  # its own test split
+    last = mon.stdout.strip().splitlines()[-1]  # its own test split: no drift; 36 rows make PSI noisy, said as a warning
+    assert mon.returncode == 0 and last.startswith(("ok: 0 of 13 features drifted", "warning: 0 of 13 features drifted")), mon.stdout + mon.stderr
     assert mlr(own, "export", "wine-resmlp", "--format", "onnx", "--output", tmp_path/"onnx", check=0).stdout.startswith("exported: ")
 
 
