@@ -78,3 +78,17 @@ def clone_with_runs(digits_runs, tmp_path):
     for name in ("digits-cnn", "digits-logreg"): shutil.copytree(runs[name], work/"research/deliver"/runs[name].name)
     env = {k: v for k, v in os.environ.items() if k != "MLRESEARCH_ROOT"}  # found from the working directory, the copy
     return work, env, runs
+
+
+def mlresearch_here(*args, env=None) -> subprocess.CompletedProcess:
+    """`mlresearch ARGS` through the console script's entry point (`cli.main`) in this process, with `env` as its environment:
+    the same code and exit status as the command, without a new interpreter's imports (for tests that make many quick calls)"""
+    from typer.testing import CliRunner
+    from mlresearch.cli import main
+    argv = ["mlresearch", *map(str, args)]
+    with CliRunner().isolation(env=env) as (out, err, _):
+        saved, sys.argv = sys.argv, argv
+        try: main(); code = 0
+        except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        finally: sys.argv = saved
+        return subprocess.CompletedProcess(argv, code, out.getvalue().decode(), err.getvalue().decode())

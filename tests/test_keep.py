@@ -7,16 +7,24 @@ from mlresearch.testing import scratch_project
 from conftest import REPO, run
 
 
-@pytest.fixture
-def main_job(digits_runs, tmp_path):
-    "A project as the main job leaves it (the digits data, the CNN and the baseline), plus one failed run"
+@pytest.fixture(scope="module")
+def _main_job_built(digits_runs, tmp_path_factory):
+    "A project as the main job leaves it (the digits data, the CNN and the baseline), plus one failed run: made once per module"
     root, env, runs, kept, rows = digits_runs
-    proj = scratch_project("all", parent=tmp_path, name="proj")
+    proj = scratch_project("all", parent=tmp_path_factory.mktemp("main-job"), name="proj")
     shutil.copytree(root/"data/raw", proj/"data/raw")
     for name in ("digits-cnn", "digits-logreg"): shutil.copytree(runs[name], proj/"research/deliver"/runs[name].name)
     env = {**env, "MLRESEARCH_ROOT": str(proj)}
     run("mlresearch", "deliver", "train", "--name", "digits-mlp-broken", "-p", "dataset=digits", "-p", "model=mlp", "-p", "epochs=0", env=env, check=1)
     return proj, env
+
+
+@pytest.fixture
+def main_job(_main_job_built, tmp_path):
+    "A copy of that project of its own for each test, which may archive, clean or export it"
+    built, env = _main_job_built
+    proj = shutil.copytree(built, tmp_path/"proj", symlinks=True)
+    return proj, {**env, "MLRESEARCH_ROOT": str(proj)}
 
 
 def files(d):
