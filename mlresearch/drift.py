@@ -282,7 +282,7 @@ commands = Commands()  # the verbs of this notebook: drift
 
 # %% ../nbs/25_drift.ipynb #19c00002-2
 FAIL_RULES = {  # drift --fail-on RULE: when the command exits 2
-    "alert": "the dataset drifted or any feature's PSI is at alert level",
+    "alert": "the dataset drifted, or any feature drifted with its PSI at alert level",
     "dataset": "the dataset drifted (half its features)",
     "feature": "any feature drifted",
 }
@@ -303,7 +303,7 @@ def drift_cmd(
     show:int=typer.Option(20, "--show", help="Features listed (most drifted first)"),
     fail_on:str=typer.Option("alert", "--fail-on", help="When to exit 2: " + "; ".join(f"{k}: {v}" for k, v in FAIL_RULES.items())),
 ):
-    "Check DATA for drift against RUN's training rows; exit 2 when the dataset drifted or a feature's PSI is at alert level (--fail-on)"
+    "Check DATA for drift against RUN's training rows; exit 2 when the dataset drifted or a drifted feature's PSI is at alert level (--fail-on)"
     from mlresearch.runs import format_table
     if fail_on not in FAIL_RULES: raise MLResearchError(f"--fail-on takes {', '.join(FAIL_RULES)}, not {fail_on!r}")
     rep, summary, ref, cur = file_drift(run, data, model=model, max_rows=max_rows)

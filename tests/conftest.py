@@ -1,4 +1,4 @@
-import contextlib, fcntl, os, subprocess, sys
+import contextlib, fcntl, os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,6 @@ def digits_runs(tmp_path_factory):
     """A project with two delivered digits models (a short-trained CNN and a logistic regression), the CNN's kept test predictions
     and their raw rows. Delivered once per test session, whatever the number of pytest-xdist workers (the first one builds it under
     a lock in the folder they share); each worker gets its own copy, since tests add runs and data to it."""
-    import shutil
     import pandas as pd
     from mlresearch.data import load
     shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else tmp_path_factory.getbasetemp()
@@ -69,7 +68,6 @@ def digits_runs(tmp_path_factory):
 
 def clone_with_runs(digits_runs, tmp_path):
     "A copy of this project as a fresh clone has it after the main job: the digits data and its CNN and baseline runs"
-    import shutil
     root, env, runs, kept, rows = digits_runs
     work = tmp_path/"repo"
     shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(".venv", ".git", "_proc", "_docs", "data", "research", "__pycache__", ".*cache"))

@@ -160,6 +160,8 @@ def cases(tmp):
         (["monitor", "nosuch", f"{t}/ok.csv"], "no deliver run 'nosuch'", 1, {}),
         (["monitor", "done", f"{t}/ok.csv"], "saved no model", 1, {}),
         (["monitor", "done", f"{t}/ok.csv", "--fail-on", "column"], "--fail-on takes alert, dataset, feature, not 'column'", 1, {}),
+        (["monitor", "done", f"{t}/ok.csv", "--fail-on", "ALERT"], "--fail-on takes alert, dataset, feature, not 'ALERT'", 1, {}),
+        (["monitor", "done", f"{t}/ok.csv", "--fail-on", ""], "--fail-on takes alert, dataset, feature, not ''", 1, {}),
         (["export", "done"], "saved no model", 1, {}),
         (["export", "done", "--format", "tflite"], "format must be one of onnx, not 'tflite'", 1, {}),
         # keeping data and runs

@@ -61,7 +61,7 @@ def _click_path(ws: list[str]) -> tuple[list[str], list[str]]:
             elif not getattr(opt, "is_flag", False) and "=" not in w: i += 1  # its value
         elif hasattr(cmd, "list_commands"):  # a word after a group names one of its commands
             sub = cmd.get_command(ctx, w)
-            if sub is None: problems.append(f"mlresearch {' '.join(path)} has no command {w!r}".replace("  ", " ")); break
+            if sub is None: problems.append(f"{' '.join(['mlresearch', *path])} has no command {w!r}"); break
             cmd, path = sub, [*path, w]
             ctx = Context(cmd, parent=ctx)
         i += 1
@@ -96,7 +96,7 @@ def test_each_readme_command_names_what_exists(cmd):
 
 def test_the_readme_commands_work_in_a_fresh_shell_after_activating():
     "As typed after `source .venv/bin/activate`, in a shell whose PATH has only the system's folders: each executable answers --help"
-    exes = sorted({words(c)[0].removeprefix(".venv/bin/") for c in COMMANDS if words(c)} - NOT_OURS - {"make", "source", "pip", "python"})
+    exes = sorted({words(c)[0].removeprefix(".venv/bin/") for c in COMMANDS} - NOT_OURS - {"make", "source", "pip", "python"})
     script = [f"source {shlex.quote(str(BIN/'activate'))}", f"cd {shlex.quote(str(REPO))}"]
     script += [f"{e} --help >/dev/null 2>&1 || echo 'not working: {e} --help'" for e in exes]
     script += ["python -m mlresearch --help >/dev/null 2>&1 || echo 'not working: python -m mlresearch --help'",
