@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/project.html.md"""
 
 # %% ../nbs/23_project.ipynb #a4b10003
 from __future__ import annotations
-import contextlib, hashlib, io, json, os, re, shutil, subprocess, sys, tempfile
+import contextlib, errno, hashlib, io, json, os, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 import typer
@@ -239,10 +239,13 @@ def render_preview(
         side = stage/"sidebar.yml"
         side.write_text(yaml.safe_dump(_renamed(yaml.safe_load(side.read_text()), names), sort_keys=False, allow_unicode=True))
         with contextlib.redirect_stdout(io.StringIO()): out = build(stage, quiet=True).out  # warnings: Quarto-only keys it ignores
-        old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if dest.exists(): dest.rename(old)
-        shutil.move(out, dest)
-        shutil.rmtree(old, ignore_errors=True)
+        while True:  # another `docs` may swap its site in meanwhile: set aside what is there, then rename, which never nests
+            aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            try:
+                with contextlib.suppress(FileNotFoundError): dest.rename(aside/dest.name)
+                os.rename(out, dest); break
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST): raise
+            finally: shutil.rmtree(aside, ignore_errors=True)
     finally: shutil.rmtree(stage, ignore_errors=True)
     return dest

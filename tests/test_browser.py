@@ -195,6 +195,10 @@ def test_the_site_as_a_fresh_clone_builds_it_renders_and_reads_in_chromium(digit
     assert {p.relative_to(results): p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
 
     site = work/"_docs"
+    if not shutil.which("quarto"):  # the preview rendered again over the first: replaced, never nested inside it
+        from mlresearch.project import render_preview
+        render_preview(proc, site)
+        assert (site/"results/index.html").is_file() and not (site/"_docs").exists()
     if CHROMIUM is None: pytest.skip("chromium is not installed (Debian: apt-get install chromium): the rendered pages were not looked at")
     port = free_port()
     log = tmp_path/"http.log"
