@@ -1,10 +1,11 @@
 """The service on real delivered models: the digits CNN's answers against the predictions its notebook kept, every bad
 input as a 4xx, a real uvicorn process (two workers, 200 concurrent clients, a 50 MB body, SIGTERM with a request in
-flight, metrics added up across workers), a schemathesis run against the app's own OpenAPI schema, and runs that must
-not be served."""
+flight, metrics added up across workers, NVIDIA's own V2 client with its defaults), a schemathesis run against the app's
+own OpenAPI schema, and runs that must not be served."""
 import concurrent.futures, json, pickle, shutil, signal, socket, subprocess, threading, time
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -137,9 +138,86 @@ def test_unseen_categories_and_missing_values_are_handled_as_in_training(served,
         assert r.status_code == 200, r.text
         assert r.json()["predictions"] == m.predict(pd.DataFrame(recs)).tolist()
         assert all(isinstance(p, str) for p in r.json()["predictions"])  # the training labels' own type
+        full = df.drop(columns="outcome").dropna().iloc[:50]  # binary BYTES, BOOL and FP64 inputs, built and read by tritonclient itself
+        answer = _triton_infer(c, "patients-mlp", [("age", "FP64", full["age"].to_numpy()), ("smoker", "BYTES", full["smoker"].to_numpy(object)),
+                                                    ("flag", "BOOL", full["flag"].to_numpy(bool))])
+        assert [v.decode() for v in answer.as_numpy("predictions")] == m.predict(full).tolist()
+        assert answer.get_output("predictions")["datatype"] == "BYTES" and answer.as_numpy("probabilities").shape == (50, 2)
         bad = c.post("/predict", json={"records": [dict(age="old", smoker=3, flag="yes")]}).json()["detail"]
         assert [d["msg"] for d in bad] == ["expected a number or null, got a string", "expected a string or null, got a number",
                                           "expected true, false or null, got a string"]
+
+
+def _triton_infer(c, model:str, tensors:list, **kw):
+    "`tritonclient.http`'s own request body (binary tensors, binary outputs: its defaults) through a TestClient, read by its own parser"
+    import tritonclient.http as tc
+    inputs = []
+    for name, dtype, arr in tensors:
+        inputs.append(tc.InferInput(name, list(arr.shape), dtype))
+        inputs[-1].set_data_from_numpy(arr)
+    body, n = tc.InferenceServerClient.generate_request_body(inputs, **kw)
+    r = c.post(f"/v2/models/{model}/infer", content=body, headers={"Inference-Header-Content-Length": str(n)})
+    assert r.status_code == 200, r.text
+    return tc.InferenceServerClient.parse_response_body(r.content, header_length=int(r.headers["inference-header-content-length"]))
+
+
+def _binary_body(head:dict, *parts:bytes)->tuple[bytes, dict]:
+    h = json.dumps(head).encode()
+    return h + b"".join(parts), {"Inference-Header-Content-Length": str(len(h))}
+
+
+def test_malformed_binary_tensors_are_a_4xx_that_names_the_input(served):
+    root, env, runs, kept, rows = served
+    x = rows.to_numpy()[:3]
+    one = lambda **p: {"inputs": [{"name": "x", "shape": [3, 64], "datatype": "FP64", "parameters": {"binary_data_size": x.nbytes, **p}}]}
+    col = lambda dt, size: {"inputs": [{"name": c, "shape": [3], "datatype": dt if c == "pixel_0_1" else "FP64", "parameters": {"binary_data_size": size if c == "pixel_0_1" else 24}}
+                                       for c in rows.columns]}
+    cols = b"".join(rows[c].to_numpy()[:3].tobytes() for c in rows.columns if c != "pixel_0_1")
+    cases = [  # (body, headers, status, words)
+        (*_binary_body(one(), x.tobytes()[:-1]), 400, "inputs[0] ('x'): binary_data_size 1,536 runs past the end of the body (1,535 bytes left)"),
+        (*_binary_body(one(), x.tobytes() + b"\0\0"), 400, "1,538 bytes after its JSON header, but the inputs' binary_data_size add up to 1,536"),
+        (*_binary_body(one(binary_data_size=1000), x.tobytes()[:1000]), 422, "inputs[0] ('x'): 1,000 bytes of binary data do not fill its shape as FP64"),
+        (*_binary_body(one(binary_data_size=-1), x.tobytes()), 422, "inputs[0] ('x'): binary_data_size must be a whole number of bytes"),
+        (*_binary_body(one(binary_data_size="1536"), x.tobytes()), 422, "binary_data_size must be a whole number"),
+        (*_binary_body(one(binary_data_size=True), x.tobytes()), 422, "binary_data_size must be a whole number"),
+        (*_binary_body({"inputs": [dict(one()["inputs"][0], data=[1.0] * 192)]}, x.tobytes()), 422, "not both"),
+        (*_binary_body(col("STRING", 3), b"abc" + cols), 422, "inputs[1] ('pixel_0_1'): this column takes a number, not STRING"),
+        (*_binary_body({"inputs": [dict(one()["inputs"][0], datatype="BYTES")]}, x.tobytes()), 422, "send a numeric tensor of shape [N, 64]"),
+        (*_binary_body(col("BYTES", 3), b"abc" + cols), 422, "inputs[1] ('pixel_0_1'): this column takes a number, not BYTES"),
+        (*_binary_body(col("FP32", 24), np.zeros(6, "<f4").tobytes() + cols), 422, "inputs[1] ('pixel_0_1'): 24 bytes of binary data do not fill its shape as FP32 (3 values of 4 bytes: 12)"),
+        (*_binary_body(one(), np.full(192, np.nan).tobytes()), 422, "not a finite number"),
+        (_binary_body(one(), x.tobytes())[0], {}, 400, "say where the JSON ends in an Inference-Header-Content-Length header"),
+        (_binary_body(one(), x.tobytes())[0], {"Inference-Header-Content-Length": "-5"}, 400, "Inference-Header-Content-Length header must be the length"),
+        (_binary_body(one(), x.tobytes())[0], {"Inference-Header-Content-Length": "99999"}, 400, "Inference-Header-Content-Length header must be the length"),
+        (_binary_body(one(), x.tobytes())[0], {"Inference-Header-Content-Length": "10"}, 400, "not valid JSON"),
+        (json.dumps(one()).encode(), {}, 400, "inputs[0] ('x'): binary_data_size is set, but no Inference-Header-Content-Length header"),
+        (*_binary_body({**one(), "outputs": [{"name": "scores"}]}, x.tobytes()), 422, "outputs[0]: this model answers predictions and probabilities, not 'scores'"),
+        (*_binary_body({**one(), "outputs": [{"name": "predictions", "parameters": {"binary_data": "yes"}}]}, x.tobytes()), 422, "binary_data must be true or false"),
+        (*_binary_body({**one(), "parameters": {"binary_data_output": 1}}, x.tobytes()), 422, "binary_data_output must be true or false"),
+        (*_binary_body({**one(), "outputs": [{"name": "probabilities", "parameters": {"classification": 3}}]}, x.tobytes()), 422, "classification extension is not supported"),
+    ]
+    with _client(runs["digits-cnn"], root, max_rows=20) as c:
+        problems = []
+        for body, headers, status, words in cases:
+            r = c.post("/v2/models/digits-cnn/infer", content=body, headers=headers)
+            if r.status_code != status or words not in r.json().get("error", ""): problems.append(f"{words[:50]!r}: {r.status_code} {r.text[:300]}")
+            assert "NaN" not in r.text and "nan" not in r.text.lower().replace("than", "")
+        assert problems == [], "\n".join(problems)
+        body, headers = _binary_body(one(), x.tobytes())
+        assert c.post("/v2/models/digits-cnn/infer", content=body, headers=headers).status_code == 200
+        rng, codes = np.random.default_rng(0), {}
+        for _ in range(400):  # the valid body, cut, grown, with bytes flipped or a wrong header length: never a 5xx
+            b, h = bytearray(body), dict(headers)
+            kind = rng.integers(4)
+            if kind == 0: b = b[:rng.integers(len(b))]
+            elif kind == 1: b += bytes(rng.integers(0, 256, rng.integers(1, 64), dtype=np.uint8))
+            elif kind == 2: b[rng.integers(len(b))] = rng.integers(256)
+            else: h["Inference-Header-Content-Length"] = str(rng.integers(len(b) + 10))
+            s = c.post("/v2/models/digits-cnn/infer", content=bytes(b), headers=h).status_code
+            codes[s] = codes.get(s, 0) + 1
+        assert set(codes) <= {200, 400, 413, 422} and codes.get(400, 0) + codes.get(422, 0) > 100, codes
+        metrics = c.get("/metrics").text
+    assert 'status="5' not in metrics
 
 
 def test_a_prediction_over_the_time_limit_answers_504_then_503_while_busy(served):
@@ -209,6 +287,46 @@ def test_a_50_mb_body_is_refused_with_413_and_the_server_stays_up(server):
         r = c.post("/predict", content=chunks, headers={"content-type": "application/json"})
         assert r.status_code == 413
         assert c.get("/ready").status_code == 200
+
+
+def test_tritons_own_client_with_its_defaults(served, server):
+    "tritonclient.http as its documentation shows it: binary tensors in and binary outputs back, by default"
+    import tritonclient.http as tc
+    root, env, runs, kept, rows = served
+    url, _ = server
+    client = tc.InferenceServerClient(url=url.removeprefix("http://"))
+    try:
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("digits-cnn")
+        assert client.is_model_ready("digits-cnn", model_version=runs["digits-cnn"].name) and not client.is_model_ready("digits-cnn", model_version="7")
+        assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+        meta = client.get_model_metadata("digits-cnn")
+        assert [i["name"] for i in meta["inputs"]] == list(rows.columns) and meta["versions"] == [runs["digits-cnn"].name]
+        probs = httpx.post(f"{url}/predict", json={"records": rows.to_dict("records")}, timeout=60).json()["probabilities"]
+        x = rows.to_numpy()  # one [360, 64] tensor, FP64
+        whole = tc.InferInput("input-0", list(x.shape), "FP64")
+        whole.set_data_from_numpy(x)
+        res = client.infer("digits-cnn", [whole])
+        assert res.as_numpy("predictions").tolist() == kept["prediction"].tolist()
+        assert np.allclose(res.as_numpy("probabilities"), probs, atol=1e-6) and res.get_output("probabilities")["parameters"]["binary_data_size"] == 360 * 10 * 4
+        per_column = []
+        for col in rows.columns:  # one input per column, FP32, and only the predictions asked for (binary, the default)
+            per_column.append(tc.InferInput(col, [len(rows)], "FP32"))
+            per_column[-1].set_data_from_numpy(rows[col].to_numpy(np.float32))
+        res = client.infer("digits-cnn", per_column, outputs=[tc.InferRequestedOutput("predictions")], model_version=runs["digits-cnn"].name, request_id="r1")
+        assert res.as_numpy("predictions").tolist() == kept["prediction"].tolist() and res.as_numpy("probabilities") is None
+        assert res.get_response()["id"] == "r1"
+        as_json = tc.InferInput("input-0", list(x.shape), "FP32")
+        as_json.set_data_from_numpy(x.astype(np.float32), binary_data=False)  # JSON tensors, and JSON outputs
+        res = client.infer("digits-cnn", [as_json], outputs=[tc.InferRequestedOutput(o, binary_data=False) for o in ("predictions", "probabilities")])
+        assert res.as_numpy("predictions").tolist() == kept["prediction"].tolist() and "parameters" not in res.get_output("predictions")
+        short = tc.InferInput("input-0", [1, 64], "FP64")
+        short.set_data_from_numpy(x[:1])
+        short.set_shape([2, 64])  # the shape says 2 rows, the bytes hold 1
+        with pytest.raises(tc.InferenceServerException) as e: client.infer("digits-cnn", [short])
+        assert e.value.status() == "422" and "inputs[0] ('input-0'): 512 bytes of binary data do not fill its shape as FP64" in e.value.message()
+        with pytest.raises(tc.InferenceServerException) as e: client.infer("other", [whole])
+        assert e.value.status() == "404"
+    finally: client.close()
 
 
 def test_the_openapi_schema_holds_under_schemathesis(server, tmp_path):

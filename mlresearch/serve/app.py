@@ -23,13 +23,14 @@ from ..record import package_versions
 from ..runtime import get_logger
 from .codec import Problem
 from .service import Instrument, ModelService, ServeConfig
-from .v2 import V2_REQUEST_SCHEMA, decode_v2, v2_answer, v2_metadata, v2_values
+from .v2 import V2_REQUEST_SCHEMA, decode_v2, encode_v2_answer, v2_answer, v2_metadata, v2_outputs, v2_values
 
 # %% auto #0
-__all__ = ['Service', 'ModelName', 'predict_routes', 'v2_routes', 'operation_routes', 'SERVE_ENV', 'commands', 'json_response',
-           'problem_responses', 'read_body', 'get_service', 'predict', 'infer', 'v2_model', 'v2_model_ready',
-           'v2_server', 'live', 'ready', 'metadata', 'drift', 'metrics', 'request_bodies', 'model_openapi',
-           'offline_docs', 'get_app', 'app_from_env', 'serve', 'serve_cmd']
+__all__ = ['Service', 'ModelName', 'ModelVersion', 'predict_routes', 'v2_routes', 'BINARY_HEADER', 'VERSION', 'operation_routes',
+           'SERVE_ENV', 'commands', 'json_response', 'problem_responses', 'read_body', 'get_service', 'predict',
+           'v2_response', 'infer', 'v2_model', 'v2_model_ready', 'v2_server', 'live', 'ready', 'metadata', 'drift',
+           'metrics', 'request_bodies', 'model_openapi', 'offline_docs', 'get_app', 'app_from_env', 'serve',
+           'serve_cmd']
 
 # %% ../../nbs/29_serve_app.ipynb #23a00006
 def json_response(
@@ -47,7 +48,11 @@ def problem_responses(v2:bool=False)->dict:
     "The OpenAPI `responses` of a prediction route: each status it may answer, with the shape of its body"
     detail = {"error": {"type": "string"}} if v2 else {"detail": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object",
               "properties": {"loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}, "msg": {"type": "string"}}}}]}}
-    return {s: {"description": d, "content": {"application/json": {"schema": {"type": "object", "properties": detail}}}} for s, d in _ERRORS.items()}
+    out = {s: {"description": d, "content": {"application/json": {"schema": {"type": "object", "properties": detail}}}} for s, d in _ERRORS.items()}
+    if v2: out |= {404: dict(out[400], description="No such model, or no such version of it, here"),
+                   200: {"description": "The answer: JSON, or with binary outputs the JSON then their bytes (its length in Inference-Header-Content-Length)",
+                         "content": {"application/json": {}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+    return out
 
 # %% ../../nbs/29_serve_app.ipynb #23a00010
 async def read_body(
@@ -74,8 +79,12 @@ async def get_service(request:Request)->ModelService:
 # %% ../../nbs/29_serve_app.ipynb #23a00012-2
 Service = Annotated[ModelService, Depends(get_service)]
 ModelName = Annotated[str, fastapi.Path(description="The model's name (GET /v2/models/{name} answers only for it)")]
+ModelVersion = Annotated[str, fastapi.Path(description="The model's version: its run's name, as GET /v2/models/{name} lists it")]
 
-def _unknown(svc:ModelService, name:str)->str: return f"no model {name!r} here; this server serves {svc.name!r}"
+def _unknown(svc:ModelService, name:str, version:str|None=None)->str|None:
+    "Why the path names no model of this server (a 404's message), or None"
+    if name != svc.name: return f"no model {name!r} here; this server serves {svc.name!r}"
+    if version is not None and version != svc.run.name: return f"no version {version!r} of {name!r} here; this server serves version {svc.run.name!r}"
 
 # %% ../../nbs/29_serve_app.ipynb #23a00013
 predict_routes = APIRouter()
@@ -93,46 +102,67 @@ async def predict(
     except Problem as p: return json_response(dict(detail=p.detail), p.status)
 
 # %% ../../nbs/29_serve_app.ipynb #23a00014
-v2_routes = APIRouter()
+def v2_response(
+    answer:dict,   # `v2_answer`
+    wanted:dict,   # `v2_outputs`: output name -> binary
+)->Response:
+    "A V2 answer over HTTP: JSON, or the JSON header then the binary outputs' bytes, its length in `Inference-Header-Content-Length`"
+    body, n = encode_v2_answer(answer, wanted)
+    if n is None: return Response(body, media_type="application/json")
+    return Response(body, media_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(n)})
 
-@v2_routes.post("/v2/models/{name}/infer", summary="KServe V2 inference", responses=problem_responses(v2=True))
+# %% ../../nbs/29_serve_app.ipynb #23a00014-5
+v2_routes = APIRouter()
+BINARY_HEADER = {"name": "Inference-Header-Content-Length", "in": "header", "required": False, "schema": {"type": "integer", "minimum": 0},
+                 "description": "With binary tensor data: the length in bytes of the JSON at the start of the body"}
+VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}, "description": "The model's version: its run's name"}
+_versioned = lambda *more: dict(openapi_extra={"parameters": [VERSION, *more]})  # a route that also answers with a version in its path
+
+@v2_routes.post("/v2/models/{name}/infer", summary="KServe V2 inference", responses=problem_responses(v2=True), openapi_extra={"parameters": [BINARY_HEADER]})
+@v2_routes.post("/v2/models/{name}/versions/{version}/infer", summary="KServe V2 inference of a version", responses=problem_responses(v2=True), **_versioned(BINARY_HEADER))
 async def infer(
     request:Request,  # the HTTP request
     name:ModelName,   # the model's name in the path
 ):
-    "Inference in the Open Inference Protocol: one tensor per column, or one [N, columns] tensor"
+    "Inference in the Open Inference Protocol: JSON or binary tensors (one per column, or one [N, columns] tensor) in, JSON or binary outputs back"
     svc = request.app.state.service  # as in `predict`: no dependency on the hot path
     try:
-        if name != svc.name: raise Problem(404, _unknown(svc, name))
+        if why := _unknown(svc, name, request.path_params.get("version")): raise Problem(404, why)
         if not svc.ready: raise Problem(503, "the model is not ready yet; retry shortly")
-        req = decode_v2(await read_body(request, svc.config.max_body))
-        return json_response(v2_answer(svc, req, *await svc.respond(*v2_values(req, svc.codec))))
+        req = decode_v2(await read_body(request, svc.config.max_body), request.headers.get("inference-header-content-length"))
+        wanted = v2_outputs(svc, req)
+        return v2_response(v2_answer(svc, req, *await svc.respond(*v2_values(req, svc.codec)), wanted), wanted)
     except Problem as p: return json_response(dict(error=str(p)), p.status)
 
 # %% ../../nbs/29_serve_app.ipynb #23a00014-2
 @v2_routes.get("/v2/models/{name}", summary="KServe V2 model metadata")
+@v2_routes.get("/v2/models/{name}/versions/{version}", summary="KServe V2 model metadata of a version", **_versioned())
 async def v2_model(
-    svc:Service,     # the model service
-    name:ModelName,  # the model's name in the path
+    request:Request,  # the HTTP request (its path may name a version)
+    svc:Service,      # the model service
+    name:ModelName,   # the model's name in the path
 ):
     "The model's name, version (its run), platform, inputs (one per column) and outputs"
-    return json_response(v2_metadata(svc)) if name == svc.name else json_response(dict(error=_unknown(svc, name)), 404)
+    why = _unknown(svc, name, request.path_params.get("version"))
+    return json_response(dict(error=why), 404) if why else json_response(v2_metadata(svc))
 
 # %% ../../nbs/29_serve_app.ipynb #23a00014-3
 @v2_routes.get("/v2/models/{name}/ready", summary="KServe V2 model readiness")
+@v2_routes.get("/v2/models/{name}/versions/{version}/ready", summary="KServe V2 model readiness of a version", **_versioned())
 async def v2_model_ready(
-    svc:Service,     # the model service
-    name:ModelName,  # the model's name in the path
+    request:Request,  # the HTTP request (its path may name a version)
+    svc:Service,      # the model service
+    name:ModelName,   # the model's name in the path
 ):
     "200 once the model is loaded and warm, 503 before"
-    if name != svc.name: return json_response(dict(error=_unknown(svc, name)), 404)
+    if why := _unknown(svc, name, request.path_params.get("version")): return json_response(dict(error=why), 404)
     return json_response(dict(name=svc.name, ready=svc.ready), 200 if svc.ready else 503)
 
 # %% ../../nbs/29_serve_app.ipynb #23a00014-4
 @v2_routes.get("/v2", summary="KServe V2 server metadata")
 async def v2_server():
-    "The server's name, version and protocol extensions"
-    return json_response(dict(name="mlresearch", version=package_versions(("mlresearch",))["mlresearch"], extensions=[]))
+    "The server's name, version and protocol extensions (binary tensor data: Triton's, which its clients send by default)"
+    return json_response(dict(name="mlresearch", version=package_versions(("mlresearch",))["mlresearch"], extensions=["binary_tensor_data"]))
 
 # %% ../../nbs/29_serve_app.ipynb #23a00015
 operation_routes = APIRouter()
@@ -175,7 +205,11 @@ def request_bodies(svc:ModelService)->dict:
     codec, example = svc.codec, svc.codec.example(svc.model.schema)
     v2_example = dict(inputs=[dict(name=c, shape=[1], datatype=d["datatype"], data=[example[c]]) for c, d in zip(codec.columns, v2_metadata(svc)["inputs"])])
     body = lambda schema, ex: {"required": True, "content": {"application/json": {"schema": schema, "example": ex}}}
-    return {"/predict": body(codec.json_schema(svc.model.schema), {"records": [example]}), "/v2/models/{name}/infer": body(V2_REQUEST_SCHEMA, v2_example)}
+    v2 = body(V2_REQUEST_SCHEMA, v2_example)
+    v2["content"]["application/octet-stream"] = {"schema": {"type": "string", "format": "binary",  # Triton's binary tensor data extension
+        "description": "The JSON request (its length in the Inference-Header-Content-Length header), then each binary_data_size input's bytes"}}
+    return {"/predict": body(codec.json_schema(svc.model.schema), {"records": [example]}), "/v2/models/{name}/infer": v2,
+            "/v2/models/{name}/versions/{version}/infer": v2}
 
 # %% ../../nbs/29_serve_app.ipynb #23a00018
 def model_openapi(
@@ -191,7 +225,7 @@ def model_openapi(
             for ops in doc["paths"].values():
                 for op in ops.values():
                     for p in op.get("parameters", []):
-                        if p["name"] == "name": p["schema"]["enum"] = [svc.name]
+                        if p["in"] == "path": p["schema"]["enum"] = [svc.name if p["name"] == "name" else svc.run.name]
             app.openapi_schema = doc
         return app.openapi_schema
     app.openapi = openapi

@@ -10,22 +10,26 @@ import itertools, math
 
 import msgspec
 import numpy as np
+import orjson
 
 from ..modelfile import COLUMN_RULES
 from .codec import Problem, RecordCodec, check_rows, parse_json
 
 # %% auto #0
-__all__ = ['V2_NUMERIC', 'V2_REQUEST_SCHEMA', 'V2_TYPES', 'V2Input', 'V2Request', 'v2_values', 'v2_matrix', 'v2_datatype_of',
-           'decode_v2', 'v2_metadata', 'v2_answer']
+__all__ = ['V2_NUMERIC', 'V2_BINARY', 'V2_REQUEST_SCHEMA', 'V2_TYPES', 'V2Input', 'V2Request', 'v2_values', 'v2_matrix',
+           'v2_datatype_of', 'decode_v2', 'v2_metadata', 'v2_outputs', 'v2_answer', 'encode_v2_answer']
 
 # %% ../../nbs/27_serve_v2.ipynb #a14e0014
-V2_NUMERIC = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+V2_NUMERIC = {"FP16", "FP32", "FP64", "BF16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+V2_BINARY = {"FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "BF16": "<u2", "INT8": "i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+             "UINT8": "u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "BOOL": "u1"}  # each datatype's binary layout (BYTES: length-prefixed)
 
 class V2Input(msgspec.Struct):
+    "One input tensor; `data` is the JSON text of its values, or, for a binary tensor, a view of its bytes (set by `decode_v2`)"
     name: str
     shape: list[int]
     datatype: str
-    data: msgspec.Raw
+    data: msgspec.Raw = msgspec.Raw()  # empty: the tensor is binary, or missing
     parameters: dict|None = None
 
 # %% ../../nbs/27_serve_v2.ipynb #a14e0014-2
@@ -37,10 +41,13 @@ class V2Request(msgspec.Struct):
 
 # %% ../../nbs/27_serve_v2.ipynb #a14e0014-3
 V2_REQUEST_SCHEMA = {"type": "object", "required": ["inputs"], "properties": {
-    "id": {"type": "string"}, "parameters": {"type": "object"}, "outputs": {"type": "array", "items": {"type": "object"}},
-    "inputs": {"type": "array", "items": {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
+    "id": {"type": "string"}, "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}},
+    "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}}}}},
+    "inputs": {"type": "array", "items": {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
         "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {"type": "string", "enum": sorted(V2_NUMERIC | {"BOOL", "BYTES"})}, "parameters": {"type": "object"},
+        "datatype": {"type": "string", "enum": sorted(V2_NUMERIC | {"BOOL", "BYTES"})},
+        "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}},
         "data": {"type": "array"}}}}}}
 
 _v2_decoder = msgspec.json.Decoder(V2Request)
@@ -52,20 +59,49 @@ def _v2_datatype(values:list)->str:
     return "FP64" if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) else "BYTES"
 
 # %% ../../nbs/27_serve_v2.ipynb #a14e0014-4
-def _v2_data(inp:V2Input, i:int)->list:
-    "The flat values of one input, checked against its datatype and shape"
+def _v2_data(inp:V2Input, i:int)->list|np.ndarray:
+    "The flat values of one input, checked against its datatype and shape: a list, or an array for a numeric binary tensor"
     where = f"inputs[{i}] ({inp.name!r})"
     if any(s < 0 for s in inp.shape): raise Problem(422, f"{where}: shape {inp.shape} has a negative size")
-    if inp.datatype in V2_NUMERIC: t = int if inp.datatype.startswith(("INT", "UINT")) else float
-    elif inp.datatype == "BOOL": t = bool
-    elif inp.datatype == "BYTES": t = str
-    else: raise Problem(422, f"{where}: datatype {inp.datatype!r} is not one of {', '.join(sorted(V2_NUMERIC | {'BOOL', 'BYTES'}))}")
-    try: vals = msgspec.json.decode(inp.data, type=list[t])
-    except msgspec.ValidationError:
-        try: vals = list(itertools.chain.from_iterable(msgspec.json.decode(inp.data, type=list[list[t]])))
-        except msgspec.ValidationError as e: raise Problem(422, f"{where}: data must be a flat or nested list of {inp.datatype} values ({e})") from None
+    if inp.datatype not in V2_BINARY and inp.datatype != "BYTES":
+        raise Problem(422, f"{where}: datatype {inp.datatype!r} is not one of {', '.join(sorted(V2_NUMERIC | {'BOOL', 'BYTES'}))}")
+    if isinstance(inp.data, memoryview): vals = _binary_values(inp.data, inp.datatype, math.prod(inp.shape), where)
+    elif not len(inp.data): raise Problem(422, f"{where}: no data; send data, or binary_data_size and the tensor's bytes after the JSON header")
+    elif inp.datatype == "BF16": raise Problem(422, f"{where}: JSON cannot carry BF16; send it as binary data (binary_data_size), or as FP32")
+    else:
+        t = bool if inp.datatype == "BOOL" else str if inp.datatype == "BYTES" else int if inp.datatype.startswith(("INT", "UINT")) else float
+        try: vals = msgspec.json.decode(inp.data, type=list[t])
+        except msgspec.ValidationError:
+            try: vals = list(itertools.chain.from_iterable(msgspec.json.decode(inp.data, type=list[list[t]])))
+            except msgspec.ValidationError as e: raise Problem(422, f"{where}: data must be a flat or nested list of {inp.datatype} values ({e})") from None
     if len(vals) != math.prod(inp.shape): raise Problem(422, f"{where}: {len(vals)} values do not fill shape {inp.shape} ({math.prod(inp.shape)} values)")
     return vals
+
+# %% ../../nbs/27_serve_v2.ipynb #a14e0015
+def _binary_values(buf:memoryview, datatype:str, n:int, where:str)->list|np.ndarray:
+    "The values of a binary tensor of `n` elements: an array (a view of the body) for numbers, a list for BOOL and BYTES"
+    if datatype == "BYTES": return _binary_strings(buf, n, where)
+    size = np.dtype(V2_BINARY[datatype]).itemsize
+    if len(buf) != n * size: raise Problem(422, f"{where}: {len(buf):,} bytes of binary data do not fill its shape as {datatype} ({n:,} values of {size} bytes: {n * size:,})")
+    a = np.frombuffer(buf, V2_BINARY[datatype])
+    if datatype == "BF16": return (a.astype(np.uint32) << 16).view(np.float32)  # bfloat16: the top half of a float32
+    if datatype != "BOOL": return a
+    if (a > 1).any(): raise Problem(422, f"{where}: a BOOL element is a byte other than 0 or 1")
+    return a.astype(bool).tolist()
+
+# %% ../../nbs/27_serve_v2.ipynb #a14e0015-2
+def _binary_strings(buf:memoryview, n:int, where:str)->list[str]:
+    "The elements of a binary BYTES tensor: each a 4-byte little-endian length, then that many bytes of UTF-8 text"
+    out, at, raw = [], 0, bytes(buf)
+    while at < len(raw):
+        if at + 4 > len(raw): raise Problem(422, f"{where}: its binary data ends inside a BYTES element's 4-byte length")
+        k = int.from_bytes(raw[at:at + 4], "little")
+        if at + 4 + k > len(raw): raise Problem(422, f"{where}: BYTES element {len(out)} runs past the end of its binary data ({k:,} bytes announced)")
+        try: out.append(raw[at + 4:at + 4 + k].decode())
+        except UnicodeDecodeError: raise Problem(422, f"{where}: BYTES element {len(out)} is not UTF-8 text") from None
+        at += 4 + k
+        if len(out) > n: break  # more elements than the shape holds: named by the caller's count check
+    return out
 
 # %% ../../nbs/27_serve_v2.ipynb #a14e0014-5
 def v2_values(
@@ -82,7 +118,7 @@ def v2_values(
             raise Problem(422, f"inputs[0] ({inp.name!r}): send a numeric tensor of shape [N, {len(cols)}], or one tensor per column")
         n = inp.shape[0]
         check_rows(n, codec.max_rows)
-        return _v2_rows(codec, np.array(_v2_data(inp, 0), dtype=np.float64).reshape(n, len(cols)), {})
+        return _v2_rows(codec, np.asarray(_v2_data(inp, 0), dtype=np.float64).reshape(n, len(cols)), {})
     names = [i.name for i in ins]
     missing, extra = [c for c in cols if c not in names], [n for n in names if n not in codec.kinds]
     if missing or extra or len(set(names)) != len(names):
@@ -120,11 +156,49 @@ def v2_datatype_of(arr:np.ndarray)->str:
     return {"f": "FP64" if arr.dtype == np.float64 else "FP32", "i": "INT64", "u": "UINT64", "b": "BOOL"}.get(arr.dtype.kind, "BYTES")
 
 # %% ../../nbs/27_serve_v2.ipynb #21a00010
-def decode_v2(body:bytes)->V2Request:
-    "A V2 inference request, typed; `Problem` 400 when the body is not JSON, 422 when it is not such a request"
-    try: return _v2_decoder.decode(body)
+def decode_v2(
+    body:bytes,                    # the request body
+    header_length:str|None=None,   # the `Inference-Header-Content-Length` header: the JSON's length, binary tensors after it
+)->V2Request:
+    "A V2 inference request, typed, its binary tensors attached to their inputs; `Problem` 400 when the body is not JSON (or its binary part does not add up), 422 when it is not such a request"
+    n = _header_length(header_length, len(body))
+    head = body if n is None else memoryview(body)[:n]
+    try: req = _v2_decoder.decode(head)
     except msgspec.ValidationError as e: raise Problem(422, f"not a V2 inference request: {e}") from None  # before DecodeError, its base class
-    except msgspec.DecodeError: parse_json(body); raise Problem(422, "the body holds a value JSON cannot carry (NaN or Infinity)") from None
+    except msgspec.DecodeError:
+        try: parse_json(bytes(head))
+        except Problem as p:
+            if n is None and b"binary_data_size" in body: raise Problem(400, f"{p}, then binary tensors: say where the JSON ends in an Inference-Header-Content-Length header") from None
+            raise
+        raise Problem(422, "the body holds a value JSON cannot carry (NaN or Infinity)") from None
+    _attach_binary(req, None if n is None else memoryview(body)[n:])
+    return req
+
+# %% ../../nbs/27_serve_v2.ipynb #21a00010-2
+def _header_length(value:str|None, size:int)->int|None:
+    "The JSON header's length from `Inference-Header-Content-Length`, checked against the body's size"
+    if value is None: return None
+    if not value.isdigit() or int(value) > size:
+        raise Problem(400, f"the Inference-Header-Content-Length header must be the length in bytes of the JSON at the start of the body (0 to {size:,})")
+    return int(value)
+
+# %% ../../nbs/27_serve_v2.ipynb #21a00010-3
+def _attach_binary(
+    req:V2Request,              # the decoded JSON header
+    tail:memoryview|None,       # the body after the JSON header, or None when the request had no such header
+):
+    "Give each input with a `binary_data_size` parameter its bytes, in the order of the inputs; the sizes must add up to the tail"
+    at = 0
+    for i, inp in enumerate(req.inputs):
+        size, where = (inp.parameters or {}).get("binary_data_size"), f"inputs[{i}] ({inp.name!r})"
+        if size is None: continue
+        if type(size) is not int or size < 0: raise Problem(422, f"{where}: binary_data_size must be a whole number of bytes, 0 or more")
+        if tail is None: raise Problem(400, f"{where}: binary_data_size is set, but no Inference-Header-Content-Length header says where the JSON ends")
+        if len(inp.data): raise Problem(422, f"{where}: send its data in JSON or as binary data (binary_data_size), not both")
+        if at + size > len(tail): raise Problem(400, f"{where}: binary_data_size {size:,} runs past the end of the body ({len(tail) - at:,} bytes left); the tensor is truncated")
+        inp.data, at = tail[at:at + size], at + size
+    if tail is not None and at != len(tail):
+        raise Problem(400, f"the body holds {len(tail):,} bytes after its JSON header, but the inputs' binary_data_size add up to {at:,}")
 
 # %% ../../nbs/27_serve_v2.ipynb #21a00005
 V2_TYPES = {"pixel": "FP64", "number": "FP64", "category": "BYTES", "flag": "BOOL"}  # the datatype of each column kind
@@ -137,19 +211,64 @@ def v2_metadata(svc)->dict:
     return dict(name=svc.name, versions=[svc.run.name], platform=f"mlresearch-{m.config['model']['kind']}",
                 inputs=[dict(name=c, datatype=V2_TYPES[k], shape=[-1]) for c, k in svc.codec.kinds.items()], outputs=outs)
 
+# %% ../../nbs/27_serve_v2.ipynb #21a00005-2
+def v2_outputs(
+    svc,            # the model service (its classes)
+    req:V2Request,  # the request, for the outputs it names and its parameters
+)->dict:
+    "Output name -> whether to answer it as binary data: every output, or those the request names; 422 for an output the model has not"
+    params = req.parameters or {}
+    every = params.get("binary_data_output", False)
+    if type(every) is not bool: raise Problem(422, "parameters.binary_data_output must be true or false")
+    known = ["predictions"] + (["probabilities"] if svc.classes is not None else [])
+    if not req.outputs: return dict.fromkeys(known, every)
+    wanted = {}
+    for i, o in enumerate(req.outputs):
+        p = o.get("parameters") or {}
+        if o.get("name") not in known: raise Problem(422, f"outputs[{i}]: this model answers {' and '.join(known)}, not {str(o.get('name'))[:40]!r}")
+        if not isinstance(p, dict) or type(p.get("binary_data", every)) is not bool: raise Problem(422, f"outputs[{i}]: parameters.binary_data must be true or false")
+        if p.get("classification"): raise Problem(422, f"outputs[{i}]: the classification extension is not supported; ask for probabilities")
+        wanted[o["name"]] = p.get("binary_data", every)
+    return wanted
+
 # %% ../../nbs/27_serve_v2.ipynb #21a00006
+_LABELS = {"INT64": np.int64, "FP64": np.float64, "BOOL": np.bool_}  # the NumPy type of class labels of each datatype
+
 def v2_answer(
     svc,                     # the model service (its name, run, model and classes)
-    req:V2Request,           # the request, for its id and the outputs it asked for
+    req:V2Request,           # the request, for its id
     out:np.ndarray,          # class indices or values
     probs:np.ndarray|None,   # class probabilities, for a classifier
+    wanted:dict|None=None,   # `v2_outputs`: the outputs to answer; every one by default
 )->dict:
-    "The V2 inference answer: predictions and, for a classifier, probabilities (or only the outputs the request named)"
-    n = len(out)
+    "The V2 inference answer: predictions and, for a classifier, probabilities (or the outputs `wanted` names), their data as arrays or lists"
+    n, wanted = len(out), v2_outputs(svc, req) if wanted is None else wanted
     if svc.classes is None: outputs = [dict(name="predictions", datatype="FP64", shape=[n], data=out.astype(np.float64))]
     else:
-        outputs = [dict(name="predictions", datatype=_v2_datatype(svc.model.classes), shape=[n], data=svc.classes[out].tolist()),
+        dt = _v2_datatype(svc.model.classes)
+        labels = svc.classes[out]  # an object array: the labels in their own type
+        outputs = [dict(name="predictions", datatype=dt, shape=[n], data=labels.tolist() if dt == "BYTES" else labels.astype(_LABELS[dt])),
                    dict(name="probabilities", datatype=v2_datatype_of(probs), shape=[n, probs.shape[1]], data=probs.ravel())]
-    wanted = {o.get("name") for o in req.outputs or []}
-    if wanted: outputs = [o for o in outputs if o["name"] in wanted]
+    outputs = [o for o in outputs if o["name"] in wanted]
     return dict(model_name=svc.name, model_version=svc.run.name, id=req.id or "", outputs=outputs)
+
+# %% ../../nbs/27_serve_v2.ipynb #21a00006-2
+def encode_v2_answer(
+    answer:dict,   # `v2_answer`
+    wanted:dict,   # `v2_outputs`: output name -> binary
+)->tuple[bytes, int|None]:
+    "The answer's body and, when an output is binary, the length of its JSON header (`Inference-Header-Content-Length`); binary outputs' bytes follow the JSON in order (their `data` is moved out of `answer`)"
+    parts = []
+    for o in answer["outputs"]:
+        if not wanted.get(o["name"]): continue
+        raw = _tensor_bytes(o.pop("data"), o["datatype"])
+        o["parameters"] = dict(binary_data_size=len(raw))
+        parts.append(raw)
+    head = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+    return (b"".join([head, *parts]), len(head)) if parts else (head, None)
+
+# %% ../../nbs/27_serve_v2.ipynb #21a00006-3
+def _tensor_bytes(data, datatype:str)->bytes:
+    "A tensor's binary layout: row-major little-endian values, or for BYTES each element's 4-byte length and UTF-8 text"
+    if datatype != "BYTES": return np.ascontiguousarray(data, dtype=V2_BINARY[datatype]).tobytes()
+    return b"".join(len(b).to_bytes(4, "little") + b for b in (str(v).encode() for v in data))
