@@ -91,13 +91,16 @@ def encode(
     "The float32 feature matrix from raw values already in arrays: the arithmetic of `transform`, without a DataFrame"
     d = list(self.numeric.values())
     if d:
-        num = np.where(np.isnan(num), [v["median"] for v in d], num)
-        parts = [((num - [v["mean"] for v in d]) / [v["std"] for v in d]).astype(np.float32)]
+        missing = np.isnan(num)
+        if missing.any(): num = np.where(missing, [v["median"] for v in d], num)
+        x = num - np.array([v["mean"] for v in d])
+        x /= [v["std"] for v in d]  # in place: one array fewer, the same float64 arithmetic
+        parts = [x.astype(np.float32)]
     else: parts = []
     for c, v in self.categorical.items():
         x = pd.Series(cat[c], dtype="string").fillna(v["fill"]).to_numpy()
         parts.append((x[:, None] == np.array(v["categories"], dtype=object)[None, :]).astype(np.float32))
-    return np.concatenate(parts, axis=1) if parts else np.zeros((len(num), 0), np.float32)
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)) if parts else np.zeros((len(num), 0), np.float32)
 
 # %% ../nbs/07_preprocessing.ipynb #48480673-m2
 @patch

@@ -2,7 +2,7 @@
 input as a 4xx, a real uvicorn process (two workers, 200 concurrent clients, a 50 MB body, SIGTERM with a request in
 flight, metrics added up across workers, NVIDIA's own V2 client with its defaults), a schemathesis run against the app's
 own OpenAPI schema, and runs that must not be served."""
-import concurrent.futures, json, pickle, shutil, signal, socket, subprocess, threading, time
+import concurrent.futures, json, os, pickle, shutil, signal, socket, subprocess, threading, time
 
 import httpx
 import numpy as np
@@ -249,16 +249,20 @@ def server(served, tmp_path_factory):
     port = _free_port()
     p = subprocess.Popen([str(BIN/"mlresearch"), "serve", "digits-cnn", "--port", str(port), "--workers", "2", "--max-body-mb", "30",
                           "--max-rows", "30000"], env={**env, "PROMETHEUS_MULTIPROC_DIR": str(stale)}, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)  # its own process group: its workers go with it
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200: break
         except httpx.HTTPError: time.sleep(0.2)
     else:
-        p.kill(); pytest.fail(f"server did not start: {p.stdout.read()}")
+        os.killpg(p.pid, signal.SIGKILL); pytest.fail(f"server did not start: {p.stdout.read()}")
     yield url, p
-    if p.poll() is None: p.kill()
+    if p.poll() is None: p.terminate()  # uvicorn stops its workers; a plain kill of the supervisor would leave them running
+    try: p.wait(30)
+    except subprocess.TimeoutExpired: pass
+    try: os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError: pass
 
 
 def test_200_concurrent_clients_all_answered(served, server):

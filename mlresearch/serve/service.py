@@ -96,14 +96,15 @@ class Instrument:
 
 # %% ../../nbs/28_serve_service.ipynb #a14e0018
 INLINE_BUDGET_S = 0.002  # a batch the model answers within this runs on the event loop's thread
-INLINE_MAX_ROWS = 256
+INLINE_MAX_ROWS = 10_000        # and never more than the service's --max-rows
 
 def inline_rows(
     m,                             # a loaded model
     example,                       # `n -> ` a feature matrix of `n` example rows
     budget:float=INLINE_BUDGET_S,  # seconds a batch may take on the event loop's thread
+    most:int=INLINE_MAX_ROWS,      # the largest batch worth measuring
 )->int:
-    "The largest batch (up to `INLINE_MAX_ROWS`) that `m` answers within `budget` seconds, from the median of timed runs on 1 and 16 rows"
+    "The largest batch (up to `most`) that `m` answers within `budget` seconds: estimated from the median of timed runs on 1 and 16 rows, then checked by timing a batch of that size, halved until it fits"
     def cost(n):
         X, ts = example(n), []
         for _ in range(7):
@@ -111,8 +112,9 @@ def inline_rows(
         return sorted(ts)[3]
     one, more = cost(1), cost(16)
     if one > budget: return 0
-    per_row = max((more - one) / 15, 1e-9)
-    return int(min(INLINE_MAX_ROWS, 1 + (budget - one) / per_row))
+    n = int(min(most, 1 + (budget - one) / max((more - one) / 15, 1e-9)))
+    while n > 16 and cost(n) > budget: n //= 2  # a straight line from 16 rows can be too kind to large batches
+    return n
 
 # %% ../../nbs/28_serve_service.ipynb #22a00007
 class ModelService:
@@ -127,6 +129,7 @@ class ModelService:
         self.metrics = Metrics()
         self.window, self._reference = DriftWindow(self.codec.columns, self.config.drift_window), None
         self.ready, self._busy, self._pool, self.inline_rows = False, None, None, 0
+        self._per_class = {}  # class index -> its predictions counter
 
 # %% ../../nbs/28_serve_service.ipynb #22a00007-m1
 @patch
@@ -146,7 +149,7 @@ def start(self:ModelService):
     # anywhere: the prediction thread takes its count (by default PyTorch's) and runs once before the event loop's is set
     self._pool.submit(warm, (self.config.threads or torch.get_num_threads()) if torch else 0).result()
     if torch is not None: torch.set_num_threads(1)  # the event loop's thread: small batches gain nothing from more
-    self.inline_rows = inline_rows(self.model, self._example)
+    self.inline_rows = inline_rows(self.model, self._example, most=min(INLINE_MAX_ROWS, self.config.max_rows))
     gc.freeze()  # what loading made lives as long as the process: keep it out of every later collection (shorter pauses)
     self.ready = True
     log.info("serving %s (run %s): up to %d records per request answered inline", self.name, self.run.name, self.inline_rows)
@@ -176,8 +179,9 @@ async def predict(self:ModelService, X:np.ndarray)->tuple[np.ndarray, np.ndarray
         raise Problem(422, [dict(loc=["body", "records", bad], msg="the model's output is not finite for this record: its values are far outside what training saw")])
     self.metrics.rows.observe(len(X))
     if self.classes is not None:
-        for k, n in enumerate(np.bincount(out, minlength=len(self.classes))):
-            if n: self.metrics.predictions.labels(str(self.classes[k])).inc(int(n))
+        for k in np.flatnonzero(counts := np.bincount(out, minlength=len(self.classes))):
+            if (c := self._per_class.get(k)) is None: c = self._per_class[k] = self.metrics.predictions.labels(str(self.classes[k]))
+            c.inc(int(counts[k]))
     return out, probs
 
 # %% ../../nbs/28_serve_service.ipynb #22a00007-m5
