@@ -176,7 +176,7 @@ def test_malformed_binary_tensors_are_a_4xx_that_names_the_input(served):
     cases = [  # (body, headers, status, words)
         (*_binary_body(one(), x.tobytes()[:-1]), 400, "inputs[0] ('x'): binary_data_size 1,536 runs past the end of the body (1,535 bytes left)"),
         (*_binary_body(one(), x.tobytes() + b"\0\0"), 400, "1,538 bytes after its JSON header, but the inputs' binary_data_size add up to 1,536"),
-        (*_binary_body(one(binary_data_size=1000), x.tobytes()[:1000]), 422, "inputs[0] ('x'): 1,000 bytes of binary data do not fill its shape as FP64"),
+        (*_binary_body(one(binary_data_size=1000), x.tobytes()[:1000]), 400, "inputs[0] ('x'): 1,000 bytes of binary data do not fill its shape as FP64"),
         (*_binary_body(one(binary_data_size=-1), x.tobytes()), 422, "inputs[0] ('x'): binary_data_size must be a whole number of bytes"),
         (*_binary_body(one(binary_data_size="1536"), x.tobytes()), 422, "binary_data_size must be a whole number"),
         (*_binary_body(one(binary_data_size=True), x.tobytes()), 422, "binary_data_size must be a whole number"),
@@ -184,7 +184,7 @@ def test_malformed_binary_tensors_are_a_4xx_that_names_the_input(served):
         (*_binary_body(col("STRING", 3), b"abc" + cols), 422, "inputs[1] ('pixel_0_1'): this column takes a number, not STRING"),
         (*_binary_body({"inputs": [dict(one()["inputs"][0], datatype="BYTES")]}, x.tobytes()), 422, "send a numeric tensor of shape [N, 64]"),
         (*_binary_body(col("BYTES", 3), b"abc" + cols), 422, "inputs[1] ('pixel_0_1'): this column takes a number, not BYTES"),
-        (*_binary_body(col("FP32", 24), np.zeros(6, "<f4").tobytes() + cols), 422, "inputs[1] ('pixel_0_1'): 24 bytes of binary data do not fill its shape as FP32 (3 values of 4 bytes: 12)"),
+        (*_binary_body(col("FP32", 24), np.zeros(6, "<f4").tobytes() + cols), 400, "inputs[1] ('pixel_0_1'): 24 bytes of binary data do not fill its shape as FP32 (3 values of 4 bytes: 12)"),
         (*_binary_body(one(), np.full(192, np.nan).tobytes()), 422, "not a finite number"),
         (_binary_body(one(), x.tobytes())[0], {}, 400, "say where the JSON ends in an Inference-Header-Content-Length header"),
         (_binary_body(one(), x.tobytes())[0], {"Inference-Header-Content-Length": "-5"}, 400, "Inference-Header-Content-Length header must be the length"),
@@ -327,7 +327,7 @@ def test_tritons_own_client_with_its_defaults(served, server):
         short.set_data_from_numpy(x[:1])
         short.set_shape([2, 64])  # the shape says 2 rows, the bytes hold 1
         with pytest.raises(tc.InferenceServerException) as e: client.infer("digits-cnn", [short])
-        assert e.value.status() == "422" and "inputs[0] ('input-0'): 512 bytes of binary data do not fill its shape as FP64" in e.value.message()
+        assert e.value.status() == "400" and "inputs[0] ('input-0'): 512 bytes of binary data do not fill its shape as FP64" in e.value.message()
         with pytest.raises(tc.InferenceServerException) as e: client.infer("other", [whole])
         assert e.value.status() == "404"
     finally: client.close()

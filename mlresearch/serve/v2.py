@@ -79,10 +79,10 @@ def _v2_data(inp:V2Input, i:int)->list|np.ndarray:
 
 # %% ../../nbs/27_serve_v2.ipynb #a14e0015
 def _binary_values(buf:memoryview, datatype:str, n:int, where:str)->list|np.ndarray:
-    "The values of a binary tensor of `n` elements: an array (a view of the body) for numbers, a list for BOOL and BYTES"
+    "The values of a binary tensor of `n` elements: an array (a view of the body) for numbers, a list for BOOL and BYTES; 400 where its bytes do not frame them, 422 for a value the datatype cannot hold"
     if datatype == "BYTES": return _binary_strings(buf, n, where)
     size = np.dtype(V2_BINARY[datatype]).itemsize
-    if len(buf) != n * size: raise Problem(422, f"{where}: {len(buf):,} bytes of binary data do not fill its shape as {datatype} ({n:,} values of {size} bytes: {n * size:,})")
+    if len(buf) != n * size: raise Problem(400, f"{where}: {len(buf):,} bytes of binary data do not fill its shape as {datatype} ({n:,} values of {size} bytes: {n * size:,})")
     a = np.frombuffer(buf, V2_BINARY[datatype])
     if datatype == "BF16": return (a.astype(np.uint32) << 16).view(np.float32)  # bfloat16: the top half of a float32
     if datatype != "BOOL": return a
@@ -94,9 +94,9 @@ def _binary_strings(buf:memoryview, n:int, where:str)->list[str]:
     "The elements of a binary BYTES tensor: each a 4-byte little-endian length, then that many bytes of UTF-8 text"
     out, at, raw = [], 0, bytes(buf)
     while at < len(raw):
-        if at + 4 > len(raw): raise Problem(422, f"{where}: its binary data ends inside a BYTES element's 4-byte length")
+        if at + 4 > len(raw): raise Problem(400, f"{where}: its binary data ends inside a BYTES element's 4-byte length")
         k = int.from_bytes(raw[at:at + 4], "little")
-        if at + 4 + k > len(raw): raise Problem(422, f"{where}: BYTES element {len(out)} runs past the end of its binary data ({k:,} bytes announced)")
+        if at + 4 + k > len(raw): raise Problem(400, f"{where}: BYTES element {len(out)} runs past the end of its binary data ({k:,} bytes announced)")
         try: out.append(raw[at + 4:at + 4 + k].decode())
         except UnicodeDecodeError: raise Problem(422, f"{where}: BYTES element {len(out)} is not UTF-8 text") from None
         at += 4 + k
