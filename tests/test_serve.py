@@ -2,7 +2,7 @@
 input as a 4xx, a real uvicorn process (two workers, 200 concurrent clients, a 50 MB body, SIGTERM with a request in
 flight, metrics added up across workers, NVIDIA's own V2 client with its defaults), a schemathesis run against the app's
 own OpenAPI schema, and runs that must not be served."""
-import concurrent.futures, json, os, pickle, shutil, signal, socket, subprocess, threading, time
+import concurrent.futures, gzip, json, os, pickle, shutil, signal, socket, subprocess, threading, time
 
 import httpx
 import numpy as np
@@ -104,6 +104,8 @@ def test_every_bad_input_is_a_4xx_that_names_the_problem_and_never_echoes_it(ser
             text = d if isinstance(d, str) else "; ".join(f"{x['loc'][-1]}: {x['msg']}" for x in d)
             if r.status_code != status or words not in text: problems.append(f"{body[:60]!r}: {r.status_code} {r.text[:300]}")
             for secret in ("7.5", "blue", "1e309", "1e+300", "NaN", "Infinity"): assert secret not in r.text, (body[:80], r.text)
+        huge = c.post("/predict", json={"records": [{**rec, "k" * 2_000_000: 1}]})  # a 2 MB column name is not sent back
+        assert huge.status_code == 422 and len(huge.content) < 1000 and "(2,000,000 characters)" in huge.text, huge.text[:300]
         many = [d["msg"] for d in c.post("/predict", json={"records": [{**rec, "pixel_0_1": "x", "pixel_0_2": "y"}] * 15}).json()["detail"]]
         assert len(many) == 21 and many[-1] == "... and 10 more problems"  # 30 problems: the first 20, then a count
         codes = {s for *_, s in [(b, c.post("/v2/models/digits-cnn/infer", content=b, headers={"content-type": "application/json"}).status_code)
@@ -114,6 +116,14 @@ def test_every_bad_input_is_a_4xx_that_names_the_problem_and_never_echoes_it(ser
                                            b'{"inputs": "x"}')]}
         assert codes == {400, 422}, codes
         assert c.post("/v2/models/other/infer", json={"inputs": []}).status_code == 404
+        body = json.dumps({"records": [rec]}).encode()
+        gz = c.post("/predict", content=gzip.compress(body), headers={"content-type": "application/json", "content-encoding": "gzip"})
+        assert gz.status_code == 200 and gz.json()["predictions"] == c.post("/predict", content=body).json()["predictions"]
+        for content, enc, status, words in [(gzip.compress(b" " * 4_000_000), "gzip", 413, "decoded request body is over the limit of 3,000,000 bytes"),
+                                            (gzip.compress(body)[:-8], "gzip", 400, "truncated"), (body, "deflate", 400, "not valid deflate data"),
+                                            (body, "br", 415, "Content-Encoding 'br' is not supported")]:
+            r = c.post("/predict", content=content, headers={"content-type": "application/json", "content-encoding": enc})
+            if r.status_code != status or words not in r.text: problems.append(f"{enc}: {r.status_code} {r.text[:200]}")
         assert problems == [], "\n".join(problems)
         metrics = c.get("/metrics").text
     assert 'status="5' not in metrics, [ln for ln in metrics.splitlines() if 'status="5' in ln]
@@ -251,12 +261,15 @@ def server(served, tmp_path_factory):
                           "--max-rows", "30000"], env={**env, "PROMETHEUS_MULTIPROC_DIR": str(stale)}, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)  # its own process group: its workers go with it
     url = f"http://127.0.0.1:{port}"
+    p.log_lines = []  # read as it comes: a server that logs more than a pipe holds would otherwise block on its next line
+    p.reader = threading.Thread(target=lambda: p.log_lines.extend(iter(p.stdout.readline, "")), daemon=True)
+    p.reader.start()
     for _ in range(300):
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200: break
         except httpx.HTTPError: time.sleep(0.2)
     else:
-        os.killpg(p.pid, signal.SIGKILL); pytest.fail(f"server did not start: {p.stdout.read()}")
+        os.killpg(p.pid, signal.SIGKILL); p.reader.join(10); pytest.fail(f"server did not start: {''.join(p.log_lines)}")
     yield url, p
     if p.poll() is None: p.terminate()  # uvicorn stops its workers; a plain kill of the supervisor would leave them running
     try: p.wait(30)
@@ -328,9 +341,36 @@ def test_tritons_own_client_with_its_defaults(served, server):
         short.set_shape([2, 64])  # the shape says 2 rows, the bytes hold 1
         with pytest.raises(tc.InferenceServerException) as e: client.infer("digits-cnn", [short])
         assert e.value.status() == "400" and "inputs[0] ('input-0'): 512 bytes of binary data do not fill its shape as FP64" in e.value.message()
+        res = client.infer("digits-cnn", [whole], request_compression_algorithm="gzip", response_compression_algorithm="gzip")
+        assert res.as_numpy("predictions").tolist() == kept["prediction"].tolist()  # a gzip body, decoded within the limit
         with pytest.raises(tc.InferenceServerException) as e: client.infer("other", [whole])
         assert e.value.status() == "404"
     finally: client.close()
+
+
+def test_clients_that_hang_up_mid_body_are_counted_as_499_never_500(served, server):
+    root, env, runs, kept, rows = served
+    url, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    def hang_up(path):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n".encode() + b'{"records": [' + b" " * 5000)
+            time.sleep(0.05)
+    recs = {"records": rows.iloc[:1].to_dict("records")}
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        cut = [ex.submit(hang_up, p) for p in ["/predict", "/v2/models/digits-cnn/infer"] * 10]
+        ok = [ex.submit(httpx.post, f"{url}/predict", json=recs, timeout=60) for _ in range(100)]
+        assert [f.result().status_code for f in ok] == [200] * 100
+        for f in cut: f.result()
+    deadline, metrics = time.time() + 20, ""
+    while time.time() < deadline:  # the workers see the hang-ups a moment after the sockets close
+        metrics = httpx.get(f"{url}/metrics").text
+        if sum(float(ln.split()[-1]) for ln in metrics.splitlines() if ln.startswith("mlresearch_http_requests_total") and 'status="499"' in ln) >= 20: break
+        time.sleep(0.2)
+    else: pytest.fail("the 20 hang-ups are not all counted as 499:\n" + "\n".join(ln for ln in metrics.splitlines() if "requests_total" in ln))
+    assert 'status="5' not in metrics
+    log = "".join(server[1].log_lines)
+    assert "Traceback" not in log and log.count("a client hung up after sending") >= 20, log[-3000:]
 
 
 def test_the_openapi_schema_holds_under_schemathesis(server, tmp_path):
@@ -361,7 +401,8 @@ def test_sigterm_lets_a_request_in_flight_finish(served, server):
     t.join(120)
     assert out["r"].status_code == 200 and out["r"].json()["predictions"][:len(kept)] == kept["prediction"].tolist()
     assert p.wait(60) == 0
-    log = p.stdout.read()
+    p.reader.join(10)
+    log = "".join(p.log_lines)
     assert "Finished server process" in log and "Traceback" not in log, log[-2000:]
 
 

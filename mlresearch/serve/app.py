@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/serve_app.html.md"""
 
 # %% ../../nbs/29_serve_app.ipynb #23a00003
 from __future__ import annotations
-import contextlib, dataclasses, json, os, shutil, tempfile
+import contextlib, dataclasses, json, logging, os, shutil, tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,17 +20,16 @@ from ..command import AllowCodeChangeOpt, Commands, ModelOpt, RunArg
 from ..config import ConfigError, environ
 from ..modelfile import load_run_model
 from ..record import package_versions
-from ..runtime import get_logger
-from .codec import Problem
+from ..runtime import get_logger, setup_logging
+from .codec import Problem, read_body
 from .service import Instrument, ModelService, ServeConfig
 from .v2 import V2_REQUEST_SCHEMA, decode_v2, encode_v2_answer, v2_answer, v2_metadata, v2_outputs, v2_values
 
 # %% auto #0
 __all__ = ['Service', 'ModelName', 'ModelVersion', 'predict_routes', 'v2_routes', 'BINARY_HEADER', 'VERSION', 'operation_routes',
-           'SERVE_ENV', 'commands', 'json_response', 'problem_responses', 'read_body', 'get_service', 'predict',
-           'v2_response', 'infer', 'v2_model', 'v2_model_ready', 'v2_server', 'live', 'ready', 'metadata', 'drift',
-           'metrics', 'request_bodies', 'model_openapi', 'offline_docs', 'get_app', 'app_from_env', 'serve',
-           'serve_cmd']
+           'SERVE_ENV', 'commands', 'json_response', 'problem_responses', 'get_service', 'predict', 'v2_response',
+           'infer', 'v2_model', 'v2_model_ready', 'v2_server', 'live', 'ready', 'metadata', 'drift', 'metrics',
+           'request_bodies', 'model_openapi', 'offline_docs', 'get_app', 'app_from_env', 'serve', 'serve_cmd']
 
 # %% ../../nbs/29_serve_app.ipynb #23a00006
 def json_response(
@@ -41,7 +40,7 @@ def json_response(
     return Response(orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json")
 
 # %% ../../nbs/29_serve_app.ipynb #23a00007
-_ERRORS = {400: "The body is not JSON", 413: "The body or the batch is over the limit", 422: "A field is missing, unknown, or of the wrong type or value",
+_ERRORS = {400: "The body is not JSON", 413: "The body or the batch is over the limit", 415: "The body's Content-Encoding is not gzip or deflate", 422: "A field is missing, unknown, or of the wrong type or value",
            503: "The model is not ready, or still busy with a prediction that overran the time limit", 504: "The prediction overran the time limit"}
 
 def problem_responses(v2:bool=False)->dict:
@@ -53,23 +52,6 @@ def problem_responses(v2:bool=False)->dict:
                    200: {"description": "The answer: JSON, or with binary outputs the JSON then their bytes (its length in Inference-Header-Content-Length)",
                          "content": {"application/json": {}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
     return out
-
-# %% ../../nbs/29_serve_app.ipynb #23a00010
-async def read_body(
-    request:Request,  # the HTTP request
-    limit:int,        # the most bytes accepted
-)->bytes:
-    "The request body, refused with 413 as soon as it is known to be over `limit` bytes"
-    n = request.headers.get("content-length")
-    if n is not None:
-        if not n.isdigit(): raise Problem(400, "the Content-Length header is not a number")
-        if int(n) > limit: raise Problem(413, f"the request body ({int(n):,} bytes) is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
-    parts, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit: raise Problem(413, f"the request body is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
-        parts.append(chunk)
-    return b"".join(parts)
 
 # %% ../../nbs/29_serve_app.ipynb #23a00012
 async def get_service(request:Request)->ModelService:
@@ -277,8 +259,9 @@ def get_app(
 SERVE_ENV = "MLRESEARCH_SERVE"  # how `serve` hands the run and its limits to uvicorn's worker processes
 
 def app_from_env()->FastAPI:
-    "The app of a worker process that `serve` started with `workers > 1`"
+    "The app of a worker process that `serve` started with `workers > 1`, logging as its parent does"
     d = json.loads(os.environ[SERVE_ENV])
+    setup_logging(d.get("log_level", "INFO"))
     return get_app(d["run"], ServeConfig(**d["config"]), d["root"])
 
 # %% ../../nbs/29_serve_app.ipynb #a14e0023-2
@@ -312,7 +295,8 @@ def serve(
                                   m.run.name, m.code_change["recorded"]["sha256"][:12], (m.code_change["current"]["sha256"] or "unreadable")[:12])
     _check_port(host, port)
     metrics_dir = tempfile.mkdtemp(prefix="mlresearch-metrics-")
-    spec = dict(run=str(m.run), root=str(root) if root else None, config=dataclasses.asdict(config))
+    spec = dict(run=str(m.run), root=str(root) if root else None, config=dataclasses.asdict(config),
+                log_level=logging.getLevelName(logging.getLogger("mlresearch").getEffectiveLevel()))
     opts = dict(host=host, port=port, access_log=access_log, timeout_graceful_shutdown=int(config.timeout_s) + 5, log_level="info")
     try:
         with environ({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, SERVE_ENV: json.dumps(spec)}):

@@ -1,4 +1,4 @@
-"""The wire format of `POST /predict`: a request's JSON records decoded in one typed pass into the model's feature matrix, and every problem of a bad request named by field, never by repeating what was sent.
+"""The wire format of `POST /predict`: the request body read within its limit (and decoded from gzip or deflate), its JSON records decoded in one typed pass into the model's feature matrix, and every problem of a bad request named by field, never by repeating what was sent.
 
 Docs: https://mlresearch.github.io/mlresearch/serve_codec.html.md"""
 
@@ -6,17 +6,20 @@ Docs: https://mlresearch.github.io/mlresearch/serve_codec.html.md"""
 
 # %% ../../nbs/26_serve_codec.ipynb #20a00003
 from __future__ import annotations
-import itertools, json
+import itertools, json, zlib
 
 import msgspec
 import numpy as np
 from fastcore.basics import patch
 
+from starlette.requests import ClientDisconnect, Request
+
+from ..runtime import get_logger
 from ..modelfile import COLUMN_RULES, column_kinds, json_kind, value_problem
 from ..preprocessing import ImageTransform
 
 # %% auto #0
-__all__ = ['MAX_LISTED', 'Problem', 'check_rows', 'parse_json', 'RecordCodec']
+__all__ = ['MAX_LISTED', 'Problem', 'short_name', 'check_rows', 'parse_json', 'read_body', 'decode_body', 'RecordCodec']
 
 # %% ../../nbs/26_serve_codec.ipynb #a14e0009
 class Problem(Exception):
@@ -27,6 +30,15 @@ class Problem(Exception):
 
 # %% ../../nbs/26_serve_codec.ipynb #a14e0009-2
 def _loc(loc)->str: return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
+
+# %% ../../nbs/26_serve_codec.ipynb #a14e0009-3
+def short_name(
+    name,         # a field or input name a client sent
+    keep:int=64,  # characters shown
+)->str:
+    "A client's name as an answer may show it: whole up to `keep` characters, else its start and its length (a 9 MB key is not sent back)"
+    s = str(name)
+    return s if len(s) <= keep else f"{s[:keep]}... ({len(s):,} characters)"
 
 # %% ../../nbs/26_serve_codec.ipynb #20a00005
 MAX_LISTED = 20  # problems listed in one answer; the rest are counted
@@ -45,6 +57,45 @@ def parse_json(body:bytes):
     except UnicodeDecodeError: raise Problem(400, "the request body is not UTF-8 text; send JSON") from None
     except json.JSONDecodeError as e: raise Problem(400, f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError: raise Problem(400, "the request body is nested too deeply to be a request") from None
+
+# %% ../../nbs/26_serve_codec.ipynb #20b00002
+async def read_body(
+    request:Request,  # the HTTP request
+    limit:int,        # the most bytes accepted
+)->bytes:
+    "The request body, refused with 413 as soon as it is known to be over `limit` bytes"
+    n = request.headers.get("content-length")
+    if n is not None:
+        if not n.isdigit(): raise Problem(400, "the Content-Length header is not a number")
+        if int(n) > limit: raise Problem(413, f"the request body ({int(n):,} bytes) is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
+    parts, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit: raise Problem(413, f"the request body is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
+            parts.append(chunk)
+    except ClientDisconnect:
+        get_logger("serve").info("a client hung up after sending %s bytes of its request body to %s", f"{size:,}", request.url.path)
+        raise Problem(499, "the client closed the connection before its request body was complete") from None
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    return b"".join(parts) if encoding in ("", "identity") else decode_body(b"".join(parts), encoding, limit)
+
+# %% ../../nbs/26_serve_codec.ipynb #20b00003
+_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # zlib's window bits for each Content-Encoding it decodes
+
+def decode_body(
+    body:bytes,     # the body as sent
+    encoding:str,   # its Content-Encoding, lower case
+    limit:int,      # the most bytes the decoded body may hold
+)->bytes:
+    "A gzip or deflate body decoded, never past `limit` bytes; 415 for another encoding, 413 over the limit, 400 for data that does not decode"
+    if encoding not in _WBITS: raise Problem(415, f"Content-Encoding {short_name(encoding, 20)!r} is not supported; send the body as it is, or gzip or deflate it")
+    d = zlib.decompressobj(_WBITS[encoding])
+    try: out = d.decompress(body, limit + 1)  # a small body that decodes to gigabytes stops here
+    except zlib.error: raise Problem(400, f"the request body is not valid {encoding} data") from None
+    if len(out) > limit: raise Problem(413, f"the decoded request body is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
+    if not d.eof: raise Problem(400, f"the {encoding} request body is truncated")
+    return out
 
 # %% ../../nbs/26_serve_codec.ipynb #a14e0012
 class RecordCodec:
@@ -95,7 +146,7 @@ def _problems(self:RecordCodec, doc):
     if not isinstance(doc, dict):
         yield dict(loc=["body"], msg=f"expected an object with a 'records' list, got {json_kind(doc)}"); return
     for k in doc:
-        if k != "records": yield dict(loc=["body", k], msg="unknown field; the body has one field, 'records'")
+        if k != "records": yield dict(loc=["body", short_name(k)], msg="unknown field; the body has one field, 'records'")
     recs = doc.get("records")
     if "records" not in doc: yield dict(loc=["body", "records"], msg="missing; send {\"records\": [{column: value, ...}, ...]}")
     elif not isinstance(recs, list): yield dict(loc=["body", "records"], msg=f"expected a list of records, got {json_kind(recs)}")
@@ -106,7 +157,7 @@ def _problems(self:RecordCodec, doc):
             for c in self.columns:
                 if c not in r: yield dict(loc=["body", "records", i, c], msg=f"missing; the model needs every column ({len(self.columns)})")
             for c, v in r.items():
-                if c not in self.kinds: yield dict(loc=["body", "records", i, c], msg="unknown column; the model was not trained on it")
+                if c not in self.kinds: yield dict(loc=["body", "records", i, short_name(c)], msg="unknown column; the model was not trained on it")
                 elif p := value_problem(self.kinds[c], v): yield dict(loc=["body", "records", i, c], msg=p)
 
 # %% ../../nbs/26_serve_codec.ipynb #a14e0012-m4

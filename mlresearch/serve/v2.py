@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 
 from ..modelfile import COLUMN_RULES
-from .codec import Problem, RecordCodec, check_rows, parse_json
+from .codec import Problem, RecordCodec, check_rows, parse_json, short_name
 
 # %% auto #0
 __all__ = ['V2_NUMERIC', 'V2_BINARY', 'V2_REQUEST_SCHEMA', 'V2_TYPES', 'V2Input', 'V2Request', 'v2_values', 'v2_matrix',
@@ -61,7 +61,7 @@ def _v2_datatype(values:list)->str:
 # %% ../../nbs/27_serve_v2.ipynb #a14e0014-4
 def _v2_data(inp:V2Input, i:int)->list|np.ndarray:
     "The flat values of one input, checked against its datatype and shape: a list, or an array for a numeric binary tensor"
-    where = f"inputs[{i}] ({inp.name!r})"
+    where = f"inputs[{i}] ({short_name(inp.name)!r})"
     if any(s < 0 for s in inp.shape): raise Problem(422, f"{where}: shape {inp.shape} has a negative size")
     if inp.datatype not in V2_BINARY and inp.datatype != "BYTES":
         raise Problem(422, f"{where}: datatype {inp.datatype!r} is not one of {', '.join(sorted(V2_NUMERIC | {'BOOL', 'BYTES'}))}")
@@ -115,7 +115,7 @@ def v2_values(
         inp = ins[0]
         if codec.mixed: raise Problem(422, f"this model has text columns; send one tensor per column ({', '.join(cols[:10])}...)")
         if len(inp.shape) != 2 or inp.shape[1] != len(cols) or inp.datatype not in V2_NUMERIC:
-            raise Problem(422, f"inputs[0] ({inp.name!r}): send a numeric tensor of shape [N, {len(cols)}], or one tensor per column")
+            raise Problem(422, f"inputs[0] ({short_name(inp.name)!r}): send a numeric tensor of shape [N, {len(cols)}], or one tensor per column")
         n = inp.shape[0]
         check_rows(n, codec.max_rows)
         return _v2_rows(codec, np.asarray(_v2_data(inp, 0), dtype=np.float64).reshape(n, len(cols)), {})
@@ -123,15 +123,15 @@ def v2_values(
     missing, extra = [c for c in cols if c not in names], [n for n in names if n not in codec.kinds]
     if missing or extra or len(set(names)) != len(names):
         raise Problem(422, "inputs must be the model's columns, each once" + (f"; missing: {', '.join(missing[:10])}" if missing else "")
-                      + (f"; unknown: {', '.join(extra[:10])}" if extra else ""))
+                      + (f"; unknown: {', '.join(map(short_name, extra[:10]))}" if extra else ""))
     n = ins[0].shape[0] if ins[0].shape else -1
     check_rows(n, codec.max_rows)
     vals = {}
     for i, inp in enumerate(ins):
-        if inp.shape not in ([n], [n, 1]): raise Problem(422, f"inputs[{i}] ({inp.name!r}): shape {inp.shape} must be [N] or [N, 1], N the same for every input")
+        if inp.shape not in ([n], [n, 1]): raise Problem(422, f"inputs[{i}] ({short_name(inp.name)!r}): shape {inp.shape} must be [N] or [N, 1], N the same for every input")
         kind = codec.kinds[inp.name]
         ok = inp.datatype in V2_NUMERIC if COLUMN_RULES[kind].numeric else inp.datatype == ("BOOL" if kind == "flag" else "BYTES")
-        if not ok: raise Problem(422, f"inputs[{i}] ({inp.name!r}): this column takes {COLUMN_RULES[kind].expect.replace(' or null', '')}, not {inp.datatype}")
+        if not ok: raise Problem(422, f"inputs[{i}] ({short_name(inp.name)!r}): this column takes {COLUMN_RULES[kind].expect.replace(' or null', '')}, not {inp.datatype}")
         vals[inp.name] = _v2_data(inp, i)
     if n < 1: raise Problem(422, "send at least one row")
     num = np.array([vals[c] for c in cols[:len(cols) if codec.image else codec.n_num]], dtype=np.float64).T.reshape(n, -1)
@@ -190,7 +190,7 @@ def _attach_binary(
     "Give each input with a `binary_data_size` parameter its bytes, in the order of the inputs; the sizes must add up to the tail"
     at = 0
     for i, inp in enumerate(req.inputs):
-        size, where = (inp.parameters or {}).get("binary_data_size"), f"inputs[{i}] ({inp.name!r})"
+        size, where = (inp.parameters or {}).get("binary_data_size"), f"inputs[{i}] ({short_name(inp.name)!r})"
         if size is None: continue
         if type(size) is not int or size < 0: raise Problem(422, f"{where}: binary_data_size must be a whole number of bytes, 0 or more")
         if tail is None: raise Problem(400, f"{where}: binary_data_size is set, but no Inference-Header-Content-Length header says where the JSON ends")
@@ -225,7 +225,7 @@ def v2_outputs(
     wanted = {}
     for i, o in enumerate(req.outputs):
         p = o.get("parameters") or {}
-        if o.get("name") not in known: raise Problem(422, f"outputs[{i}]: this model answers {' and '.join(known)}, not {str(o.get('name'))[:40]!r}")
+        if o.get("name") not in known: raise Problem(422, f"outputs[{i}]: this model answers {' and '.join(known)}, not {short_name(o.get('name'))!r}")
         if not isinstance(p, dict) or type(p.get("binary_data", every)) is not bool: raise Problem(422, f"outputs[{i}]: parameters.binary_data must be true or false")
         if p.get("classification"): raise Problem(422, f"outputs[{i}]: the classification extension is not supported; ask for probabilities")
         wanted[o["name"]] = p.get("binary_data", every)
