@@ -19,10 +19,10 @@ from .files import atomic_write
 from .record import PARAMS, PROVENANCE, find_run, rel_path
 
 # %% auto #0
-__all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_NOISE', 'STARTER', 'commands', 'find_template', 'template_parameters',
-           'resolve_parameters', 'unique_path', 'user_id', 'develop_path', 'relay_kernel_log', 'kernel_manager',
-           'unfinished_cell', 'count_figures', 'NotebookError', 'error_record', 'describe_failure', 'execute_notebook',
-           'new_develop', 'eda', 'develop_cmd']
+__all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_NOISE', 'SHUTDOWN_NOISE', 'STARTER', 'commands', 'find_template',
+           'template_parameters', 'resolve_parameters', 'unique_path', 'user_id', 'develop_path', 'relay_kernel_log',
+           'kernel_manager', 'unfinished_cell', 'count_figures', 'NotebookError', 'error_record', 'describe_failure',
+           'execute_notebook', 'new_develop', 'eda', 'develop_cmd']
 
 # %% ../nbs/16_execute.ipynb #5e2f73ac
 def find_template(
@@ -98,16 +98,20 @@ def develop_path(
 # %% ../nbs/16_execute.ipynb #e5a1c002
 KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 KERNEL_NOISE = re.compile(r"Kernel is running over TCP without encryption|KeyboardInterrupt caught in kernel")
+SHUTDOWN_NOISE = "Uncaught exception in ZMQStream callback"  # ipykernel's control channel racing its own shutdown: this line, a traceback, its exception
 
 def relay_kernel_log(
     f,          # the kernel's log file, open for reading
     dest=None,  # where its lines go (stderr)
 ):
-    "Copy the lines of the kernel log `f` to `dest` (stderr), leaving out `KERNEL_NOISE`"
+    "Copy the lines of the kernel log `f` to `dest` (stderr), leaving out `KERNEL_NOISE` and the traceback of `SHUTDOWN_NOISE`"
     import sys
     f.seek(0)
+    skipping = False
     for line in f.read().decode(errors="replace").splitlines(keepends=True):
-        if not KERNEL_NOISE.search(line): (dest or sys.stderr).write(line)
+        if SHUTDOWN_NOISE in line: skipping = True
+        elif skipping: skipping = line.startswith((" ", "\t", "Traceback")) or not line.strip()  # the exception's own line ends it
+        elif not KERNEL_NOISE.search(line): (dest or sys.stderr).write(line)
 
 # %% ../nbs/16_execute.ipynb #e5a1c002-2
 def kernel_manager(
