@@ -1,4 +1,4 @@
-"""Summaries and figures for a first look at a dataset: schema and missing values, target balance, distributions, correlations, a PCA projection and image grids.
+"""Summaries and figures for a first look at a dataset: schema and missing values, target balance, distributions by class, correlations, a pair plot, a PCA projection and image grids, drawn with seaborn in one project theme.
 
 Docs: https://mlresearch.github.io/mlresearch/eda.html.md"""
 
@@ -6,24 +6,75 @@ Docs: https://mlresearch.github.io/mlresearch/eda.html.md"""
 
 # %% ../nbs/06_eda.ipynb #5e2b9013
 from __future__ import annotations
-import math
+import functools, math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['new_figure', 'schema_summary', 'target_balance', 'plot_target', 'pick_columns', 'plot_distributions',
-           'plot_correlations', 'pca_2d', 'plot_pca', 'plot_image_grid']
+__all__ = ['THEME', 'theme_rc', 'themed', 'set_theme', 'class_palette', 'new_figure', 'schema_summary', 'target_balance',
+           'plot_target', 'pick_columns', 'related_columns', 'plot_distributions', 'plot_correlations', 'plot_pairs',
+           'plot_missing', 'pca_2d', 'plot_pca', 'plot_image_grid']
+
+# %% ../nbs/06_eda.ipynb #a7c1e001
+THEME = dict(style="whitegrid", context="notebook", font_scale=0.85, palette="colorblind",
+             rc={"figure.dpi": 100, "savefig.dpi": 100, "axes.titleweight": "bold", "legend.frameon": False})
+
+@functools.cache
+def _theme_rc()->dict:
+    import seaborn as sns
+    from cycler import cycler
+    return {**sns.axes_style(THEME["style"]), **sns.plotting_context(THEME["context"], THEME["font_scale"]),
+            "axes.prop_cycle": cycler(color=sns.color_palette(THEME["palette"])), **THEME["rc"]}
+
+# %% ../nbs/06_eda.ipynb #a7c1e001-2
+def theme_rc()->dict:
+    "The matplotlib settings of the project's theme: seaborn's style, context and palette as `THEME` names them"
+    return dict(_theme_rc())
+
+# %% ../nbs/06_eda.ipynb #a7c1e001-3
+def themed(draw):
+    "Decorate a figure function so that it draws under the project's theme, whatever the caller's matplotlib settings"
+    @functools.wraps(draw)
+    def wrapper(*args, **kw):
+        with plt.rc_context(_theme_rc()): return draw(*args, **kw)
+    return wrapper
+
+# %% ../nbs/06_eda.ipynb #a7c1e001-4
+def set_theme():
+    "Apply the project's theme to every later figure of this process (a notebook's own plots)"
+    import seaborn as sns
+    sns.set_theme(context=THEME["context"], style=THEME["style"], palette=THEME["palette"], font_scale=THEME["font_scale"], rc=THEME["rc"])
+
+# %% ../nbs/06_eda.ipynb #a7c1e001-5
+def class_palette(n:int)->list:
+    "`n` distinct colours for classes: the theme's palette, or evenly spaced hues beyond its length"
+    import seaborn as sns
+    base = sns.color_palette(THEME["palette"])
+    return base[:n] if n <= len(base) else sns.color_palette("husl", n)
+
+# %% ../nbs/06_eda.ipynb #a7c1e001-6
+def _sample(df:pd.DataFrame, n:int)->pd.DataFrame:
+    "At most `n` rows of `df`: a seeded sample above that, in the original order"
+    return df if len(df) <= n else df.iloc[np.sort(np.random.default_rng(0).choice(len(df), n, replace=False))]
+
+# %% ../nbs/06_eda.ipynb #a7c1e001-7
+def _classes(y:pd.Series)->tuple[pd.Series, list[str]]:
+    "The target as text labels (so seaborn colours classes, not a numeric scale) and its classes in their natural order"
+    label = lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)  # 2.0, as pandas holds a class 2 beside a missing value, is "2"
+    order = [label(v) for v in sorted(y.dropna().unique(), key=lambda v: (isinstance(v, str), v))]
+    return y.map(label, na_action="ignore"), order
 
 # %% ../nbs/06_eda.ipynb #73a462be
+@themed
 def new_figure(
     nrows:int=1,        # rows of axes
     ncols:int=1,        # columns of axes
     size:tuple=(6, 4),  # the figure's (width, height) in inches
     **kw,               # passed on to `plt.subplots`
 ):
-    "A closed pyplot figure and its axes (shown only where returned or displayed)"
+    "A closed pyplot figure and its axes in the project's theme (shown only where returned or displayed)"
     fig, axes = plt.subplots(nrows, ncols, figsize=size, **kw)
     plt.close(fig)
     return fig, axes
@@ -59,20 +110,21 @@ def target_balance(
     return pd.DataFrame({"count": counts, "share": (counts / counts.sum()).round(4)})
 
 # %% ../nbs/06_eda.ipynb #759bfd39-2
+@themed
 def plot_target(
     df:pd.DataFrame,            # the dataset
     target:str,                 # the target column
     task:str="classification",  # `classification` or `regression`
+    max_rows:int=20_000,        # the most rows a regression's density is estimated from (a seeded sample above it)
 ):
-    "Bars of class counts for classification, a histogram for regression"
+    "Bars of class counts for classification, a histogram with its kernel density for regression"
+    import seaborn as sns
     fig, ax = new_figure(size=(6, 3.5))
     if task == "classification":
-        counts = df[target].value_counts().sort_index()
-        ax.bar([str(i) for i in counts.index], counts.to_numpy(), color="C0")
+        y, order = _classes(df[target])
+        sns.countplot(x=y, order=order, hue=y, hue_order=order, palette=class_palette(len(order)), legend=False, ax=ax)
         ax.set_ylabel("rows")
-    else:
-        ax.hist(df[target].dropna(), bins=40, color="C0")
-        ax.set_ylabel("count")
+    else: sns.histplot(_sample(df[[target]].dropna(), max_rows)[target], bins=40, kde=True, ax=ax)
     ax.set_xlabel(target); ax.set_title(f"target: {target}")
     return fig
 
@@ -90,42 +142,140 @@ def pick_columns(
     return (list(spread.index) + other)[:max_cols] if len(cols) > max_cols else cols
 
 # %% ../nbs/06_eda.ipynb #7780216e-2
+def _task(y:pd.Series)->str:
+    "`regression` for a numeric target with more than 20 distinct values, else `classification` (what `infer_task` decides at acquire)"
+    return "regression" if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y) and y.nunique() > 20 else "classification"
+
+# %% ../nbs/06_eda.ipynb #a7c1e011
+def related_columns(
+    df:pd.DataFrame,      # the dataset
+    target:str,           # the target column
+    task:str|None=None,   # `classification` or `regression`; `None`: inferred from the target
+    n:int=4,              # how many columns
+)->list[str]:
+    "The `n` non-constant numeric features most related to `target`: by ANOVA F for classes, by absolute Pearson correlation for a regression"
+    import warnings
+    X = df.drop(columns=[target]).select_dtypes("number")
+    X, y = X.loc[df[target].notna(), X.nunique() > 1], df[target].dropna()
+    if X.empty: return []
+    if (task or _task(y)) == "classification":
+        from sklearn.feature_selection import f_classif
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # a feature constant within every class has no F
+            score = pd.Series(np.nan_to_num(f_classif(X.fillna(X.median()), y.astype(str))[0], nan=0.0), X.columns)
+    else: score = X.corrwith(y.astype(float)).abs().fillna(0.0)
+    return list(score.sort_values(ascending=False, kind="stable").index[:n])
+
+# %% ../nbs/06_eda.ipynb #7780216e-3
+@themed
 def plot_distributions(
     df:pd.DataFrame,              # the dataset
     columns:list[str]|None=None,  # the columns to draw; `pick_columns` chooses when `None`
-    target:str|None=None,         # the target column, left out
+    target:str|None=None,         # the target column: left out, and splitting (or the y axis of) each feature's plot
     max_cols:int=16,              # the most columns drawn
+    task:str|None=None,           # `classification` or `regression`; `None`: inferred from the target
+    max_rows:int=20_000,          # the most rows drawn (a seeded sample above it)
 ):
-    "A grid with a histogram per numeric column and a bar chart per categorical column"
-    columns = columns or pick_columns(df, exclude=[target] if target else [], max_cols=max_cols)
+    "A grid with each column's distribution, split by the target's classes or drawn against a regression target"
+    import seaborn as sns
+    d = _sample(df, max_rows)
+    task = (task or _task(d[target].dropna())) if target else None
+    if not columns and target:  # the features that tell most about the target, then categorical ones
+        num = related_columns(d, target, task, max_cols)
+        columns = [*num, *(c for c in pick_columns(d, exclude=[target], max_cols=max_cols + len(num)) if c not in num)][:max_cols]
+    columns = columns or pick_columns(df, max_cols=max_cols)
+    split = {}
+    if task == "classification":
+        hue, order = _classes(d[target])
+        split = dict(hue=hue, hue_order=order, palette=class_palette(len(order)))
     fig, axes = _grid(len(columns))
-    for ax, c in zip(axes, columns):
-        s = df[c].dropna()
-        if pd.api.types.is_numeric_dtype(s): ax.hist(s, bins=min(30, max(5, s.nunique())), color="C0")
+    for i, (ax, c) in enumerate(zip(axes, columns)):
+        s, legend = d[c], "auto" if i == 0 and split else False
+        if pd.api.types.is_numeric_dtype(s) and task == "regression":
+            sns.regplot(x=s, y=d[target], ci=None, scatter_kws=dict(s=5, alpha=0.35, linewidths=0), line_kws=dict(color="C1", lw=1.5), ax=ax)
+        elif pd.api.types.is_numeric_dtype(s):
+            sns.histplot(x=s, bins=min(30, max(5, s.nunique())), legend=bool(legend), ax=ax,
+                         **(dict(split, stat="density", common_norm=False, element="step", fill=False) if split else {}))
         else:
-            top = s.astype(str).value_counts().head(12)
-            ax.barh(top.index[::-1], top.to_numpy()[::-1], color="C1")
-        ax.set_title(c, fontsize=9); ax.tick_params(labelsize=7)
+            text = s.astype(str).where(s.notna())
+            top = list(text.value_counts().head(12).index)
+            if task == "regression": sns.boxplot(x=d[target], y=text, order=top, fliersize=1, ax=ax)
+            else: sns.countplot(y=text, order=top, legend=legend, ax=ax, **split)
+        ax.set_title(c); ax.set_xlabel(""); ax.set_ylabel(""); ax.tick_params(labelsize=7)
+        if legend: sns.move_legend(ax, "upper right", title=target, fontsize=6, title_fontsize=7, ncols=1 + (len(split["hue_order"]) > 5))
     fig.tight_layout()
     return fig
 
 # %% ../nbs/06_eda.ipynb #c551afbf
+@themed
 def plot_correlations(
-    df:pd.DataFrame,       # the dataset
-    max_cols:int=30,       # the most numeric columns in the heatmap
-    target:str|None=None,  # the target column, included when numeric
+    df:pd.DataFrame,        # the dataset
+    max_cols:int=30,        # the most numeric columns in the heatmap
+    target:str|None=None,   # the target column, included when numeric
+    annotate_up_to:int=14,  # print each coefficient in its cell when there are at most this many columns
 ):
-    "A heatmap of Pearson correlations between numeric columns (the target included when numeric)"
+    "A heatmap of Pearson correlations between numeric columns (the target included when numeric), annotated where it is small enough to read"
+    import seaborn as sns
     num = df.select_dtypes("number")
     keep = pick_columns(num, exclude=[target] if target else [], max_cols=max_cols)
     if target and target in num: keep = keep + [target]
     corr = num[keep].corr()
-    n = len(keep)
-    fig, ax = new_figure(size=(max(4, 0.3 * n + 2), max(3.5, 0.3 * n + 1.5)))
-    im = ax.imshow(corr.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(n), keep, rotation=90, fontsize=7); ax.set_yticks(range(n), keep, fontsize=7)
-    fig.colorbar(im, ax=ax, shrink=0.8); ax.set_title("correlation")
+    n, annot = len(keep), len(keep) <= annotate_up_to
+    cell = 0.5 if annot else 0.3
+    fig, ax = new_figure(size=(max(4.5, cell * n + 2.2), max(3.5, cell * n + 1.5)))
+    sns.heatmap(corr, cmap="vlag", center=0, vmin=-1, vmax=1, annot=annot, fmt=".2f", annot_kws={"size": 6}, square=True,
+                linewidths=0.5, xticklabels=keep, yticklabels=keep, cbar_kws={"shrink": 0.8}, ax=ax)
+    ax.tick_params(labelsize=7); ax.set_title("correlation (Pearson)")
     fig.tight_layout()
+    return fig
+
+# %% ../nbs/06_eda.ipynb #a7c1e011-2
+@themed
+def plot_pairs(
+    df:pd.DataFrame,      # the dataset
+    target:str,           # the target column
+    task:str|None=None,   # `classification` or `regression`; `None`: inferred from the target
+    n:int=4,              # how many features (`related_columns`)
+    max_rows:int=2_000,   # the most rows drawn (a seeded sample above it)
+):
+    "A pair plot of the `n` features most related to the target, coloured by class (or with the target as one more variable for a regression)"
+    import seaborn as sns
+    task = task or _task(df[target].dropna())
+    cols = related_columns(df, target, task, n)
+    if not cols: raise ValueError(f"no non-constant numeric feature to relate to {target!r}")
+    d = _sample(df, max_rows)
+    if task == "classification":
+        y, order = _classes(d[target])
+        g = sns.PairGrid(d[cols].assign(**{target: y}), vars=cols, hue=target, hue_order=order, palette=class_palette(len(order)),
+                         corner=True, height=1.9, diag_sharey=False)
+    else: g = sns.PairGrid(d[[*cols, target]], corner=True, height=1.9, diag_sharey=False)
+    g.map_lower(sns.scatterplot, s=7, alpha=0.6, linewidth=0)
+    g.map_diag(sns.histplot, element="step", fill=False, stat="density", common_norm=False)
+    if task == "classification": g.add_legend(title=target)
+    g.figure.suptitle(f"the {len(cols)} features most related to {target}")
+    g.figure.subplots_adjust(top=0.92)
+    plt.close(g.figure)
+    return g.figure
+
+# %% ../nbs/06_eda.ipynb #a7c1e014
+@themed
+def plot_missing(
+    df:pd.DataFrame,  # the dataset
+    max_cols:int=30,  # the most columns drawn, the most incomplete first
+):
+    "Bars of each incomplete column's share of missing values; a figure that says so when nothing is missing"
+    import seaborn as sns
+    share = 100 * df.isna().mean().sort_values(ascending=False, kind="stable")
+    show = share[share > 0].head(max_cols)
+    fig, ax = new_figure(size=(6, 0.28 * len(show) + 1.4))
+    if show.empty:
+        ax.text(0.5, 0.5, f"no missing values in the {df.shape[1]} columns and {len(df):,} rows", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    else:
+        sns.barplot(x=show.to_numpy(), y=[str(c) for c in show.index], color=class_palette(1)[0], orient="h", ax=ax)
+        for y, v in enumerate(show): ax.text(v, y, f" {v:.1f}%", va="center", fontsize=7)
+        ax.set_xlabel("missing (% of rows)"); ax.set_xlim(0, min(100, show.max() * 1.2))
+    ax.set_title(f"missing values: {int((share > 0).sum())} of {df.shape[1]} columns incomplete")
     return fig
 
 # %% ../nbs/06_eda.ipynb #7357d9ad
@@ -144,6 +294,7 @@ def pca_2d(
     return pca.fit_transform(Z), pca.explained_variance_ratio_
 
 # %% ../nbs/06_eda.ipynb #7357d9ad-2
+@themed
 def plot_pca(
     df:pd.DataFrame,            # the dataset
     target:str|None=None,       # the target column, which colours the points
@@ -151,23 +302,24 @@ def plot_pca(
     max_points:int=5000,        # the most rows drawn (a seeded sample above it)
 ):
     "A scatter of the 2-D PCA projection, coloured by the target"
+    import seaborn as sns
     coords, ratio = pca_2d(df, target)
-    idx = np.random.default_rng(0).permutation(len(df))[:max_points]
+    idx = np.sort(np.random.default_rng(0).permutation(len(df))[:max_points])
     fig, ax = new_figure(size=(6, 5))
-    if target is None: ax.scatter(coords[idx, 0], coords[idx, 1], s=6, alpha=0.6)
+    kw = dict(x=coords[idx, 0], y=coords[idx, 1], s=8, alpha=0.7, linewidth=0, ax=ax)
+    if target is None: sns.scatterplot(**kw)
     elif task == "classification":
-        y = df[target].astype(str).to_numpy()
-        for i, cls in enumerate(sorted(set(y[idx]))):
-            m = idx[y[idx] == cls]
-            ax.scatter(coords[m, 0], coords[m, 1], s=6, alpha=0.7, color=plt.cm.tab10(i % 10), label=cls)
-        ax.legend(title=target, fontsize=7, markerscale=2, loc="best")
+        y, order = _classes(df[target].iloc[idx])
+        sns.scatterplot(hue=y.to_numpy(), hue_order=order, palette=class_palette(len(order)), **kw)
+        sns.move_legend(ax, "best", title=target, fontsize=7, markerscale=1.5)
     else:
-        sc = ax.scatter(coords[idx, 0], coords[idx, 1], s=6, c=df[target].to_numpy()[idx], cmap="viridis")
-        fig.colorbar(sc, ax=ax, label=target)
+        sns.scatterplot(hue=df[target].to_numpy()[idx], palette="viridis", **kw)
+        ax.get_legend().set_title(target)
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%})"); ax.set_ylabel(f"PC2 ({ratio[1]:.0%})"); ax.set_title("PCA projection")
     return fig
 
 # %% ../nbs/06_eda.ipynb #dcece080
+@themed
 def plot_image_grid(
     X:np.ndarray,        # images, N x C x H x W or N x H x W
     y=None,              # labels to print over each image
@@ -181,7 +333,7 @@ def plot_image_grid(
     fig, axes = _grid(n, ncols, cell=(1.2, 1.35))
     for i, ax in zip(range(n), axes):
         ax.imshow(X[i], cmap="gray_r" if X[i].ndim == 2 else None)
-        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xticks([]); ax.set_yticks([]); ax.grid(False)
         if y is not None: ax.set_title(str(np.asarray(y)[i]), fontsize=8)
     fig.tight_layout()
     return fig

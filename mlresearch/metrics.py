@@ -1,4 +1,4 @@
-"""Metrics as a plain dict and the figures that go with them: confusion matrix, ROC curves, learning curves and residuals.
+"""Metrics as a plain dict and the figures that go with them, drawn with seaborn in the project's theme: the confusion matrix as an annotated heatmap, ROC curves, learning curves with the kept epoch marked, residuals with their trend.
 
 Docs: https://mlresearch.github.io/mlresearch/metrics.html.md"""
 
@@ -10,12 +10,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from .eda import new_figure
+from .eda import new_figure, themed
 
 # %% auto #0
-__all__ = ['classification_metrics', 'regression_metrics', 'plot_confusion', 'plot_roc', 'read_history', 'plot_learning_curves',
-           'plot_residuals']
+__all__ = ['classification_metrics', 'regression_metrics', 'plot_confusion', 'plot_roc', 'read_history', 'best_epoch',
+           'plot_learning_curves', 'smooth_trend', 'plot_residuals']
 
 # %% ../nbs/12_metrics.ipynb #158c19a4
 def classification_metrics(
@@ -45,45 +46,46 @@ def regression_metrics(
     return dict(rmse=float(np.sqrt(M.mean_squared_error(y_true, pred))), mae=float(M.mean_absolute_error(y_true, pred)), r2=float(M.r2_score(y_true, pred)))
 
 # %% ../nbs/12_metrics.ipynb #ca66529e
+@themed
 def plot_confusion(
     y_true,                  # true class indices
     y_pred,                  # predicted class indices
     classes:list|None=None,  # the class labels, in index order
-    normalize:bool=False,    # show each row's shares rather than counts
+    annotate_up_to:int=15,   # print counts and shares in the cells up to this many classes
 ):
-    "A confusion matrix, rows true and columns predicted"
+    "The confusion matrix as a heatmap of each true class's shares (rows true, columns predicted), annotated with counts and shares"
+    import seaborn as sns
     from sklearn.metrics import confusion_matrix
     k = len(classes) if classes else int(max(np.max(y_true), np.max(y_pred))) + 1
-    cm = confusion_matrix(y_true, y_pred, labels=list(range(k))).astype(float)
-    if normalize: cm = cm / cm.sum(1, keepdims=True).clip(1)
-    fig, ax = new_figure(size=(0.5 * k + 2.5, 0.5 * k + 2))
-    im = ax.imshow(cm, cmap="Blues")
+    cm = confusion_matrix(y_true, y_pred, labels=list(range(k)))
+    share = cm / cm.sum(1, keepdims=True).clip(1)
+    annot = np.array([[f"{c}\n{s:.0%}" if c else "" for c, s in zip(rc, rs)] for rc, rs in zip(cm, share)]) if k <= annotate_up_to else False
     names = [str(c) for c in (classes or range(k))]
-    ax.set_xticks(range(k), names, rotation=45 if k > 6 else 0); ax.set_yticks(range(k), names)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, f"{cm[i, j]:.2f}" if normalize else int(cm[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xlabel("predicted"); ax.set_ylabel("true"); ax.set_title("confusion matrix")
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig, ax = new_figure(size=(0.62 * k + 2.6, 0.55 * k + 1.9))
+    sns.heatmap(share, annot=annot, fmt="", annot_kws={"size": 7}, cmap="Blues", vmin=0, vmax=1, square=True, linewidths=0.5,
+                xticklabels=names, yticklabels=names, cbar_kws={"shrink": 0.8, "label": "share of the true class"}, ax=ax)
+    ax.tick_params(axis="x", rotation=45 if k > 6 else 0); ax.tick_params(axis="y", rotation=0)
+    ax.set_xlabel("predicted"); ax.set_ylabel("true"); ax.set_title(f"confusion matrix ({int(cm.sum()):,} rows, accuracy {np.trace(cm) / max(cm.sum(), 1):.3f})")
     return fig
 
 # %% ../nbs/12_metrics.ipynb #ca66529e-2
+@themed
 def plot_roc(
     y_true,                  # true class indices
     proba,                   # class probabilities, N x K
     classes:list|None=None,  # the class labels, in index order
 ):
-    "One-vs-rest ROC curves, one per class"
+    "One-vs-rest ROC curves, one per class (the positive class only for two)"
     from sklearn.metrics import roc_auc_score, roc_curve
-    proba = np.asarray(proba); k = proba.shape[1]
+    from mlresearch.eda import class_palette
+    proba, y_true = np.asarray(proba), np.asarray(y_true); k = proba.shape[1]
     fig, ax = new_figure(size=(5.5, 5))
-    for c in (range(1, 2) if k == 2 else range(k)):
-        pos = np.asarray(y_true) == c
-        if pos.all() or not pos.any(): continue
+    cls = [c for c in (range(1, 2) if k == 2 else range(k)) if 0 < (y_true == c).sum() < len(y_true)]
+    for c, colour in zip(cls, class_palette(len(cls))):
+        pos = y_true == c
         fpr, tpr, _ = roc_curve(pos, proba[:, c])
-        ax.plot(fpr, tpr, lw=1.2, label=f"{classes[c] if classes else c} (AUC {roc_auc_score(pos, proba[:, c]):.3f})")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.plot(fpr, tpr, lw=1.2, color=colour, label=f"{classes[c] if classes else c} (AUC {roc_auc_score(pos, proba[:, c]):.3f})")
+    ax.plot([0, 1], [0, 1], "--", color="0.5", lw=0.8)
     ax.set_xlabel("false positive rate"); ax.set_ylabel("true positive rate"); ax.set_title("ROC (one vs rest)")
     ax.legend(fontsize=7, loc="lower right")
     return fig
@@ -95,33 +97,67 @@ def read_history(source)->list[dict]:
     return list(source)
 
 # %% ../nbs/12_metrics.ipynb #5a3efb7f-2
-def plot_learning_curves(history):
-    "Training and validation loss, and any other validation metrics, by epoch"
+def best_epoch(history)->int|None:
+    "The epoch whose weights the Trainer kept: the last one that improved its monitored metric (`best` in each record), else the lowest `val_loss`"
     h = read_history(history)
-    epochs = [r["epoch"] for r in h]
-    others = sorted({k for r in h for k in r if k.startswith("val_") and k != "val_loss"})
-    fig, axes = new_figure(1, 1 + bool(others), size=(5 * (1 + bool(others)), 3.5), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(epochs, [r["train_loss"] for r in h], label="train")
-    if "val_loss" in h[0]: ax.plot(epochs, [r["val_loss"] for r in h], label="validation")
-    ax.set_xlabel("epoch"); ax.set_ylabel("loss"); ax.legend(); ax.set_title("loss")
-    for k in others: axes[0, 1].plot(epochs, [r[k] for r in h], label=k)
-    if others: axes[0, 1].set_xlabel("epoch"); axes[0, 1].legend(); axes[0, 1].set_title("validation metrics")
+    if h and all("best" in r for r in h):
+        kept = h[0]
+        for prev, r in zip(h, h[1:]):
+            if r["best"] != prev["best"]: kept = r
+        return kept["epoch"]
+    val = [r for r in h if r.get("val_loss") is not None]
+    return min(val, key=lambda r: r["val_loss"])["epoch"] if val else None
+
+# %% ../nbs/12_metrics.ipynb #5a3efb7f-2b
+@themed
+def plot_learning_curves(history):
+    "Training and validation loss on one axis and the other validation metrics beside it, by epoch, the epoch whose weights were kept marked"
+    import seaborn as sns
+    from matplotlib.ticker import MaxNLocator
+    h = pd.DataFrame(read_history(history))
+    others = sorted(c for c in h.columns if c.startswith("val_") and c != "val_loss")
+    fig, axes = new_figure(1, 1 + bool(others), size=(5.2 * (1 + bool(others)), 3.6), squeeze=False)
+    splits = {"train_loss": "train", "val_loss": "validation"}
+    loss = h.melt(id_vars="epoch", value_vars=[c for c in splits if c in h], var_name="split", value_name="loss").replace({"split": splits})
+    sns.lineplot(loss, x="epoch", y="loss", hue="split", marker="o", markersize=4, errorbar=None, ax=axes[0, 0])
+    axes[0, 0].set_title("loss")
+    if others:
+        val = h.melt(id_vars="epoch", value_vars=others, var_name="metric", value_name="value")
+        sns.lineplot(val, x="epoch", y="value", hue="metric", marker="o", markersize=4, errorbar=None, ax=axes[0, 1])
+        axes[0, 1].set_title("validation metrics"); axes[0, 1].set_ylabel("")
+    kept = best_epoch(h.to_dict("records"))
+    for ax in axes.flat:
+        if kept is not None: ax.axvline(kept, color="0.35", ls="--", lw=1, label=f"kept: epoch {kept}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True)); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/12_metrics.ipynb #5a3efb7f-3
+def smooth_trend(
+    x, y,          # the points
+    bins:int=20,   # how many equal-count bins of `x`
+)->tuple[np.ndarray, np.ndarray]:
+    "A smoothed trend of `y` against `x`: the mean of `y` in each of `bins` equal-count bins of `x`, at the bin's mean `x`"
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    parts = [p for p in np.array_split(np.argsort(x, kind="stable"), min(bins, len(x))) if len(p)]
+    return np.array([x[p].mean() for p in parts]), np.array([y[p].mean() for p in parts])
+
+# %% ../nbs/12_metrics.ipynb #5a3efb7f-4
+@themed
 def plot_residuals(
     y_true,  # the true values
     pred,    # the predicted values
 ):
-    "Residuals against predictions, and predictions against the truth"
+    "Residuals against predictions with their smoothed trend (`smooth_trend`), and predictions against the truth"
+    import seaborn as sns
     y_true, pred = np.asarray(y_true, float), np.asarray(pred, float)
     fig, (a, b) = new_figure(1, 2, size=(10, 4))
-    a.scatter(pred, y_true - pred, s=8, alpha=0.6); a.axhline(0, color="k", lw=0.8)
-    a.set_xlabel("predicted"); a.set_ylabel("residual"); a.set_title("residuals")
+    sns.scatterplot(x=pred, y=y_true - pred, s=10, alpha=0.5, linewidth=0, ax=a)
+    tx, ty = smooth_trend(pred, y_true - pred)
+    sns.lineplot(x=tx, y=ty, color="C1", lw=2, errorbar=None, label=f"trend (means of {len(tx)} bins)", ax=a)
+    a.axhline(0, color="0.3", lw=0.8); a.set_xlabel("predicted"); a.set_ylabel("residual (true - predicted)"); a.set_title("residuals")
     lo, hi = min(y_true.min(), pred.min()), max(y_true.max(), pred.max())
-    b.scatter(y_true, pred, s=8, alpha=0.6); b.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    sns.scatterplot(x=y_true, y=pred, s=10, alpha=0.5, linewidth=0, ax=b); b.plot([lo, hi], [lo, hi], "--", color="0.3", lw=0.8)
     b.set_xlabel("true"); b.set_ylabel("predicted"); b.set_title("predicted vs true")
     fig.tight_layout()
     return fig

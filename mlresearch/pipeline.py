@@ -20,7 +20,7 @@ from .config import ConfigError, resolve_config, split_override
 from .data import ensure_dataset, load
 from .execute import develop_path
 from .files import RESUME_FILE, atomic_path, current_run, note_run
-from .metrics import classification_metrics, regression_metrics
+from .metrics import best_epoch, classification_metrics, regression_metrics
 from .modelfile import load_run_model, reference_sample, save_model
 from .models import build_model, code_identity, model_parameters, model_spec, registered
 from .preprocessing import Prepared, prepare
@@ -191,10 +191,8 @@ def _resume_from(train_dir:Path|None)->bool:
 # %% ../nbs/17_pipeline.ipynb #0f37d119-5b
 def _best_epoch(history:list)->dict:
     "`val_loss` and the number of the epoch whose weights the Trainer kept: the last one that improved the monitored metric"
-    best = history[0]
-    for prev, r in zip(history, history[1:]):
-        if r["best"] != prev["best"]: best = r
-    return {k: v for k, v in dict(val_loss=best.get("val_loss"), best_epoch=best["epoch"]).items() if v is not None}
+    kept = next(r for r in history if r["epoch"] == best_epoch(history))
+    return {k: v for k, v in dict(val_loss=kept.get("val_loss"), best_epoch=kept["epoch"]).items() if v is not None}
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119-6
 def train(

@@ -91,7 +91,7 @@ def find_run(
     raise MLResearchError(f"no deliver run {str(run)!r} in {d}; `mlresearch runs` lists them")
 
 # %% ../nbs/13_record.ipynb #09a00026
-PACKAGES = ("mlresearch", "numpy", "pandas", "pyarrow", "scikit-learn", "torch", "safetensors", "skops", "matplotlib",
+PACKAGES = ("mlresearch", "numpy", "pandas", "pyarrow", "scikit-learn", "torch", "safetensors", "skops", "matplotlib", "seaborn",
             "papermill", "ipykernel", "nbformat", "dask", "distributed")
 
 def package_versions(names:Iterable[str]=PACKAGES)->dict:

@@ -1,4 +1,4 @@
-"""The deliver runs as one table (status, parameters, metrics, figures, sweep), checked against their checksums, compared in a figure, and copied into develop notebooks.
+"""The deliver runs as one table (status, parameters, metrics, figures, sweep), checked against their checksums, reproduced, and copied into develop notebooks (comparing them over seeds is `mlresearch.compare`'s).
 
 Docs: https://mlresearch.github.io/mlresearch/runs.html.md"""
 
@@ -15,16 +15,15 @@ import typer
 
 from .command import Commands, RunArg, TemplateOpt, command_line, friendly
 from .config import ConfigError, MLResearchError, get_paths, load_toml, lower_is_better
-from .files import atomic_path, sha256_file
+from .files import sha256_file
 from .deliver import RunError
-from .execute import describe_failure, develop_path, resolve_parameters, template_parameters
+from .execute import describe_failure, resolve_parameters, template_parameters
 from .record import (GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, read_checksums, read_json, rel_path,
                                run_folders, verify_run)
 
 # %% auto #0
 __all__ = ['INDEX_COLUMNS', 'WALL_CLOCK', 'runs_app', 'read_run', 'runs_index', 'select_runs', 'metric_column', 'runs_table',
-           'format_table', 'plot_compare', 'reproduce', 'compare_runs', 'runs_cmd', 'runs_verify', 'code_warnings',
-           'runs_reproduce', 'runs_compare']
+           'format_table', 'reproduce', 'compare_runs', 'runs_cmd', 'runs_verify', 'code_warnings', 'runs_reproduce']
 
 # %% ../nbs/19_runs.ipynb #694b93f0
 INDEX_COLUMNS = ["run", "date", "name", "template", "status", "sweep", "figures", "started", "duration_s", "commit", "error", "path"]
@@ -121,34 +120,6 @@ def format_table(df:pd.DataFrame)->str:
         whole = nums and all(float(v).is_integer() for v in vals)
         out[c] = [("-" if _missing(v) else str(int(v)) if whole else f"{v:.4f}" if nums else str(v)) for v in out[c]]
     return out.to_string(index=False)
-
-# %% ../nbs/19_runs.ipynb #b2a10010
-def plot_compare(
-    df:pd.DataFrame,   # the run index
-    metric:str,        # the metric drawn
-    by:str|None=None,  # a parameter to draw it against; a bar per run when `None`
-):
-    "A metric across runs: a bar per run, or against the parameter `by`"
-    from mlresearch.eda import new_figure
-    col = metric_column(df, metric)
-    d = df[df[col].notna()]
-    if d.empty: raise ConfigError(f"no run has a value for {metric!r}")
-    if by:
-        pcol = by if by.startswith("param.") else f"param.{by}"
-        if pcol not in d.columns: raise ConfigError(f"no run has a parameter {by!r}")
-        fig, ax = new_figure(size=(6, 4))
-        for tpl, g in d.groupby("template"):
-            g = g.sort_values(pcol, key=lambda s: s.astype(str) if s.dtype == object else s)
-            ax.plot(g[pcol].astype(str) if g[pcol].dtype == object else g[pcol], g[col], "o-", label=tpl)
-        ax.set_xlabel(pcol.removeprefix("param.")); ax.legend()
-    else:
-        d = d.sort_values(col)
-        fig, ax = new_figure(size=(7, 0.35 * len(d) + 1.2))
-        ax.barh(d["run"], d[col], color=["C0" if s == "succeeded" else "C3" for s in d["status"]])
-        for y, v in enumerate(d[col]): ax.text(v, y, f" {v:.4g}", va="center", fontsize=8)
-    ax.set_title(col.removeprefix("metric.")); ax.set_xlabel(ax.get_xlabel() or col.removeprefix("metric."))
-    fig.tight_layout()
-    return fig
 
 # %% ../nbs/19_runs.ipynb #b2a10013
 def _check_reproducible(src:Path, prov:dict, root:Path, allow_template_change:bool)->bool:
@@ -317,17 +288,3 @@ def runs_reproduce(
     timed = int((artifacts["how"] != "byte-equal").sum()) if len(artifacts) else 0
     typer.echo(f"identical: {len(metrics)} metric(s) equal and {len(artifacts)} artifact(s) equal ({len(artifacts) - timed} byte-equal, "
                f"{timed} but for wall-clock times)")
-
-# %% ../nbs/19_runs.ipynb #14c00006
-@runs_app.command("compare")
-def runs_compare(
-    metric:str=typer.Argument(..., help="The metric to compare, e.g. accuracy"),
-    by:Optional[str]=typer.Option(None, "--by", help="Plot against this parameter instead of one bar per run"),
-    template:TemplateOpt=None,
-    out:Optional[Path]=typer.Option(None, "--out", help="PNG file (default: research/develop/DATE_USER_compare-METRIC.png)"),
-):
-    "Save a figure of METRIC across runs"
-    fig = plot_compare(select_runs(runs_index(), template), metric, by)
-    dest = out or develop_path(f"compare-{metric.removeprefix('metric.')}".replace("_", "-"), suffix=".png")
-    with atomic_path(dest) as tmp: fig.savefig(tmp, format="png", dpi=120)
-    typer.echo(f"figure: {dest}")
