@@ -6,14 +6,14 @@ Docs: https://mlresearch.github.io/mlresearch/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #9c9fbf44
 from __future__ import annotations
-import contextlib, dataclasses, difflib, os, re, tomllib
+import contextlib, dataclasses, difflib, json, os, re, tomllib
 from pathlib import Path
 from typing import Any, Iterable
 
 # %% auto #0
 __all__ = ['SLUG_MAX', 'ROOT_ENV', 'MLResearchError', 'ConfigError', 'first_line', 'slugify', 'is_slug', 'check_slug', 'environ',
            'project_root', 'Paths', 'get_paths', 'parse_value', 'load_toml', 'split_override', 'resolve_config',
-           'lower_is_better']
+           'RecordError', 'read_record', 'lower_is_better']
 
 # %% ../nbs/00_config.ipynb #25e632af
 class MLResearchError(Exception):
@@ -210,6 +210,39 @@ def resolve_config(
         _check_known(k, defaults, "the overrides")
         cfg[k] = parse_value(k, v, defaults[k]) if isinstance(v, str) else _coerce(k, v, defaults[k], "the overrides")
     return cfg
+
+# %% ../nbs/00_config.ipynb #c00r0002
+class RecordError(MLResearchError):
+    "A record of the project (JSON or TOML) that is missing, does not parse or does not have the shape it must have"
+
+def _kind(v)->str:
+    "What a JSON value is, in words"
+    if v is None: return "null"
+    if isinstance(v, bool): return "true or false"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}.get(type(v), type(v).__name__)
+
+# %% ../nbs/00_config.ipynb #c00r0002-2
+def read_record(
+    path:str|Path,                 # a JSON or TOML file (by its suffix)
+    what:str,                      # what it is, for the message: "the data manifest", "sweep record"
+    required:dict|None=None,       # key -> the type (or tuple of types) its value must have, for keys the object must hold
+    fix:str="restore it from version control or a backup",  # what to do about a broken one
+)->dict:
+    "The object in a record; a missing file, invalid syntax or the wrong shape is one `RecordError` naming the file and what to do"
+    p = Path(path)
+    try: text = p.read_text(encoding="utf-8")
+    except FileNotFoundError: raise RecordError(f"{what} {p} is missing; {fix}") from None
+    except (OSError, UnicodeDecodeError) as e: raise RecordError(f"{what} {p} cannot be read ({first_line(e)}); {fix}") from None
+    toml = p.suffix == ".toml"
+    try: obj = tomllib.loads(text) if toml else json.loads(text)
+    except ValueError as e: raise RecordError(f"{what} {p} is not valid {'TOML' if toml else 'JSON'} ({first_line(e)}); {fix}") from None
+    if not isinstance(obj, dict): raise RecordError(f"{what} {p} holds {_kind(obj)}, not an object; {fix}")
+    for key, want in (required or {}).items():
+        wants = want if isinstance(want, tuple) else (want,)
+        if key not in obj: raise RecordError(f"{what} {p} has no {key!r}; {fix}")
+        if not isinstance(obj[key], wants) or (isinstance(obj[key], bool) and bool not in wants):  # true is an int to Python, not to a record
+            raise RecordError(f"{what} {p}: {key!r} is {_kind(obj[key])}, not {' or '.join(dict.fromkeys(_kind(t()) for t in wants))}; {fix}")
+    return obj
 
 # %% ../nbs/00_config.ipynb #e1c0a7f6
 _LOWER_IS_BETTER = re.compile(r"(^|_)(loss|rmse|mae|mse|error)$")

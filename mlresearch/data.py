@@ -18,13 +18,13 @@ except ImportError: fcntl = None  # Windows: acquisitions are not locked against
 import typer
 
 from .command import Commands
-from .config import MLResearchError, Paths, check_slug, first_line, get_paths, is_slug, slugify
+from .config import MLResearchError, Paths, RecordError, check_slug, get_paths, is_slug, read_record, slugify
 from .files import atomic_write, current_run, note_run, sha256_file
 from .runtime import get_logger
 from .sources import SKLEARN_SETS, DataError, download, parse_spec, read_sklearn, read_table, table_format
 
 # %% auto #0
-__all__ = ['log', 'MANIFEST', 'data_app', 'slug', 'check_name', 'raw_filename', 'read_manifest', 'write_manifest',
+__all__ = ['log', 'MANIFEST', 'ENTRY_KEYS', 'data_app', 'slug', 'check_name', 'raw_filename', 'read_manifest', 'write_manifest',
            'manifest_lock', 'content_hash', 'infer_task', 'acquire', 'list_datasets', 'verify', 'parse_ref', 'find',
            'raw_path', 'load', 'load_images', 'ensure_dataset', 'data_acquire', 'data_list', 'data_verify']
 
@@ -53,12 +53,19 @@ def raw_filename(
     return f"{check_name(name)}_raw_{slug(desc)}_v{version}.parquet"
 
 # %% ../nbs/05_data.ipynb #54b68422-4
+ENTRY_KEYS = {"name": str, "version": int, "file": str, "sha256": str}  # what every manifest entry holds, at the least
+
 def read_manifest(root=None)->list[dict]:
-    "The manifest's entries (empty when nothing was acquired)"
+    "The manifest's entries (empty when nothing was acquired); a manifest that does not parse or has the wrong shape is one line naming it"
     f = get_paths(root).raw/MANIFEST
     if not f.exists(): return []
-    try: return json.loads(f.read_text(encoding="utf-8"))["datasets"]
-    except (json.JSONDecodeError, KeyError) as e: raise DataError(f"{f} is corrupt ({first_line(e)}); restore it from version control or a backup") from None
+    fix = "restore it from a backup (mlresearch data restore) or from version control"
+    entries = read_record(f, "the data manifest", {"datasets": list}, fix)["datasets"]
+    for i, e in enumerate(entries, 1):
+        if not isinstance(e, dict): raise RecordError(f"the data manifest {f}: entry {i} is not an object; {fix}")
+        bad = [k for k, want in ENTRY_KEYS.items() if not isinstance(e.get(k), want) or isinstance(e.get(k), bool)]
+        if bad: raise RecordError(f"the data manifest {f}: entry {i} has no valid {', '.join(map(repr, bad))}; {fix}")
+    return entries
 
 # %% ../nbs/05_data.ipynb #54b68422-5
 def write_manifest(

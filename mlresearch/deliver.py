@@ -13,14 +13,14 @@ from typing import Callable, Iterable, Optional
 import typer
 
 from .command import AllowCodeChangeOpt, Commands, ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, UsageError, command_line, metrics_line
-from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths, load_toml
+from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths
 from .files import RESUME_FILE, RUN_ENV, RUN_PROGRESS, atomic_path, atomic_write, current_run, read_run_notes, sha256_file
 from .runtime import get_logger
 from .execute import (NotebookError, count_figures, describe_failure, develop_path, error_record, execute_notebook,
                                 find_template, resolve_parameters, template_parameters, user_id)
 from .modelfile import load_run_model
 from .record import (ARTIFACTS, GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, installed_distributions,
-                               make_read_only, read_json, rel_path, write_checksums, write_json)
+                               make_read_only, read_params, read_provenance, rel_path, write_checksums, write_json)
 
 # %% auto #0
 __all__ = ['log', 'THREAD_VARS', 'commands', 'log_metrics', 'artifacts_dir', 'RunError', 'Interrupted', 'sigterm_raises',
@@ -219,7 +219,7 @@ def resume_point(
 )->tuple[Path, Path]:
     "`(run folder, checkpoint)` of a run that stopped before it ended (failed, interrupted, or its process died) and kept a training checkpoint"
     src = find_run(run, root)
-    prov = read_json(src/PROVENANCE) or {}
+    prov = read_provenance(src)
     status = prov.get("status")
     if status == "succeeded": raise MLResearchError(f"run {src.name} succeeded: there is nothing to resume (`mlresearch runs reproduce` runs it again)")
     if status == "running" and prov.get("host") == platform.node() and _alive(prov.get("pid")):
@@ -234,7 +234,7 @@ def _resumed(resume, config, overrides, record:dict|None, root:Path)->tuple:
     "What a run that continues `resume` runs: its template, its parameters, the record naming it, its checkpoint"
     if config or overrides: raise ConfigError("a resumed run keeps the parameters of the run it continues; leave out -p and -f")
     src, ckpt = resume_point(resume, root)
-    return root/read_json(src/PROVENANCE)["template"], load_toml(src/PARAMS), {**(record or {}), "resumes": src.name}, ckpt
+    return root/read_provenance(src)["template"], read_params(src), {**(record or {}), "resumes": src.name}, ckpt
 
 # %% ../nbs/18_deliver.ipynb #d1e10014
 def deliver(

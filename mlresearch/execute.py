@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/execute.html.md"""
 
 # %% ../nbs/16_execute.ipynb #83c83008
 from __future__ import annotations
-import ast, datetime as dt, getpass, json, logging, os, re, tempfile
+import ast, datetime as dt, getpass, logging, os, re, tempfile
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -16,7 +16,7 @@ from .command import Commands, ConfigOpt, ParamOpt
 from .config import ConfigError, MLResearchError, check_slug, first_line, get_paths, slugify, resolve_config
 from .data import ensure_dataset
 from .files import atomic_write
-from .record import PARAMS, PROVENANCE, find_run, rel_path
+from .record import PARAMS, find_run, read_provenance, rel_path
 
 # %% auto #0
 __all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_NOISE', 'SHUTDOWN_NOISE', 'STARTER', 'commands', 'find_template',
@@ -240,7 +240,7 @@ STARTER = [
 def _copied_run(run:Path, root):
     "A run's executed notebook, headed by a note of where it came from"
     import nbformat
-    prov = json.loads((run/PROVENANCE).read_text())
+    prov = read_provenance(run)
     if not prov.get("notebook"): raise MLResearchError(f"run {run.name} kept no notebook to copy")
     nb = nbformat.read(run/prov["notebook"], as_version=4)
     git = prov.get("git") or {}

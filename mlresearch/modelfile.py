@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import MLResearchError
+from .config import MLResearchError, read_record
 from .files import note_run
 from .preprocessing import ImageTransform, Prepared, transform_from_dict
 from .record import ARTIFACTS, PROVENANCE, find_run, read_checksums, read_json, verify_run
@@ -123,15 +123,16 @@ def load_model(
     "Restore a model saved by `save_model`; a folder holding any file it did not write is refused, and so is a model whose code changed"
     folder = Path(folder)
     if not (folder/"config.json").is_file(): raise MLResearchError(f"{folder} is not a model folder (no config.json)")
-    cfg = json.loads((folder/"config.json").read_text())
+    fix = "the model folder is damaged: `mlresearch runs verify` names what changed; restore the run (mlresearch runs restore) or train again"
+    cfg = read_record(folder/"config.json", "model config", {"task": str, "model": dict}, fix)
     d = cfg.get("model") or {}
     if d.get("kind") not in MODEL_KINDS or Path(str(d.get("weights"))).name != d.get("weights"):
         raise MLResearchError(f"{folder/'config.json'} names no model this version can load (kind {d.get('kind')!r}, weights {d.get('weights')!r})")
     extra = sorted(f.name for f in folder.iterdir() if f.name not in (*MODEL_FILES, d["weights"]))
     if extra: raise MLResearchError(f"{folder} holds {', '.join(extra)}, which save_model never writes; refusing to load it (remove the file, or train again)")
     model = MODEL_KINDS[d["kind"]].load(folder, d, cfg["task"], allow_code_change=allow_code_change)
-    tf = transform_from_dict(json.loads((folder/"preprocessing.json").read_text()))
-    return LoadedModel(folder, model, tf, cfg, json.loads((folder/"schema.json").read_text()))
+    tf = transform_from_dict(read_record(folder/"preprocessing.json", "model preprocessing", None, fix))
+    return LoadedModel(folder, model, tf, cfg, read_record(folder/"schema.json", "model schema", None, fix))
 
 # %% ../nbs/15_modelfile.ipynb #10a00012
 def column_kinds(m:LoadedModel)->dict:

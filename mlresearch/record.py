@@ -10,13 +10,14 @@ import importlib.metadata, json, os, subprocess, tempfile
 from pathlib import Path
 from typing import Iterable
 
-from .config import MLResearchError, get_paths
+from .config import MLResearchError, get_paths, read_record
 from .files import atomic_write, sha256_file
 
 # %% auto #0
-__all__ = ['METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'PACKAGES', 'GIT_PATCH', 'write_json', 'read_json',
-           'write_checksums', 'read_checksums', 'make_read_only', 'verify_run', 'run_folders', 'find_run',
-           'package_versions', 'installed_distributions', 'git_state', 'git_patch', 'rel_path']
+__all__ = ['METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'RUN_FIX', 'PACKAGES', 'GIT_PATCH', 'write_json',
+           'read_json', 'read_provenance', 'read_params', 'write_checksums', 'read_checksums', 'make_read_only',
+           'verify_run', 'run_folders', 'find_run', 'package_versions', 'installed_distributions', 'git_state',
+           'git_patch', 'rel_path']
 
 # %% ../nbs/13_record.ipynb #09a00006
 METRICS = "metrics.json"       # what the template logged with `log_metrics`
@@ -38,6 +39,18 @@ def read_json(f:Path)->dict|None:
     "The JSON in `f`, or `None` when it is missing or not JSON"
     try: return json.loads(f.read_text())
     except (OSError, ValueError): return None
+
+# %% ../nbs/13_record.ipynb #09a00011-2
+RUN_FIX = "the run's record is damaged: `mlresearch runs verify RUN` names what changed since it ended; restore the run from an archive (mlresearch runs restore)"
+
+def read_provenance(folder:str|Path)->dict:
+    "A run's `provenance.json`, checked: one line naming the file when it is missing, does not parse or lacks its template and status"
+    return read_record(Path(folder)/PROVENANCE, "run record", {"template": str, "status": str}, RUN_FIX)
+
+# %% ../nbs/13_record.ipynb #09a00011-3
+def read_params(folder:str|Path)->dict:
+    "A run's `params.toml`: one line naming the file when it is missing or does not parse"
+    return read_record(Path(folder)/PARAMS, "run parameters", None, RUN_FIX)
 
 # %% ../nbs/13_record.ipynb #09a00014
 def write_checksums(folder:Path)->Path:

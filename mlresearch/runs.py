@@ -18,7 +18,7 @@ from .config import ConfigError, MLResearchError, get_paths, load_toml, lower_is
 from .files import sha256_file
 from .deliver import RunError
 from .execute import describe_failure, resolve_parameters, template_parameters
-from .record import (GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, read_checksums, read_json, rel_path,
+from .record import (GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, read_checksums, read_json, read_params, read_provenance, rel_path,
                                run_folders, verify_run)
 
 # %% auto #0
@@ -164,10 +164,10 @@ def reproduce(
     "Re-execute `run`'s template with its recorded parameters and data into a new run; return the new run's folder"
     from mlresearch.deliver import deliver
     paths, src = get_paths(root), find_run(run, root)
-    prov = json.loads((src/PROVENANCE).read_text())
+    prov = read_provenance(src)
     changed = _check_reproducible(src, prov, paths.root, allow_template_change)
     _check_code(src, prov, paths.root)
-    params = load_toml(src/PARAMS)
+    params = read_params(src)
     try: resolve_parameters(template_parameters(paths.root/prov["template"]), overrides=params)
     except ConfigError as e: raise MLResearchError(f"run {src.name} cannot be reproduced by this version: its parameters no longer fit the template ({e})") from None
     return deliver(paths.root/prov["template"], name or f"{src.name.split('_', 1)[-1]}-repro"[:64], overrides=params, root=root,

@@ -16,6 +16,7 @@ from .config import get_paths, lower_is_better
 from .record import PROVENANCE, read_json, run_folders, verify_run
 from .compare import SEED, SETTINGS, plot_compare, seed_groups
 from .runs import read_run, runs_index, select_runs
+from .sweeps import read_sweep
 
 # %% auto #0
 __all__ = ['RESULTS', 'MAIN_METRICS', 'main_metric', 'status_mark', 'run_summary', 'run_page', 'runs_page', 'sweep_page',
@@ -186,7 +187,7 @@ def write_results(
         sweeps = sorted(get_paths(root).sweeps.glob("*.json"))
         if sweeps: (tmp/"sweeps").mkdir()
         for f in sweeps:
-            rec = json.loads(f.read_text())
+            rec = read_sweep(f)
             (tmp/"sweeps"/f"{rec['name']}.qmd").write_text(sweep_page(rec, df, tmp), encoding="utf-8")
         shutil.rmtree(site/RESULTS, ignore_errors=True)
         os.rename(tmp, site/RESULTS)

@@ -14,7 +14,7 @@ import pandas as pd
 import typer
 
 from .command import Commands, command_line, metrics_line
-from .config import ConfigError, MLResearchError, check_slug, get_paths, split_override
+from .config import ConfigError, MLResearchError, RecordError, check_slug, get_paths, read_record, split_override
 from .deliver import THREAD_VARS
 from .execute import find_template, resolve_parameters, template_parameters
 from .files import atomic_write
@@ -23,8 +23,8 @@ from .runs import read_run, format_table
 from .workers import STOP, run_dask, run_local
 
 # %% auto #0
-__all__ = ['commands', 'parse_grid', 'grid_points', 'sweep_file', 'point_status', 'plan_sweep', 'SweepStopped', 'sweep_summary',
-           'sweep', 'sweep_cmd']
+__all__ = ['POINT_KEYS', 'commands', 'parse_grid', 'grid_points', 'sweep_file', 'read_sweep', 'point_status', 'plan_sweep',
+           'SweepStopped', 'sweep_summary', 'sweep', 'sweep_cmd']
 
 # %% ../nbs/22_sweeps.ipynb #7eb64d09
 def _split_values(text:str)->list[str]:
@@ -77,6 +77,22 @@ def sweep_file(
     "The record of sweep `name`: research/sweeps/NAME.json"
     return get_paths(root).sweeps/f"{check_slug(name, 'sweep name')}.json"
 
+# %% ../nbs/22_sweeps.ipynb #c3a10006-4b
+POINT_KEYS = {"number": int, "values": dict, "params": dict, "runs": list}
+
+def read_sweep(
+    f:Path,  # a sweep record, research/sweeps/NAME.json
+)->dict:
+    "A sweep record, checked: one line naming the file when it does not parse or lacks what a sweep record holds"
+    fix = f"restore it from version control, or move it aside to start sweep {f.stem!r} afresh"
+    rec = read_record(f, "sweep record", {"name": str, "template": str, "grid": dict, "points": list}, fix)
+    for i, p in enumerate(rec["points"], 1):
+        bad = list(POINT_KEYS) if not isinstance(p, dict) else [k for k, want in POINT_KEYS.items() if not isinstance(p.get(k), want) or isinstance(p.get(k), bool)]
+        if bad: raise RecordError(f"sweep record {f}: point {i} has no valid {', '.join(map(repr, bad))}; {fix}")
+        if any(not isinstance(r, dict) or "run" not in r or "status" not in r for r in p["runs"]):
+            raise RecordError(f"sweep record {f}: point {i} has a run without its 'run' and 'status'; {fix}")
+    return rec
+
 # %% ../nbs/22_sweeps.ipynb #c3a10006-5
 def point_status(point:dict)->str:
     "The status of a point's latest run, or `not started`"
@@ -104,7 +120,7 @@ def plan_sweep(
         if taken: raise MLResearchError(f"runs named {', '.join(taken[:3])} exist today and belong to no sweep {name!r}: choose another --name")
         return dict(format=1, name=name, template=rel_path(tpl, paths.root), config=str(config) if config else None, grid=grid,
                     created=_now(), updated=None, points=[dict(number=i, **p, runs=[]) for i, p in enumerate(points, 1)])
-    rec = json.loads(f.read_text())
+    rec = read_sweep(f)
     if rec["template"] != rel_path(tpl, paths.root):
         raise ConfigError(f"sweep {name!r} ran template {rec['template']}, not {rel_path(tpl, paths.root)}; choose another --name")
     want, have = {_key(p["params"]) for p in points}, {_key(p["params"]) for p in rec["points"]}

@@ -224,3 +224,47 @@ def test_runs_reproduce_refuses_a_run_whose_raw_data_changed(proj):
     finally:
         f.write_bytes(saved); os.chmod(f, 0o444)
     assert not list((root/"research/deliver").glob("*few-repro*"))
+
+
+def _one_error_line(res, needle):
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    ok = res.returncode == 1 and len(errors) == 1 and res.stderr.strip().splitlines()[-1] == errors[0] and needle in errors[0] and "Traceback" not in res.stderr
+    return None if ok else f"exit {res.returncode}, stderr {res.stderr.strip()!r}, wanted {needle!r}"
+
+
+def test_corrupt_records_are_named_in_one_line(proj, tmp_path):
+    "A manifest, sweep record, run record, run parameters or model config that does not parse or has the wrong shape: one line naming the file"
+    import shutil
+    src, _, tmp = proj
+    root = tmp_path/"proj"
+    shutil.copytree(src, root, symlinks=True)
+    env = project_env(root)
+    run("mlresearch", "deliver", "train", "--name", "model", "-p", "dataset=iris", "-p", "model=logreg", env=env, check=0)
+    run("mlresearch", "sweep", "tiny", "--name", "sw", "-p", "a=1", env=env, check=0)
+    (done,) = (root/"research/deliver").glob("*_done")
+    (model,) = (root/"research/deliver").glob("*_model")
+    manifest, sweep = root/"data/raw/manifest.json", root/"research/sweeps/sw.json"
+    cases = [  # (file, bad content, command, what the line says)
+        (manifest, '{"format": 1, "datasets": [', ["data", "list"], f"the data manifest {manifest} is not valid JSON ("),
+        (manifest, "[]", ["data", "verify"], f"the data manifest {manifest} holds a list, not an object"),
+        (manifest, "null", ["data", "list"], f"the data manifest {manifest} holds null, not an object"),
+        (manifest, '{"datasets": [{"name": "iris", "version": 1, "sha256": "0"}]}', ["data", "list"], f"the data manifest {manifest}: entry 1 has no valid 'file'"),
+        (manifest, '{"datasets": {}}', ["deliver", "train", "--name", "x", "-p", "dataset=iris"], f"the data manifest {manifest}: 'datasets' is an object, not a list"),
+        (sweep, '{"name": "sw", "points": [', ["sweep", "tiny", "--name", "sw", "-p", "a=1"], f"sweep record {sweep} is not valid JSON ("),
+        (sweep, "[]", ["sweep", "tiny", "--name", "sw", "-p", "a=1"], f"sweep record {sweep} holds a list, not an object"),
+        (sweep, '{"name": "sw", "template": "research/templates/tiny.ipynb", "grid": {}}', ["sweep", "tiny", "--name", "sw", "-p", "a=1"],
+         f"sweep record {sweep} has no 'points'"),
+        (sweep, '{"name": "sw", "template": "t", "grid": {}, "points": [{"number": 1}]}', ["sweep", "tiny", "--name", "sw", "-p", "a=1"], f"sweep record {sweep}: point 1 has no valid 'values', 'params', 'runs'"),
+        (done/"provenance.json", "{", ["runs", "reproduce", "done"], f"run record {done/'provenance.json'} is not valid JSON ("),
+        (done/"provenance.json", '{"status": "failed"}', ["deliver", "--resume", "done"], f"run record {done/'provenance.json'} has no 'template'"),
+        (done/"provenance.json", "[1]", ["develop", "x", "--from", "done"], f"run record {done/'provenance.json'} holds a list, not an object"),
+        (done/"params.toml", "a = = 1", ["runs", "reproduce", "done"], f"run parameters {done/'params.toml'} is not valid TOML ("),
+        (model/"artifacts/model/config.json", '{"task": "classification"}', ["predict", "model", f"{tmp}/ok.csv"], "config.json"),
+    ]
+    problems = []
+    for f, text, args, needle in cases:
+        saved = f.read_bytes()
+        f.chmod(0o644); f.write_text(text)
+        try: problems.append(_one_error_line(mlresearch_here(*args, env=env), needle))
+        finally: f.write_bytes(saved); f.chmod(0o444 if "deliver" in str(f) else 0o644)
+    assert [p for p in problems if p] == []
