@@ -154,15 +154,15 @@ def _execute(tpl:Path, folder:Path, params:dict, root:Path, timeout:int|None, en
         return "interrupted", dict(type=type(e).__name__, message=f"stopped by {sig.name}", signal=sig.name)
 
 # %% ../nbs/18_deliver.ipynb #d1e10013
-def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|None):
-    "Record how the run ended, checksum it and make it read-only"
+def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|None, ended:dt.datetime|None=None):
+    "Record how the run ended (at `ended`, now by default), checksum it and make it read-only"
     import nbformat
     root, notes = Path(prov["root"]), read_run_notes(folder)
     data = {rel_path(n["path"], root): {k: v for k, v in n.items() if k not in ("kind", "path")} for n in notes if n["kind"] == "data"}
     devices = [n for n in notes if n["kind"] == "device"]
     models = {(n["run"], n["model"]): {k: v for k, v in n.items() if k != "kind"} for n in notes if n["kind"] == "model"}  # delivered models it used
     code = {(n["module"], n["cls"]): {k: v for k, v in n.items() if k != "kind"} for n in notes if n["kind"] == "code"}  # the code of models it trained
-    end = dt.datetime.now(dt.timezone.utc)
+    end = ended or dt.datetime.now(dt.timezone.utc)
     prov.update(status=status, ended=end.isoformat(timespec="milliseconds"),
                 duration_s=round((end - dt.datetime.fromisoformat(prov["started"])).total_seconds(), 3),
                 notebook=notebook.name if notebook else None, data=[dict(path=k, **v) for k, v in data.items()], models=list(models.values()), code=list(code.values()),

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/runs.html.md"""
 
 # %% ../nbs/19_runs.ipynb #b2a10003
 from __future__ import annotations
-import json, os, platform
+import datetime as dt, json, os, platform
 from pathlib import Path
 from typing import Optional
 
@@ -15,15 +15,16 @@ import typer
 
 from .command import Commands, RunArg, TemplateOpt, command_line, friendly
 from .config import ConfigError, MLResearchError, get_paths, load_toml, lower_is_better
-from .files import sha256_file
+from .files import RESUME_FILE, RUN_NOTES, RUN_PROGRESS, sha256_file
 from .deliver import RunError
-from .execute import describe_failure, resolve_parameters, template_parameters
-from .record import (GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, read_checksums, read_json, read_params, read_provenance, rel_path,
-                               run_folders, verify_run)
+from .execute import describe_failure, resolve_parameters, template_parameters, unique_path
+from .record import (GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, read_checksums, read_json, read_params,
+                               read_provenance, rel_path, run_folders, verify_run)
 
 # %% auto #0
 __all__ = ['INDEX_COLUMNS', 'WALL_CLOCK', 'runs_app', 'read_run', 'runs_index', 'select_runs', 'metric_column', 'runs_table',
-           'format_table', 'reproduce', 'compare_runs', 'runs_cmd', 'runs_verify', 'code_warnings', 'runs_reproduce']
+           'format_table', 'reproduce', 'compare_runs', 'runs_cmd', 'runs_verify', 'settle_run', 'runs_settle',
+           'code_warnings', 'runs_reproduce']
 
 # %% ../nbs/19_runs.ipynb #694b93f0
 INDEX_COLUMNS = ["run", "date", "name", "template", "status", "sweep", "figures", "started", "duration_s", "commit", "error", "path"]
@@ -48,7 +49,8 @@ def read_run(folder:str|Path)->dict:
     err = prov.get("error") or {}
     rec = dict(run=folder.name, date=date, name=name, template=Path(prov.get("template") or "?").stem, status=status,
                sweep=prov.get("sweep"), figures=prov.get("figures"), started=prov.get("started"), duration_s=prov.get("duration_s"),
-               commit=(prov.get("git") or {}).get("commit"), error=describe_failure(err) if err.get("type") else None, path=str(folder))
+               commit=(prov.get("git") or {}).get("commit"), error=describe_failure(err) if err.get("type") else None, path=str(folder),
+               pid=prov.get("pid"), host=prov.get("host"))
     rec.update({f"param.{k}": v for k, v in params.items()})
     rec.update({f"metric.{k}": v for k, v in metrics.items() if not isinstance(v, (list, dict))})
     return rec
@@ -236,6 +238,8 @@ def runs_cmd(
     if df.empty: typer.echo("no deliver runs yet: mlresearch deliver train --name my-first-run"); return
     df = select_runs(df, template, sweep)
     typer.echo(format_table(runs_table(df.dropna(axis=1, how="all"), sort, ascending)))
+    for _, r in df[df["status"] == "died"].iterrows():
+        typer.echo(f"died: {r['run']} (PID {r['pid']} on {r['host']}, started {r['started']}): its process is gone; `mlresearch runs settle` records it as failed")
 
 # %% ../nbs/19_runs.ipynb #14c00004
 @runs_app.command("verify")
@@ -250,6 +254,43 @@ def runs_verify(run:Optional[str]=typer.Argument(None, help="One run (folder or 
         for w in code_warnings(f): typer.echo(f"warning: {f.name}/{w}")
     if bad: raise MLResearchError(f"{bad} of {len(folders)} run(s) differ from their checksums")
     typer.echo(f"ok: {len(folders)} run(s) match their checksums")
+
+# %% ../nbs/19_runs.ipynb #14c00004-1
+def settle_run(
+    run:str|Path,  # a run whose process died: a folder, its folder name or its name
+    root=None,     # project root
+)->dict:
+    "Record a run whose process died as failed (its partial notebook kept), checksum it and make it read-only; what it did"
+    from mlresearch.deliver import _finish
+    folder = find_run(run, root)
+    r = read_run(folder)
+    if r["status"] != "died":
+        raise MLResearchError(f"run {folder.name} is {r['status']}, not died: only a run whose process is gone (on this host) is settled")
+    prov = read_provenance(folder)
+    for f in [folder, *folder.rglob("*")]: f.chmod(0o755 if f.is_dir() else 0o644)
+    stem = Path(prov["template"]).stem
+    partial = sorted((f for f in folder.glob(f".{stem}.*.ipynb") if f.stat().st_size), key=lambda f: f.stat().st_mtime)
+    notebook = folder/f"{stem}.ipynb" if (folder/f"{stem}.ipynb").exists() else unique_path(folder/f"{stem}.failed.ipynb") if partial else None
+    if partial and not notebook.exists(): os.replace(partial[-1], notebook)  # what the kernel had run when its process died
+    strays = [f for f in folder.rglob(".*") if f.is_file() and f.name not in (RUN_NOTES, RUN_PROGRESS, RESUME_FILE)]
+    last = max(f.stat().st_mtime for f in folder.rglob("*") if f.is_file())
+    ended = dt.datetime.fromtimestamp(last, dt.timezone.utc)
+    error = dict(type="ProcessDied", message=f"the process died (PID {prov.get('pid')} on {prov.get('host')}, started {prov.get('started')}); "
+                                             f"its last file was written at {ended.isoformat(timespec='seconds')}; settled by `mlresearch runs settle`")
+    size = sum(f.stat().st_size for f in strays)
+    _finish(folder, prov, "failed", error, notebook, ended=ended)
+    return dict(run=folder.name, notebook=notebook.name if notebook else None, strays=len(strays), stray_bytes=size, error=error)
+
+# %% ../nbs/19_runs.ipynb #14c00004-1b
+@runs_app.command("settle")
+def runs_settle(run:Optional[str]=typer.Argument(None, help="One run (folder or name); every run whose process died when omitted")):
+    "Record runs whose process died (`died` in the table) as failed, checksummed and read-only, so that `runs verify` and `check` pass again"
+    folders = [find_run(run)] if run else [f for f in run_folders() if read_run(f)["status"] == "died"]
+    if not folders: typer.echo("nothing to settle: no run's process died"); return
+    for f in folders:
+        s = settle_run(f)
+        kept = f"kept what ran as {s['notebook']}" if s["notebook"] else "no notebook had been written"
+        typer.echo(f"settled {s['run']}: failed (the process died); {kept}; removed {s['strays']} stray temporary file(s), {s['stray_bytes'] / 1e6:.1f} MB")
 
 # %% ../nbs/19_runs.ipynb #14c00004-2
 def code_warnings(

@@ -376,3 +376,41 @@ def test_a_run_pins_its_data_version_and_reproduces_exactly(project, tmp_path):
         assert (new/"metrics.json").read_bytes() == (src/"metrics.json").read_bytes()
     res = run("mlresearch", "data", "list", "foo", env=env, check=0)
     assert [ln.split()[:2] for ln in res.stdout.splitlines()[1:]] == [["foo", "1"], ["foo", "2"]] and str(csv) in res.stdout
+
+
+def test_runs_settle_turns_a_killed_run_into_a_complete_failed_record(project):
+    "SIGKILL of deliver and its kernel leaves a run `running` for ever; `runs` shows it died, `runs settle` records it as failed"
+    import psutil
+    root, env = project
+    make_template(root, "slow", ["n = 1", "from mlresearch.deliver import log_metrics\nlog_metrics(first=n)", "import time\ntime.sleep(600)"])
+    p = subprocess.Popen([str(BIN/"mlresearch"), "deliver", "slow", "--name", "cut", "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, folder = time.time() + 120, None
+    while time.time() < deadline:  # until the kernel has run the cells before the sleep
+        folder = next(iter((root/"research/deliver").glob("*_cut")), None)
+        if folder and (folder/"metrics.json").is_file(): break
+        time.sleep(0.1)
+    procs = [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+    for proc in procs:
+        try: proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess: pass
+    p.wait()
+    (folder/".stray.tmp").write_bytes(b"x" * 2_000_000)  # a write the process never finished
+    table = run("mlresearch", "runs", env=env, check=0).stdout
+    assert f"died: {folder.name} (PID {p.pid} on " in table and "`mlresearch runs settle` records it as failed" in table, table
+    assert run("mlresearch", "runs", "verify", env=env, check=1).returncode == 1
+    from mlresearch.project import check_conventions
+    assert check_conventions(root)[0] == [f"research/deliver/{folder.name}/SHA256SUMS: unfinished (no checksums: the run never finished (killed, or still running))"]
+    res = run("mlresearch", "runs", "settle", env=env, check=0)
+    assert res.stdout.strip() == (f"settled {folder.name}: failed (the process died); kept what ran as slow.failed.ipynb; "
+                                  "removed 1 stray temporary file(s), 2.0 MB"), res.stdout
+    prov = json.loads((folder/"provenance.json").read_text())
+    assert (prov["status"], prov["error"]["type"], prov["notebook"]) == ("failed", "ProcessDied", "slow.failed.ipynb")
+    assert f"the process died (PID {p.pid} on " in prov["error"]["message"]
+    assert json.loads((folder/"metrics.json").read_text()) == {"first": 1}  # what it logged before it died
+    assert not [f for f in folder.rglob(".*")] and all(f.stat().st_mode & 0o222 == 0 for f in folder.rglob("*") if f.is_file())
+    assert run("mlresearch", "runs", "verify", env=env, check=0).stdout.strip() == "ok: 1 run(s) match their checksums"
+    assert check_conventions(root)[0] == []  # what `mlresearch check` says of the runs (the rest of it needs the nbdev project)
+    assert "failed" in run("mlresearch", "runs", env=env, check=0).stdout
+    assert run("mlresearch", "runs", "settle", env=env, check=0).stdout.strip() == "nothing to settle: no run's process died"
+    again = run("mlresearch", "runs", "settle", "cut", env=env, check=1)
+    assert again.stderr.strip() == f"error: run {folder.name} is failed, not died: only a run whose process is gone (on this host) is settled"
