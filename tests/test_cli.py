@@ -64,6 +64,22 @@ def test_verify_names_a_file_changed_by_one_byte(project):
     assert "missing: data/raw/iris_raw_sklearn_v1.parquet" in res.stdout and "untracked: data/raw/stray.csv" in res.stdout
 
 
+def test_a_file_name_that_is_not_utf8_is_stored_and_listed_safely(project, tmp_path):
+    "LANG=C and a Latin-1 file name: acquired, recorded with its odd byte escaped, and `data list` still prints every dataset"
+    root, env = project
+    env = {**env, "LANG": "C", "LC_ALL": "C"}
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9.csv")
+    with open(odd, "w") as f: f.write("x,y\n1,a\n2,b\n3,a\n")
+    run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
+    res = run("mlresearch", "data", "acquire", os.fsdecode(odd), "--name", "cafe", "--target", "y", env=env, check=0)
+    assert "cafe" in res.stdout + res.stderr
+    listing = run("mlresearch", "data", "list", env=env, check=0).stdout
+    assert "iris" in listing and "cafe" in listing, listing
+    entry = next(e for e in json.loads((root/"data/raw/manifest.json").read_text())["datasets"] if e["name"] == "cafe")
+    assert entry["source"] == os.fsdecode(os.fsencode(tmp_path)) + "/caf\\xe9.csv"
+    run("mlresearch", "data", "verify", env=env, check=0)
+
+
 def test_csv_versions_and_target(project, tmp_path):
     root, env = project
     csv = tmp_path/"patients.csv"
