@@ -215,6 +215,7 @@ def resolve_config(
 class RecordError(MLResearchError):
     "A record of the project (JSON or TOML) that is missing, does not parse or does not have the shape it must have"
 
+# %% ../nbs/00_config.ipynb #c00r0002-1
 def _kind(v)->str:
     "What a JSON value is, in words"
     if v is None: return "null"

@@ -19,15 +19,14 @@ import typer
 
 from .command import Commands
 from .config import MLResearchError, Paths, RecordError, check_slug, get_paths, is_slug, read_record, slugify
-from .files import atomic_write, current_run, note_run, sha256_file
+from .files import atomic_write, copy_hashed, current_run, note_run, sha256_file, shown_path
 from .runtime import get_logger
 from .sources import SKLEARN_SETS, DataError, download, parse_spec, read_sklearn, read_table, table_format
 
 # %% auto #0
 __all__ = ['log', 'MANIFEST', 'ENTRY_KEYS', 'data_app', 'slug', 'check_name', 'raw_filename', 'read_manifest', 'write_manifest',
-           'manifest_lock', 'content_hash', 'infer_task', 'shown_path', 'acquire', 'list_datasets', 'verify',
-           'parse_ref', 'find', 'raw_path', 'load', 'load_images', 'ensure_dataset', 'data_acquire', 'data_list',
-           'data_verify']
+           'manifest_lock', 'content_hash', 'infer_task', 'acquire', 'list_datasets', 'verify', 'parse_ref', 'find',
+           'raw_path', 'load', 'load_images', 'ensure_dataset', 'data_acquire', 'data_list', 'data_verify']
 
 # %% ../nbs/05_data.ipynb #17cb5a0c
 log = get_logger("data")
@@ -101,19 +100,6 @@ def infer_task(y:pd.Series)->str:
     if pd.api.types.is_integer_dtype(y) and y.nunique() <= max(20, int(0.05 * len(y))): return "classification"
     return "regression"
 
-# %% ../nbs/05_data.ipynb #511dac06-00
-def shown_path(p:str|Path)->str:
-    "A path as text every terminal and JSON file takes: bytes of a name that are not UTF-8 (made on another system) as `\\x` escapes"
-    return os.fsencode(p).decode("utf-8", "backslashreplace")
-
-# %% ../nbs/05_data.ipynb #511dac06-0
-def _copy_hashed(src:Path, dest:Path, chunk:int=1 << 20)->tuple[Path, str]:
-    "Copy `src` to `dest` in one pass, hashing the bytes as they are read; `(dest, their sha256)`"
-    h = hashlib.sha256()
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
-        while b := fin.read(chunk): h.update(b); fout.write(b)
-    return dest, h.hexdigest()
-
 # %% ../nbs/05_data.ipynb #511dac06
 def _read_source(kind:str, value:str, paths:Paths, sha256:str|None)->tuple[pd.DataFrame, str|None, str]:
     "Read a source; return the table, the sha256 of the source bytes (None for sklearn) and the source as recorded"
@@ -130,7 +116,7 @@ def _read_source(kind:str, value:str, paths:Paths, sha256:str|None)->tuple[pd.Da
     paths.tmp.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=paths.tmp))
     try:  # the bytes hashed are the bytes parsed: a file replaced while it is read cannot be recorded with the other file's hash
-        copy, digest = _copy_hashed(p, scratch/p.name)
+        copy, digest = copy_hashed(p, scratch/p.name)
         if sha256 and digest != sha256.lower(): raise DataError(f"checksum mismatch for {value}: expected {sha256}, got {digest}; check the file or the expected sha256")
         return read_table(copy, label=value), digest, shown_path(p)
     finally: shutil.rmtree(scratch, ignore_errors=True)

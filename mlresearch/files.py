@@ -10,8 +10,8 @@ import contextlib, hashlib, json, os, sys, tempfile, threading
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['RUN_ENV', 'RUN_NOTES', 'RUN_PROGRESS', 'RESUME_FILE', 'atomic_path', 'atomic_write', 'sha256_file', 'current_run',
-           'note_run', 'progress_line', 'read_run_notes']
+__all__ = ['RUN_ENV', 'RUN_NOTES', 'RUN_PROGRESS', 'RESUME_FILE', 'atomic_path', 'atomic_write', 'sha256_file', 'copy_hashed',
+           'shown_path', 'current_run', 'note_run', 'progress_line', 'read_run_notes']
 
 # %% ../nbs/02_files.ipynb #ba5d1d34
 _umask_lock = threading.Lock()
@@ -61,6 +61,23 @@ def sha256_file(
     with open(path, "rb") as f:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
+
+# %% ../nbs/02_files.ipynb #02f0c001
+def copy_hashed(
+    src:str|Path,     # the file to copy
+    dest:str|Path,    # where the copy goes
+    chunk:int=1<<20,  # bytes read at a time
+)->tuple[Path, str]:
+    "Copy `src` to `dest` in one pass, hashing the bytes as they are read: `(dest, their sha256)`, the hash of exactly the bytes copied"
+    h = hashlib.sha256()
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        while b := fin.read(chunk): h.update(b); fout.write(b)
+    return Path(dest), h.hexdigest()
+
+# %% ../nbs/02_files.ipynb #02f0c001-2
+def shown_path(p:str|Path)->str:
+    "A path as text every terminal and JSON file takes: bytes of a name that are not UTF-8 (made on another system) as `\\x` escapes"
+    return os.fsencode(p).decode("utf-8", "backslashreplace")
 
 # %% ../nbs/02_files.ipynb #6db64399
 RUN_ENV = "MLRESEARCH_RUN_DIR"

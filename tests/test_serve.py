@@ -373,6 +373,93 @@ def test_clients_that_hang_up_mid_body_are_counted_as_499_never_500(served, serv
     assert "Traceback" not in log and log.count("a client hung up after sending") >= 20, log[-3000:]
 
 
+def _slow_headers(port, seconds=20):
+    "A slowloris: the request line, then one header byte a second; what the server answered, and after how long"
+    start = time.time()
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds + 10) as s:
+        s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        s.settimeout(1)
+        while time.time() - start < seconds:
+            try:
+                got = s.recv(4096)
+                return got.decode(errors="replace"), time.time() - start
+            except socket.timeout:
+                try: s.sendall(b"a")
+                except OSError: break
+        return "", time.time() - start
+
+
+def _slow_body(port):
+    "Headers and half a body, then a pause longer than the server allows"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + b'{"records": [' + b" " * 400)
+        got = b""
+        while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < int(got.lower().split(b"content-length: ")[1].split(b"\r\n")[0]):
+            more = s.recv(4096)
+            if not more: break
+            got += more
+        return got.decode(errors="replace")
+
+
+def test_slow_and_vanishing_clients_beside_ordinary_load(served, server):
+    "20 clients hang up mid-body, 50 trickle their headers for 20 s, one stalls mid-body, and 500 ordinary requests all get 200"
+    from mlresearch.serve.codec import CLIENT_IDLE_S
+    root, env, runs, kept, rows = served
+    url, p = server
+    port = int(url.rsplit(":", 1)[1])
+    recs = {"records": rows.iloc[:1].to_dict("records")}
+    def hang_up():
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n" + b" " * 5000)
+    with concurrent.futures.ThreadPoolExecutor(100) as ex, httpx.Client(base_url=url, timeout=60) as c:
+        slow = [ex.submit(_slow_headers, port) for _ in range(50)]
+        stall = ex.submit(_slow_body, port)
+        cut = [ex.submit(hang_up) for _ in range(20)]
+        ok = [ex.submit(c.post, "/predict", json=recs) for _ in range(500)]
+        codes = [f.result().status_code for f in ok]
+        for f in cut: f.result()
+        answers = [f.result() for f in slow]
+        stalled = stall.result()
+    assert codes == [200] * 500
+    assert all(a.startswith("HTTP/1.1 408 Request Timeout") and CLIENT_IDLE_S - 1 < t < CLIENT_IDLE_S + 5 for a, t in answers), answers[:3]
+    assert stalled.startswith("HTTP/1.1 408") and "the request body stalled" in stalled, stalled
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'status="5' not in metrics
+    timeouts = sum(float(ln.split()[-1]) for ln in metrics.splitlines() if ln.startswith("mlresearch_http_requests_total") and 'status="408"' in ln)
+    assert timeouts >= 51, [ln for ln in metrics.splitlines() if "408" in ln]
+    assert "Traceback" not in "".join(p.log_lines)
+
+
+def test_sigkill_of_the_supervisor_leaves_nothing_on_the_port(served):
+    "A `serve --workers 2` killed with SIGKILL: its workers end on their own, and the port is free within 5 s"
+    import psutil
+    root, env, runs, kept, rows = served
+    port = _free_port()
+    p = subprocess.Popen([str(BIN/"mlresearch"), "serve", "digits-logreg", "--port", str(port), "--workers", "2"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200: break
+            except httpx.HTTPError: time.sleep(0.2)
+        workers = psutil.Process(p.pid).children(recursive=True)
+        assert len([w for w in workers if "python" in w.name().lower() or w.cmdline()]) >= 2
+        p.send_signal(signal.SIGKILL); p.wait()
+        deadline = time.time() + 5
+        while time.time() < deadline and (any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers) or _listening(port)): time.sleep(0.1)
+        assert not _listening(port), "a process still listens on the port 5 s after the supervisor died"
+        assert not [w.pid for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        try: os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError: pass
+
+
+def _listening(port)->bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_the_openapi_schema_holds_under_schemathesis(server, tmp_path):
     "At least 1,000 generated requests, valid and invalid, against the served app's own schema: no 5xx"
     url, _ = server

@@ -21,7 +21,7 @@ from ..config import ConfigError, environ
 from ..modelfile import load_run_model
 from ..record import package_versions
 from ..runtime import get_logger, setup_logging
-from .codec import Problem, read_body
+from .codec import Problem, TimedHttpProtocol, read_body
 from .service import Instrument, ModelService, ServeConfig
 from .v2 import V2_REQUEST_SCHEMA, decode_v2, encode_v2_answer, v2_answer, v2_metadata, v2_outputs, v2_values
 
@@ -29,7 +29,8 @@ from .v2 import V2_REQUEST_SCHEMA, decode_v2, encode_v2_answer, v2_answer, v2_me
 __all__ = ['Service', 'ModelName', 'ModelVersion', 'predict_routes', 'v2_routes', 'BINARY_HEADER', 'VERSION', 'operation_routes',
            'SERVE_ENV', 'commands', 'json_response', 'problem_responses', 'get_service', 'predict', 'v2_response',
            'infer', 'v2_model', 'v2_model_ready', 'v2_server', 'live', 'ready', 'metadata', 'drift', 'metrics',
-           'request_bodies', 'model_openapi', 'offline_docs', 'get_app', 'app_from_env', 'serve', 'serve_cmd']
+           'request_bodies', 'model_openapi', 'offline_docs', 'get_app', 'die_with_parent', 'app_from_env', 'serve',
+           'serve_cmd']
 
 # %% ../../nbs/30_serve_app.ipynb #23a00006
 def json_response(
@@ -253,14 +254,28 @@ def get_app(
     model_openapi(app, svc)
     offline_docs(app, svc.name)
     app.add_middleware(Instrument, metrics=svc.metrics)
+    TimedHttpProtocol.on_header_timeout = svc.metrics.requests.labels(route="(headers)", method="-", status="408").inc  # this process's server
     return app
 
 # %% ../../nbs/30_serve_app.ipynb #a14e0023
 SERVE_ENV = "MLRESEARCH_SERVE"  # how `serve` hands the run and its limits to uvicorn's worker processes
 
+def die_with_parent(parent:int):
+    "End this worker when its supervisor `parent` dies, even by SIGKILL: Linux's parent-death signal, else a watchdog thread; at once if it is already gone"
+    import ctypes, signal, sys, threading, time
+    if sys.platform.startswith("linux"): ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent exits
+    else:
+        def watch():
+            while os.getppid() == parent: time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
+    if os.getppid() != parent: os.kill(os.getpid(), signal.SIGTERM)  # it died before the signal was asked for
+
+# %% ../../nbs/30_serve_app.ipynb #a14e0023-1b
 def app_from_env()->FastAPI:
     "The app of a worker process that `serve` started with `workers > 1`, logging as its parent does"
     d = json.loads(os.environ[SERVE_ENV])
+    if d.get("parent"): die_with_parent(d["parent"])
     setup_logging(d.get("log_level", "INFO"))
     return get_app(d["run"], ServeConfig(**d["config"]), d["root"])
 
@@ -295,9 +310,10 @@ def serve(
                                   m.run.name, m.code_change["recorded"]["sha256"][:12], (m.code_change["current"]["sha256"] or "unreadable")[:12])
     _check_port(host, port)
     metrics_dir = tempfile.mkdtemp(prefix="mlresearch-metrics-")
-    spec = dict(run=str(m.run), root=str(root) if root else None, config=dataclasses.asdict(config),
+    spec = dict(run=str(m.run), root=str(root) if root else None, config=dataclasses.asdict(config), parent=os.getpid(),
                 log_level=logging.getLevelName(logging.getLogger("mlresearch").getEffectiveLevel()))
-    opts = dict(host=host, port=port, access_log=access_log, timeout_graceful_shutdown=int(config.timeout_s) + 5, log_level="info")
+    opts = dict(host=host, port=port, access_log=access_log, timeout_graceful_shutdown=int(config.timeout_s) + 5, log_level="info",
+                http=TimedHttpProtocol)  # request headers timed (408), as bodies are in read_body
     try:
         with environ({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, SERVE_ENV: json.dumps(spec)}):
             if workers == 1: uvicorn.run(get_app(m.run, config, root), **opts)

@@ -6,20 +6,22 @@ Docs: https://mlresearch.github.io/mlresearch/serve_codec.html.md"""
 
 # %% ../../nbs/27_serve_codec.ipynb #20a00003
 from __future__ import annotations
-import itertools, json, zlib
+import asyncio, itertools, json, zlib
 
 import msgspec
 import numpy as np
 from fastcore.basics import patch
 
 from starlette.requests import ClientDisconnect, Request
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..runtime import get_logger
 from ..modelfile import COLUMN_RULES, column_kinds, json_kind, value_problem
 from ..preprocessing import ImageTransform
 
 # %% auto #0
-__all__ = ['MAX_LISTED', 'Problem', 'short_name', 'check_rows', 'parse_json', 'read_body', 'decode_body', 'RecordCodec']
+__all__ = ['MAX_LISTED', 'CLIENT_IDLE_S', 'Problem', 'short_name', 'check_rows', 'parse_json', 'read_body', 'decode_body',
+           'TimedHttpProtocol', 'RecordCodec']
 
 # %% ../../nbs/27_serve_codec.ipynb #a14e0009
 class Problem(Exception):
@@ -58,22 +60,31 @@ def parse_json(body:bytes):
     except json.JSONDecodeError as e: raise Problem(400, f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError: raise Problem(400, "the request body is nested too deeply to be a request") from None
 
+# %% ../../nbs/27_serve_codec.ipynb #20b00001-2
+CLIENT_IDLE_S = 10.0  # the longest a client may take to send its request headers, or pause while sending its body
+
 # %% ../../nbs/27_serve_codec.ipynb #20b00002
 async def read_body(
     request:Request,  # the HTTP request
     limit:int,        # the most bytes accepted
 )->bytes:
-    "The request body, refused with 413 as soon as it is known to be over `limit` bytes"
+    "The request body, refused with 413 as soon as it is known to be over `limit` bytes and with 408 when the client pauses over `CLIENT_IDLE_S`"
     n = request.headers.get("content-length")
     if n is not None:
         if not n.isdigit(): raise Problem(400, "the Content-Length header is not a number")
         if int(n) > limit: raise Problem(413, f"the request body ({int(n):,} bytes) is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
     parts, size = [], 0
+    loop = asyncio.get_running_loop()
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit: raise Problem(413, f"the request body is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
-            parts.append(chunk)
+        async with asyncio.timeout(CLIENT_IDLE_S) as idle:  # rescheduled at each chunk: a pause, not the whole upload, is timed
+            async for chunk in request.stream():
+                idle.reschedule(loop.time() + CLIENT_IDLE_S)
+                size += len(chunk)
+                if size > limit: raise Problem(413, f"the request body is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
+                parts.append(chunk)
+    except TimeoutError:
+        get_logger("serve").info("a client paused for %g s after sending %s bytes of its request body to %s: 408", CLIENT_IDLE_S, f"{size:,}", request.url.path)
+        raise Problem(408, f"the request body stalled: no bytes for {CLIENT_IDLE_S:g} s after {size:,}; send the whole body without pausing") from None
     except ClientDisconnect:
         get_logger("serve").info("a client hung up after sending %s bytes of its request body to %s", f"{size:,}", request.url.path)
         raise Problem(499, "the client closed the connection before its request body was complete") from None
@@ -96,6 +107,34 @@ def decode_body(
     if len(out) > limit: raise Problem(413, f"the decoded request body is over the limit of {limit:,} bytes; send fewer records per request (or raise --max-body-mb)")
     if not d.eof: raise Problem(400, f"the {encoding} request body is truncated")
     return out
+
+# %% ../../nbs/27_serve_codec.ipynb #20b00006
+class TimedHttpProtocol(HttpToolsProtocol):
+    "uvicorn's httptools protocol with a time limit on request headers: 408 and a closed connection past `CLIENT_IDLE_S`"
+    on_header_timeout = None  # called at each timeout (the service counts it); set by the app
+    _header_timer = None
+
+    def connection_made(self, transport):
+        super().connection_made(transport); self._arm()
+    def on_message_begin(self):
+        super().on_message_begin(); self._arm()
+    def on_headers_complete(self):
+        self._disarm(); super().on_headers_complete()
+    def connection_lost(self, exc):
+        self._disarm(); super().connection_lost(exc)
+    def _arm(self):
+        if self._header_timer is None: self._header_timer = self.loop.call_later(CLIENT_IDLE_S, self._header_timeout)
+    def _disarm(self):
+        if self._header_timer is not None: self._header_timer.cancel(); self._header_timer = None
+    def _header_timeout(self):
+        self._header_timer = None
+        if self.transport.is_closing(): return
+        msg = f"the request headers did not arrive whole within {CLIENT_IDLE_S:g} s; send them at once".encode()
+        self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(msg), msg))
+        self.transport.close()
+        get_logger("serve").info("a client sent no complete request headers within %g s: 408", CLIENT_IDLE_S)
+        if TimedHttpProtocol.on_header_timeout: TimedHttpProtocol.on_header_timeout()
 
 # %% ../../nbs/27_serve_codec.ipynb #a14e0012
 class RecordCodec:
