@@ -6,12 +6,14 @@ Docs: https://mlresearch.github.io/mlresearch/files.html.md"""
 
 # %% ../nbs/02_files.ipynb #02f00003
 from __future__ import annotations
-import contextlib, hashlib, json, os, sys, tempfile, threading
+import contextlib, datetime as dt, hashlib, json, logging, os, sys, tempfile, threading
 from pathlib import Path
+
+from .config import MLResearchError
 
 # %% auto #0
 __all__ = ['RUN_ENV', 'RUN_NOTES', 'RUN_PROGRESS', 'RESUME_FILE', 'atomic_path', 'atomic_write', 'sha256_file', 'copy_hashed',
-           'shown_path', 'current_run', 'note_run', 'progress_line', 'read_run_notes']
+           'shown_path', 'one_writer', 'current_run', 'note_run', 'progress_line', 'read_run_notes']
 
 # %% ../nbs/02_files.ipynb #ba5d1d34
 _umask_lock = threading.Lock()
@@ -78,6 +80,40 @@ def copy_hashed(
 def shown_path(p:str|Path)->str:
     "A path as text every terminal and JSON file takes: bytes of a name that are not UTF-8 (made on another system) as `\\x` escapes"
     return os.fsencode(p).decode("utf-8", "backslashreplace")
+
+# %% ../nbs/02_files.ipynb #02f0d002
+def _pid_alive(pid)->bool:
+    try: os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError): return False
+    except PermissionError: return True
+    return True
+
+# %% ../nbs/02_files.ipynb #02f0d002-2
+@contextlib.contextmanager
+def one_writer(
+    lock:str|Path,  # the lock file, beside the record it guards
+    what:str,       # what it guards, for the messages: "sweep 'sw'"
+):
+    "Hold `what` for this process alone: another holder is named in one line; a lock left by a process that died is taken over, with a warning"
+    import fcntl
+    lock = Path(lock); lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        read = lambda: (lambda b: json.loads(b) if b.strip() else {})(os.pread(fd, 4096, 0) or b"{}")
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            h = read()
+            raise MLResearchError(f"{what} is being written by PID {h.get('pid')} ({h.get('command')}, since {h.get('started')}); "
+                                  "wait for it to end, or stop it") from None
+        prev = read()
+        if prev.get("pid") and not _pid_alive(prev["pid"]):
+            logging.getLogger("mlresearch").warning("took over %s from PID %s (%s, since %s), which died", what, prev["pid"], prev.get("command"), prev.get("started"))
+        me = dict(pid=os.getpid(), command=" ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)),
+                  started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        os.ftruncate(fd, 0); os.pwrite(fd, json.dumps(me).encode(), 0)
+        try: yield
+        finally: os.ftruncate(fd, 0)  # released in order: nothing to take over
+    finally: os.close(fd)
 
 # %% ../nbs/02_files.ipynb #6db64399
 RUN_ENV = "MLRESEARCH_RUN_DIR"

@@ -17,7 +17,7 @@ from .command import Commands, command_line, metrics_line
 from .config import ConfigError, MLResearchError, RecordError, check_slug, get_paths, read_record, split_override
 from .deliver import THREAD_VARS
 from .execute import find_template, resolve_parameters, template_parameters
-from .files import atomic_write
+from .files import atomic_write, one_writer
 from .record import rel_path, METRICS
 from .runs import read_run, format_table
 from .workers import STOP, run_dask, run_local
@@ -217,23 +217,24 @@ def sweep(
 )->pd.DataFrame:
     "Deliver every point of `grid` not yet succeeded; return one row per point"
     _check_settings(jobs, threads, retries)
-    paths = get_paths(root)
-    rec = plan_sweep(template, name, grid, config, root, extend)
-    todo = [p for p in rec["points"] if not _succeeded(p, root)]
-    if on_plan: on_plan(rec, todo)
-    env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
-    kw = dict(template=str(find_template(template, root)), config=str(Path(config).resolve()) if config else None, root=str(paths.root),
-              sweep=name, env=env, command=command, quiet=quiet)
-    handle = _outcome_handler(rec, kw, root, retries, fail_fast, on_done)
-    _save_record(rec, root)
-    first = [(p["number"], dict(kw, name=_run_name(name, p["number"]), values=p["values"])) for p in todo]
-    try:
-        if first: (run_dask(first, jobs, scheduler, handle) if dask or scheduler else run_local(first, jobs, handle))
-    except KeyboardInterrupt as e:
-        sig = getattr(e, "signum", signal.SIGINT)
-        raise SweepStopped(f"sweep {name} stopped by {sig.name}; run the same command again to continue it", sweep_summary(rec, root),
-                           128 + sig.value) from None
-    return sweep_summary(rec, root)
+    paths, f = get_paths(root), sweep_file(name, root)
+    with one_writer(f.with_name(f".{f.stem}.lock"), f"sweep {name!r}"):  # a second sweep of this name is refused, naming this one
+        rec = plan_sweep(template, name, grid, config, root, extend)
+        todo = [p for p in rec["points"] if not _succeeded(p, root)]
+        if on_plan: on_plan(rec, todo)
+        env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
+        kw = dict(template=str(find_template(template, root)), config=str(Path(config).resolve()) if config else None, root=str(paths.root),
+                  sweep=name, env=env, command=command, quiet=quiet)
+        handle = _outcome_handler(rec, kw, root, retries, fail_fast, on_done)
+        _save_record(rec, root)
+        first = [(p["number"], dict(kw, name=_run_name(name, p["number"]), values=p["values"])) for p in todo]
+        try:
+            if first: (run_dask(first, jobs, scheduler, handle) if dask or scheduler else run_local(first, jobs, handle))
+        except KeyboardInterrupt as e:
+            sig = getattr(e, "signum", signal.SIGINT)
+            raise SweepStopped(f"sweep {name} stopped by {sig.name}; run the same command again to continue it", sweep_summary(rec, root),
+                               128 + sig.value) from None
+        return sweep_summary(rec, root)
 
 # %% ../nbs/22_sweeps.ipynb #15c00002
 commands = Commands()  # the verbs of this notebook: sweep

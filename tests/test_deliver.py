@@ -414,3 +414,27 @@ def test_runs_settle_turns_a_killed_run_into_a_complete_failed_record(project):
     assert run("mlresearch", "runs", "settle", env=env, check=0).stdout.strip() == "nothing to settle: no run's process died"
     again = run("mlresearch", "runs", "settle", "cut", env=env, check=1)
     assert again.stderr.strip() == f"error: run {folder.name} is failed, not died: only a run whose process is gone (on this host) is settled"
+
+
+def test_two_identical_sweeps_at_once_one_runs_the_other_is_refused(tiny):
+    "The second sweep of a name names the one running; the record keeps every run; a lock left by a killed sweep is taken over"
+    root, env = tiny
+    make_template(root, "tiny", ["a = 1\nlr = 0.5\nfail = False", "import time\ntime.sleep(2)", "from mlresearch.deliver import log_metrics\nlog_metrics(score=a * lr)"])
+    args = [str(BIN/"mlresearch"), "sweep", "tiny", "--name", "sw", "-p", "a=1,2", "--jobs", "1"]
+    first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((root/"research/deliver").glob("*_sw-001")): time.sleep(0.1)
+    second = run("mlresearch", "sweep", "tiny", "--name", "sw", "-p", "a=1,2", "--jobs", "1", env=env, check=1)
+    assert first.wait(120) == 0, first.stderr
+    assert second.stderr.strip().startswith(f"error: sweep 'sw' is being written by PID {first.pid} (mlresearch sweep tiny --name sw "), second.stderr
+    assert ", since 20" in second.stderr and second.stderr.strip().endswith("wait for it to end, or stop it")
+    record = json.loads((root/"research/sweeps/sw.json").read_text())
+    assert [[r["run"].split("_")[1] for r in p["runs"]] for p in record["points"]] == [["sw-001"], ["sw-002"]]
+    assert [r.split("_")[1] for r in runs_of(root)] == ["sw-001", "sw-002"]  # no point ran twice
+    # a sweep killed while it held the lock: the next one takes the lock over and says so
+    killed = subprocess.Popen([*args[:4], "sw2", "-p", "a=1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    while time.time() < deadline + 60 and not (root/"research/sweeps/.sw2.lock").is_file(): time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(killed.pid, signal.SIGKILL); killed.wait()
+    res = run("mlresearch", "sweep", "tiny", "--name", "sw2", "-p", "a=1", env=env, check=0)
+    assert f"took over sweep 'sw2' from PID {killed.pid} (" in res.stderr, res.stderr
