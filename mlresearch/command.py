@@ -16,10 +16,17 @@ try: from typer._click.exceptions import ClickException, UsageError  # noqa: F40
 except ImportError: from click.exceptions import ClickException, UsageError  # noqa: F401
 
 from .config import MLResearchError, first_line
+from .files import DISK_FULL, disk_full
 
 # %% auto #0
 __all__ = ['RunArg', 'ModelOpt', 'ParamOpt', 'ConfigOpt', 'TimeoutOpt', 'TemplateOpt', 'AllowCodeChangeOpt', 'friendly',
            'flags_as_flags', 'FlagsCommand', 'FlagsGroup', 'Commands', 'command_line', 'metrics_line']
+
+# %% ../nbs/03_command.ipynb #01a00014-u
+def _unexpected(e:Exception):
+    "An error no verb expected, as one line (its traceback with `--log-level DEBUG`)"
+    if logging.getLogger("mlresearch").isEnabledFor(logging.DEBUG): traceback.print_exc()
+    typer.echo(f"error: {type(e).__name__}: {first_line(e)} (unexpected: --log-level DEBUG shows the traceback)", err=True)
 
 # %% ../nbs/03_command.ipynb #01a00006
 def friendly(f):
@@ -29,9 +36,10 @@ def friendly(f):
         try: return f(*args, **kwargs)
         except (typer.Exit, typer.Abort, ClickException): raise  # typer's own exits and usage errors
         except MLResearchError as e: typer.echo(f"error: {e}", err=True)
-        except Exception as e:
-            if logging.getLogger("mlresearch").isEnabledFor(logging.DEBUG): traceback.print_exc()
-            typer.echo(f"error: {type(e).__name__}: {first_line(e)} (unexpected: --log-level DEBUG shows the traceback)", err=True)
+        except OSError as e:
+            if e.errno not in DISK_FULL: _unexpected(e)
+            else: typer.echo(f"error: {disk_full(e)}", err=True)  # a write outside the atomic helpers (a library's own)
+        except Exception as e: _unexpected(e)
         raise typer.Exit(1)
     return _f
 

@@ -19,7 +19,7 @@ import typer
 
 from .command import Commands
 from .config import MLResearchError, Paths, RecordError, check_slug, get_paths, is_slug, read_record, slugify
-from .files import atomic_write, copy_hashed, current_run, note_run, sha256_file, shown_path
+from .files import DISK_FULL, atomic_write, copy_hashed, current_run, disk_full, note_run, sha256_file, shown_path
 from .runtime import get_logger
 from .sources import SKLEARN_SETS, DataError, download, parse_spec, read_sklearn, read_table, table_format
 
@@ -136,6 +136,9 @@ def _publish(df:pd.DataFrame, dest:Path):
         df.to_parquet(tmp, index=False)
         os.link(tmp, dest)  # unlike a rename, a link refuses to replace an existing file
     except FileExistsError: raise DataError(f"{dest} already exists but is not in the manifest; move it out of data/raw") from None
+    except OSError as e:
+        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
+        raise
     finally: os.unlink(tmp)
     os.chmod(dest, 0o444)
 
@@ -172,7 +175,9 @@ def _add_version(paths:Paths, name:str, df:pd.DataFrame, about:dict, desc:str)->
                      source=about["source"], source_sha256=about["source_sha256"], rows=len(df), columns={c: str(d) for c, d in df.dtypes.items()},
                      target=t, task=infer_task(df[t]) if t else None, image_shape=about["image_shape"],
                      acquired_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-        write_manifest(paths, entries + [entry])
+        try: write_manifest(paths, entries + [entry])
+        except BaseException:  # never a raw file the manifest does not list (a full disk, say): it would block every later acquire
+            dest.chmod(0o644); dest.unlink(missing_ok=True); raise
     log.info("acquired %s v%d: %d rows -> %s", name, version, len(df), dest)
     return entry
 

@@ -14,9 +14,10 @@ import typer
 
 from .command import AllowCodeChangeOpt, Commands, ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, UsageError, command_line, metrics_line
 from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths
-from .files import RESUME_FILE, RUN_ENV, RUN_PROGRESS, atomic_path, atomic_write, current_run, read_run_notes, sha256_file
+from .files import (DISK_FULL, RESUME_FILE, RUN_ENV, RUN_PROGRESS, DiskFull, atomic_path, atomic_write, current_run, disk_full,
+                              read_run_notes, sha256_file)
 from .runtime import get_logger
-from .execute import (NotebookError, count_figures, describe_failure, develop_path, error_record, execute_notebook,
+from .execute import (NotebookError, figures_in, describe_failure, develop_path, error_record, execute_notebook,
                                 find_template, resolve_parameters, template_parameters, user_id)
 from .modelfile import load_run_model
 from .record import (ARTIFACTS, GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, installed_distributions,
@@ -156,7 +157,6 @@ def _execute(tpl:Path, folder:Path, params:dict, root:Path, timeout:int|None, en
 # %% ../nbs/18_deliver.ipynb #d1e10013
 def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|None, ended:dt.datetime|None=None):
     "Record how the run ended (at `ended`, now by default), checksum it and make it read-only"
-    import nbformat
     root, notes = Path(prov["root"]), read_run_notes(folder)
     data = {rel_path(n["path"], root): {k: v for k, v in n.items() if k not in ("kind", "path")} for n in notes if n["kind"] == "data"}
     devices = [n for n in notes if n["kind"] == "device"]
@@ -166,7 +166,7 @@ def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|N
     prov.update(status=status, ended=end.isoformat(timespec="milliseconds"),
                 duration_s=round((end - dt.datetime.fromisoformat(prov["started"])).total_seconds(), 3),
                 notebook=notebook.name if notebook else None, data=[dict(path=k, **v) for k, v in data.items()], models=list(models.values()), code=list(code.values()),
-                figures=count_figures(nbformat.read(notebook, as_version=4)) if notebook else 0,
+                figures=figures_in(notebook),
                 device=dict(prov["device"], used=devices[-1]["device"] if devices else None, name=devices[-1].get("name") if devices else None),
                 error=error)
     if not (folder/METRICS).exists(): atomic_write(folder/METRICS, "{}\n")
@@ -263,20 +263,28 @@ def deliver(
     params = pin_dataset(resolve_parameters(template_parameters(tpl), config, overrides), paths.root)
     folder = _reserve(paths.deliver, f"{dt.date.today():%Y-%m-%d}_{name}", auto_suffix)
     if on_start: on_start(folder)
-    prov = _provenance(folder, tpl, params, paths.root, command, config, env or {}, record or {})
-    if (patch := git_patch(paths.root)) is not None:  # the uncommitted changes, so that the run can be rebuilt
-        with atomic_path(folder/GIT_PATCH) as tmp: tmp.write_bytes(patch)
-        prov["git"].update(patch=GIT_PATCH, patch_sha256=sha256_file(folder/GIT_PATCH))
-    atomic_write(folder/PARAMS, tomli_w.dumps(params))
-    write_json(folder/PROVENANCE, prov)
-    if ckpt is not None: atomic_write(folder/RESUME_FILE, str(ckpt.resolve()))
+    try:
+        prov = _provenance(folder, tpl, params, paths.root, command, config, env or {}, record or {})
+        if (patch := git_patch(paths.root)) is not None:  # the uncommitted changes, so that the run can be rebuilt
+            with atomic_path(folder/GIT_PATCH) as tmp: tmp.write_bytes(patch)
+            prov["git"].update(patch=GIT_PATCH, patch_sha256=sha256_file(folder/GIT_PATCH))
+        atomic_write(folder/PARAMS, tomli_w.dumps(params))
+        write_json(folder/PROVENANCE, prov)
+        if ckpt is not None: atomic_write(folder/RESUME_FILE, str(ckpt.resolve()))
+    except BaseException:  # nothing ran yet: a run that could not even be recorded as started is not kept
+        shutil.rmtree(folder, ignore_errors=True); raise
     status, error = "failed", dict(type="BaseException", message="the run stopped before its outcome was known")
     try:
         with _relaying(folder, progress): status, error = _execute(tpl, folder, params, paths.root, timeout, env or {})
     finally:
         with signals_blocked():
             notebook = next((f for f in (folder/tpl.name, folder/f"{tpl.stem}.failed.ipynb") if f.exists()), None)
-            _finish(folder, prov, status, error, notebook)
+            try: _finish(folder, prov, status, error, notebook)
+            except (DiskFull, OSError) as e:
+                if isinstance(e, OSError) and e.errno not in DISK_FULL: raise
+                shutil.rmtree(folder, ignore_errors=True)  # all or nothing: a run that cannot be recorded completely is not kept half-recorded
+                raise DiskFull(f"{e if isinstance(e, DiskFull) else disk_full(e)}; run {folder.name} could not be recorded completely, "
+                               "so it was removed: deliver it again once there is room") from None
     log.info("run %s %s in %.1f s", folder.name, status, prov["duration_s"])
     if (err := _outcome(folder, status, error)) is not None: raise err
     return folder

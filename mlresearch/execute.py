@@ -21,8 +21,8 @@ from .record import PARAMS, find_run, read_provenance, rel_path
 # %% auto #0
 __all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_NOISE', 'SHUTDOWN_NOISE', 'STARTER', 'commands', 'find_template',
            'template_parameters', 'resolve_parameters', 'unique_path', 'user_id', 'develop_path', 'relay_kernel_log',
-           'kernel_manager', 'unfinished_cell', 'count_figures', 'NotebookError', 'error_record', 'describe_failure',
-           'execute_notebook', 'new_develop', 'eda', 'develop_cmd']
+           'kernel_manager', 'unfinished_cell', 'count_figures', 'figures_in', 'NotebookError', 'error_record',
+           'describe_failure', 'execute_notebook', 'new_develop', 'eda', 'develop_cmd']
 
 # %% ../nbs/16_execute.ipynb #5e2f73ac
 def find_template(
@@ -155,6 +155,13 @@ def unfinished_cell(nb)->dict|None:
 def count_figures(nb)->int:
     "The number of images among a notebook's outputs"
     return sum(any(m in o.get("data", {}) for m in _IMAGES) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+# %% ../nbs/16_execute.ipynb #e5a10005-f
+def figures_in(notebook:str|Path|None)->int:
+    "The images the notebook file holds; 0 for none, or for one cut short (a kernel killed, a disk that filled) that no longer parses"
+    import nbformat
+    try: return count_figures(nbformat.read(notebook, as_version=4)) if notebook else 0
+    except Exception: return 0
 
 # %% ../nbs/16_execute.ipynb #2aa0d134
 class NotebookError(MLResearchError):

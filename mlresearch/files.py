@@ -6,14 +6,15 @@ Docs: https://mlresearch.github.io/mlresearch/files.html.md"""
 
 # %% ../nbs/02_files.ipynb #02f00003
 from __future__ import annotations
-import contextlib, datetime as dt, hashlib, json, logging, os, sys, tempfile, threading
+import contextlib, datetime as dt, errno, hashlib, json, logging, os, shutil, sys, tempfile, threading
 from pathlib import Path
 
 from .config import MLResearchError
 
 # %% auto #0
-__all__ = ['RUN_ENV', 'RUN_NOTES', 'RUN_PROGRESS', 'RESUME_FILE', 'atomic_path', 'atomic_write', 'sha256_file', 'copy_hashed',
-           'shown_path', 'one_writer', 'current_run', 'note_run', 'progress_line', 'read_run_notes']
+__all__ = ['DISK_FULL', 'FAULT_ENV', 'RUN_ENV', 'RUN_NOTES', 'RUN_PROGRESS', 'RESUME_FILE', 'DiskFull', 'disk_full',
+           'atomic_path', 'atomic_write', 'sha256_file', 'copy_hashed', 'shown_path', 'one_writer', 'current_run',
+           'note_run', 'progress_line', 'read_run_notes']
 
 # %% ../nbs/02_files.ipynb #ba5d1d34
 _umask_lock = threading.Lock()
@@ -24,20 +25,56 @@ def _umask()->int:
         m = os.umask(0o022); os.umask(m)
     return m
 
+# %% ../nbs/02_files.ipynb #ba5d1d34-1b
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a write the disk (or the user's quota) has no room for
+FAULT_ENV = "MLRESEARCH_TEST_ENOSPC_AT"    # fault injection for the tests: the N-th atomic write of each process fails with ENOSPC
+
+class DiskFull(MLResearchError):
+    "A write the disk had no room for; nothing was left half-written, and the message says where"
+
+# %% ../nbs/02_files.ipynb #ba5d1d34-1c
+def disk_full(
+    e:OSError,                   # the error of the write (ENOSPC or EDQUOT)
+    where:str|Path|None=None,    # the file it was writing, when the error does not name it
+)->DiskFull:
+    "The one-line error for a write that failed for want of space: which file, how much is free where"
+    fix = "free some space (`mlresearch data clean` removes caches) and run the command again"
+    if not (where or e.filename): return DiskFull(f"the disk is full ({e.strerror or 'no space left on device'}); {fix}")
+    path = Path(where or e.filename)
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
+    return DiskFull(f"the disk is full: {path} could not be written ({shutil.disk_usage(folder).free:,} bytes free in {folder}); {fix}")
+
+# %% ../nbs/02_files.ipynb #ba5d1d34-1d
+_writes = [0]  # atomic writes this process made, for FAULT_ENV
+
+def _injected_fault(tmp:str):
+    "Raise ENOSPC at the write FAULT_ENV names (counted per process), as a full disk would"
+    at = os.environ.get(FAULT_ENV)
+    if not at: return
+    _writes[0] += 1
+    if _writes[0] == int(at): raise OSError(errno.ENOSPC, "No space left on device (injected)", tmp)
+
 # %% ../nbs/02_files.ipynb #ba5d1d34-2
 @contextlib.contextmanager
 def atomic_path(
     dest:str|Path # the file to create or replace
 ):
-    "Yield a temporary path beside `dest`; on success rename it to `dest`, on error remove it"
+    "Yield a temporary path beside `dest`; on success rename it to `dest`, on error remove it (a full disk: `DiskFull`, naming `dest`)"
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try: fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as e:
+        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
+        raise
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600 whatever the umask
     os.close(fd)
     try:
         yield Path(tmp)
+        _injected_fault(tmp)
         os.replace(tmp, dest)
+    except OSError as e:
+        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
 
@@ -72,8 +109,12 @@ def copy_hashed(
 )->tuple[Path, str]:
     "Copy `src` to `dest` in one pass, hashing the bytes as they are read: `(dest, their sha256)`, the hash of exactly the bytes copied"
     h = hashlib.sha256()
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
-        while b := fin.read(chunk): h.update(b); fout.write(b)
+    try:
+        with open(src, "rb") as fin, open(dest, "wb") as fout:
+            while b := fin.read(chunk): h.update(b); fout.write(b)
+    except OSError as e:
+        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
+        raise
     return Path(dest), h.hexdigest()
 
 # %% ../nbs/02_files.ipynb #02f0c001-2

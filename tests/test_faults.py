@@ -1,0 +1,95 @@
+"""A full disk at every write: each command exits 1 with one line naming the full disk, and leaves what was there before.
+
+`MLRESEARCH_TEST_ENOSPC_AT=N` makes the N-th atomic write of each process fail with ENOSPC (the deliver command and its
+kernel count their own), as a disk that fills there would; N goes over every write a command makes, until it succeeds.
+One test fills a real small tmpfs instead (as root, where mounting is allowed)."""
+import hashlib, json, os, shutil, subprocess
+
+import pytest
+
+from conftest import BIN, run
+from mlresearch.files import FAULT_ENV
+
+
+def _state(root):
+    "sha256 of every file under data/raw and research/deliver"
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for d in ("data/raw", "research/deliver") for f in sorted((root/d).rglob("*")) if f.is_file()}
+
+
+def _no_temporaries(root):
+    return [str(f) for f in root.rglob("*") if f.name.endswith(".tmp") or (f.name.startswith(".") and f.suffix == ".ipynb")]
+
+
+def _one_disk_full_line(res):
+    lines = res.stderr.strip().splitlines()
+    return res.returncode == 1 and lines and lines[-1].startswith("error: ") and "the disk is full" in lines[-1] and "Traceback" not in res.stderr
+
+
+def test_a_full_disk_at_each_write_of_deliver_and_acquire(project, tmp_path):
+    root, env = project
+    run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
+    run("mlresearch", "deliver", "train", "--name", "before", "-p", "dataset=iris", "-p", "model=logreg", env=env, check=0)
+    (tmp_path/"rows.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(30)))
+    commands = [("deliver", ["deliver", "train", "--name", "full", "--auto-suffix", "-p", "dataset=iris", "-p", "model=logreg"]),
+                ("acquire", ["data", "acquire", str(tmp_path/"rows.csv"), "--name", "rows", "--target", "y"])]
+    for what, args in commands:
+        for n in range(1, 40):
+            before = _state(root)
+            res = subprocess.run([str(BIN/"mlresearch"), *args], env={**env, FAULT_ENV: str(n)}, capture_output=True, text=True)
+            assert res.returncode == 0 or _one_disk_full_line(res), (what, n, res.stderr[-2000:])
+            assert _no_temporaries(root) == [], (what, n)
+            assert run("mlresearch", "data", "verify", env=env, check=0).returncode == 0
+            verify = subprocess.run([str(BIN/"mlresearch"), "runs", "verify"], env=env, capture_output=True, text=True)
+            if verify.returncode:  # only runs recorded as failed, complete and read-only may differ: none may be half-recorded
+                assert "unfinished" not in verify.stdout, (what, n, verify.stdout)
+            if res.returncode == 0: break
+            after = _state(root)
+            assert {k: v for k, v in after.items() if k in before} == before, (what, n)  # a failed command changed nothing there before
+            for f in (root/"research/deliver").glob("*_full*") if what == "deliver" else ():
+                prov = json.loads((f/"provenance.json").read_text())
+                assert prov["status"] == "failed" and (f/"SHA256SUMS").is_file(), (what, n, prov["status"])
+        else: pytest.fail(f"{what} never succeeded")
+        assert n > 1, (what, "no write was ever failed")
+        print(f"{what}: failed at each of its first {n - 1} atomic writes, then succeeded")
+
+
+def _tmpfs(path, size):
+    path.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    if res.returncode: pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip() or 'not root'})")
+
+
+def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
+    "The project on a small tmpfs, filled to a few KB free: deliver and acquire fail in one line and leave it verifiable"
+    src, env = project
+    disk = tmp_path/"disk"
+    _tmpfs(disk, "30m")
+    try:
+        root = disk/"proj"
+        shutil.copytree(src, root, symlinks=True)
+        env = {**env, "MLRESEARCH_ROOT": str(root)}
+        run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
+        (tmp_path/"rows.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(3000)))
+        for free_kb in (12, 36, 100):
+            filler = disk/"filler"
+            with open(filler, "wb", buffering=0) as f:  # fill the disk, then give back `free_kb`
+                try:
+                    while True: f.write(b"\0" * (1 << 16))
+                except OSError: pass
+            os.truncate(filler, max(0, filler.stat().st_size - free_kb * 1024))
+            before = _state(root)
+            for args in (["deliver", "train", "--name", f"full-{free_kb}", "-p", "dataset=iris", "-p", "model=logreg"],
+                         ["data", "acquire", str(tmp_path/"rows.csv"), "--name", f"rows-{free_kb}", "--target", "y"]):
+                res = subprocess.run([str(BIN/"mlresearch"), *args], env=env, capture_output=True, text=True)
+                print(f"{free_kb} KB free: {args[0]} {args[1]} exit {res.returncode}: {(res.stderr.strip().splitlines() or [''])[-1][:160]}")
+                assert res.returncode == 0 or (res.returncode == 1 and "Traceback" not in res.stderr and
+                                               ("the disk is full" in res.stderr or "No space left on device" in res.stderr)), (free_kb, args, res.stderr[-2000:])
+            filler.unlink()
+            assert _no_temporaries(root) == []
+            assert run("mlresearch", "data", "verify", env=env, check=0).returncode == 0
+            verify = subprocess.run([str(BIN/"mlresearch"), "runs", "verify"], env=env, capture_output=True, text=True)
+            assert "unfinished" not in verify.stdout, verify.stdout
+            kept = lambda s: {k: v for k, v in s.items() if not k.endswith("manifest.json")}  # a command that succeeded adds to the manifest
+            assert {k: v for k, v in kept(_state(root)).items() if k in before} == kept(before)
+    finally: subprocess.run(["umount", "-l", str(disk)], capture_output=True)
