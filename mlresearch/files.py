@@ -7,6 +7,7 @@ Docs: https://mlresearch.github.io/mlresearch/files.html.md"""
 # %% ../nbs/02_files.ipynb #02f00003
 from __future__ import annotations
 import contextlib, datetime as dt, errno, hashlib, json, logging, os, shutil, sys, tempfile, threading
+from glob import escape as glob_escape
 from pathlib import Path
 
 from .config import MLResearchError
@@ -54,6 +55,24 @@ def _injected_fault(tmp:str):
     _writes[0] += 1
     if _writes[0] == int(at): raise OSError(errno.ENOSPC, "No space left on device (injected)", tmp)
 
+# %% ../nbs/02_files.ipynb #02f0d002
+def _pid_alive(pid)->bool:
+    try: os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError): return False
+    except PermissionError: return True
+    return True
+
+# %% ../nbs/02_files.ipynb #ba5d1d34-1e
+def _remove_strays(dest:Path):
+    "Remove the temporary files that processes now dead left beside `dest` (killed mid-write), saying so with their size"
+    prefix = f".{dest.name}."
+    for f in dest.parent.glob(f"{glob_escape(prefix)}*.tmp"):
+        pid = f.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or _pid_alive(int(pid)): continue
+        with contextlib.suppress(FileNotFoundError):
+            size = f.stat().st_size; f.unlink()
+            logging.getLogger("mlresearch").warning("removed %s, which process %s left when it died writing %s (%s bytes)", f.name, pid, dest.name, f"{size:,}")
+
 # %% ../nbs/02_files.ipynb #ba5d1d34-2
 @contextlib.contextmanager
 def atomic_path(
@@ -62,7 +81,8 @@ def atomic_path(
     "Yield a temporary path beside `dest`; on success rename it to `dest`, on error remove it (a full disk: `DiskFull`, naming `dest`)"
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try: fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    _remove_strays(dest)
+    try: fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
     except OSError as e:
         if e.errno in DISK_FULL: raise disk_full(e, dest) from None
         raise
@@ -121,13 +141,6 @@ def copy_hashed(
 def shown_path(p:str|Path)->str:
     "A path as text every terminal and JSON file takes: bytes of a name that are not UTF-8 (made on another system) as `\\x` escapes"
     return os.fsencode(p).decode("utf-8", "backslashreplace")
-
-# %% ../nbs/02_files.ipynb #02f0d002
-def _pid_alive(pid)->bool:
-    try: os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError, TypeError): return False
-    except PermissionError: return True
-    return True
 
 # %% ../nbs/02_files.ipynb #02f0d002-2
 @contextlib.contextmanager

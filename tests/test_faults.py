@@ -7,7 +7,8 @@ import hashlib, json, os, shutil, subprocess
 
 import pytest
 
-from conftest import BIN, run
+from conftest import BIN, mlresearch_here, run
+from test_deliver import make_template
 from mlresearch.files import FAULT_ENV
 
 
@@ -26,12 +27,20 @@ def _one_disk_full_line(res):
     return res.returncode == 1 and lines and lines[-1].startswith("error: ") and "the disk is full" in lines[-1] and "Traceback" not in res.stderr
 
 
+def _tiny(root):
+    "A template that reads a dataset, logs a metric and saves an artifact: the writes of a run, without the time of a training"
+    make_template(root, "small", ["dataset = 'iris'", "from mlresearch.data import load\nfrom mlresearch.deliver import artifacts_dir, log_metrics\n"
+                                  "from mlresearch.files import atomic_write\n"
+                                  "df = load(dataset)\nlog_metrics(rows=len(df))\natomic_write(artifacts_dir()/'head.csv', df.head().to_csv())"])
+
+
 def test_a_full_disk_at_each_write_of_deliver_and_acquire(project, tmp_path):
     root, env = project
+    _tiny(root)
     run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
-    run("mlresearch", "deliver", "train", "--name", "before", "-p", "dataset=iris", "-p", "model=logreg", env=env, check=0)
+    run("mlresearch", "deliver", "small", "--name", "before", env=env, check=0)
     (tmp_path/"rows.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(30)))
-    commands = [("deliver", ["deliver", "train", "--name", "full", "--auto-suffix", "-p", "dataset=iris", "-p", "model=logreg"]),
+    commands = [("deliver", ["deliver", "small", "--name", "full", "--auto-suffix"]),
                 ("acquire", ["data", "acquire", str(tmp_path/"rows.csv"), "--name", "rows", "--target", "y"])]
     for what, args in commands:
         for n in range(1, 40):
@@ -39,8 +48,8 @@ def test_a_full_disk_at_each_write_of_deliver_and_acquire(project, tmp_path):
             res = subprocess.run([str(BIN/"mlresearch"), *args], env={**env, FAULT_ENV: str(n)}, capture_output=True, text=True)
             assert res.returncode == 0 or _one_disk_full_line(res), (what, n, res.stderr[-2000:])
             assert _no_temporaries(root) == [], (what, n)
-            assert run("mlresearch", "data", "verify", env=env, check=0).returncode == 0
-            verify = subprocess.run([str(BIN/"mlresearch"), "runs", "verify"], env=env, capture_output=True, text=True)
+            assert mlresearch_here("data", "verify", env=env).returncode == 0
+            verify = mlresearch_here("runs", "verify", env=env)
             if verify.returncode:  # only runs recorded as failed, complete and read-only may differ: none may be half-recorded
                 assert "unfinished" not in verify.stdout, (what, n, verify.stdout)
             if res.returncode == 0: break
@@ -68,6 +77,7 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
     try:
         root = disk/"proj"
         shutil.copytree(src, root, symlinks=True)
+        _tiny(root)
         env = {**env, "MLRESEARCH_ROOT": str(root)}
         run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
         (tmp_path/"rows.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(3000)))
@@ -79,7 +89,7 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
                 except OSError: pass
             os.truncate(filler, max(0, filler.stat().st_size - free_kb * 1024))
             before = _state(root)
-            for args in (["deliver", "train", "--name", f"full-{free_kb}", "-p", "dataset=iris", "-p", "model=logreg"],
+            for args in (["deliver", "small", "--name", f"full-{free_kb}"],
                          ["data", "acquire", str(tmp_path/"rows.csv"), "--name", f"rows-{free_kb}", "--target", "y"]):
                 res = subprocess.run([str(BIN/"mlresearch"), *args], env=env, capture_output=True, text=True)
                 print(f"{free_kb} KB free: {args[0]} {args[1]} exit {res.returncode}: {(res.stderr.strip().splitlines() or [''])[-1][:160]}")
@@ -93,3 +103,18 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
             kept = lambda s: {k: v for k, v in s.items() if not k.endswith("manifest.json")}  # a command that succeeded adds to the manifest
             assert {k: v for k, v in kept(_state(root)).items() if k in before} == kept(before)
     finally: subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_temporaries_of_killed_writers_are_removed_by_the_next_write(digits_runs, tmp_path):
+    "predict and data archive killed mid-write leave a hidden temporary; the next command writing that file removes it and says so"
+    root, env, runs, kept, rows = digits_runs
+    rows.head(50).to_csv(tmp_path/"rows.csv", index=False)
+    dead = subprocess.run(["python3", "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    for args, out in ((["predict", "digits-logreg", str(tmp_path/"rows.csv"), "-o", str(tmp_path/"preds.csv")], tmp_path/"preds.csv"),
+                      (["data", "archive", "--to", str(tmp_path/"data.tar.gz")], tmp_path/"data.tar.gz")):
+        stray = out.with_name(f".{out.name}.{dead}.k1ll3d.tmp")
+        stray.write_bytes(b"\0" * 6_700_000)
+        res = run("mlresearch", *args, env=env, check=0)
+        assert f"removed {stray.name}, which process {dead} left when it died writing {out.name} (6,700,000 bytes)" in res.stderr, res.stderr
+        assert out.is_file() and not stray.exists()
+    assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".tmp")] == []
