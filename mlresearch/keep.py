@@ -14,7 +14,7 @@ import typer
 
 from .command import Commands
 from .config import MLResearchError, first_line, get_paths
-from .data import MANIFEST, manifest_lock, read_manifest, write_manifest
+from .data import MANIFEST, manifest_lock, read_manifest, verify as verify_data, write_manifest
 from .files import atomic_path, sha256_file
 from .record import PROVENANCE, make_read_only, package_versions, read_json, find_run, run_folders
 from .runtime import get_logger
@@ -40,6 +40,7 @@ def write_archive(
     files:list[Path],  # the files to archive, under `root`
     to:str|Path,       # the archive; never replaced
     kind:str,          # what it holds (`data`, `data+runs`, `runs`)
+    notes:dict|None=None, # more for its list: the problems of a project archived as it is (`--force`)
 )->dict:
     "Write `files` (under `root`) and their list to the archive `to`; refuse to replace one; return the list"
     root, to = Path(root), Path(to)
@@ -47,7 +48,8 @@ def write_archive(
     if not files: raise MLResearchError(f"nothing to archive: the project has no {kind}")
     rels = sorted({Path(f).resolve().relative_to(root.resolve()).as_posix() for f in files})
     man = dict(format=1, kind=kind, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               mlresearch=package_versions(("mlresearch",))["mlresearch"], files={r: dict(sha256=sha256_file(root/r), size=(root/r).stat().st_size) for r in rels})
+               mlresearch=package_versions(("mlresearch",))["mlresearch"], **(notes or {}),
+               files={r: dict(sha256=sha256_file(root/r), size=(root/r).stat().st_size) for r in rels})
     to.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(to) as tmp, tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
         data = json.dumps(man, indent=1).encode()
@@ -205,15 +207,37 @@ runs_commands = Commands()  # runs archive, restore
 # %% ../nbs/32_keep.ipynb #25c00003
 def _mb(n:int)->str: return f"{n / 1e6:.1f} MB"
 
+# %% ../nbs/32_keep.ipynb #25c00003-b
+def _left_out(raw:Path)->list[str]:
+    "What is in data/raw but is no plain file an archive can hold: symbolic links, folders, other kinds"
+    if not raw.exists(): return []
+    kind = lambda f: "a symbolic link" if f.is_symlink() else "a folder" if f.is_dir() else "not a plain file"
+    return [f"{f.name} ({kind(f)})" for f in sorted(raw.iterdir()) if not f.name.startswith(".") and (f.is_symlink() or not f.is_file())]
+
+# %% ../nbs/32_keep.ipynb #25c00003-c
+def _data_problems(force:bool)->list[str]:
+    "What `data verify` says is wrong with data/raw; refused unless `force`"
+    try: problems = [f"{p['problem']}: data/raw/{p['file']} ({p['detail']})" for p in verify_data()]
+    except MLResearchError as e: problems = [str(e)]
+    if problems and not force:
+        raise MLResearchError(f"data/raw does not verify ({len(problems)} problem(s), first: {problems[0]}); `mlresearch data verify` lists them: "
+                              "fix them, or pass --force to archive the project as it is (the archive records the problems)")
+    return problems
+
 # %% ../nbs/32_keep.ipynb #25c00004
 @data_commands.command("archive")
 def data_archive(
     to:Path=typer.Option(..., "--to", help="The archive to write (.tar.gz); never replaced"),
     include_runs:bool=typer.Option(False, "--include-runs", help="Also archive research/deliver/"),
+    force:bool=typer.Option(False, "--force", help="Archive data/raw although it does not verify (the archive records its problems)"),
 ):
-    "Write data/raw (and the deliver runs) with their checksums to a compressed archive, checked once written"
-    man = write_archive(get_paths().root, data_files(include_runs=include_runs), to, "data+runs" if include_runs else "data")
-    typer.echo(f"archived {len(man['files'])} file(s), {_mb(sum(f['size'] for f in man['files'].values()))}, into {to} (verified)")
+    "Verify data/raw, then write it (and the deliver runs) with their checksums to a compressed archive, checked once written"
+    problems = _data_problems(force)
+    for f in _left_out(get_paths().raw): typer.echo(f"left out: data/raw/{f}", err=True)
+    man = write_archive(get_paths().root, [f for f in data_files(include_runs=include_runs) if not f.is_symlink()], to,
+                        "data+runs" if include_runs else "data", notes=dict(forced=problems) if problems else None)
+    said = f"; data/raw did not: {len(problems)} problem(s) recorded in the archive, --force" if problems else ""
+    typer.echo(f"archived {len(man['files'])} file(s), {_mb(sum(f['size'] for f in man['files'].values()))}, into {to} (verified{said})")
 
 # %% ../nbs/32_keep.ipynb #25c00005
 @data_commands.command("restore")

@@ -118,3 +118,28 @@ def test_temporaries_of_killed_writers_are_removed_by_the_next_write(digits_runs
         assert f"removed {stray.name}, which process {dead} left when it died writing {out.name} (6,700,000 bytes)" in res.stderr, res.stderr
         assert out.is_file() and not stray.exists()
     assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".tmp")] == []
+
+
+def test_an_archive_of_data_that_does_not_verify_is_refused_unless_forced(project, tmp_path):
+    "A truncated manifest or a file the manifest does not list: `data archive` refuses, naming it; --force archives and records it"
+    import tarfile
+    root, env = project
+    run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
+    raw = root/"data/raw"
+    (raw/"stray.csv").write_text("a\n1\n")
+    (raw/"elsewhere.csv").symlink_to(tmp_path/"nowhere.csv")
+    res = mlresearch_here("data", "archive", "--to", tmp_path/"a.tar.gz", env=env)
+    assert res.returncode == 1 and res.stderr.strip().splitlines()[-1].startswith(
+        "error: data/raw does not verify (2 problem(s), first: untracked: data/raw/elsewhere.csv"), res.stderr
+    assert not (tmp_path/"a.tar.gz").exists()
+    res = mlresearch_here("data", "archive", "--to", tmp_path/"a.tar.gz", "--force", env=env)
+    assert res.returncode == 0 and "left out: data/raw/elsewhere.csv (a symbolic link)" in res.stderr, res.stderr
+    assert res.stdout.strip().endswith("data/raw did not: 2 problem(s) recorded in the archive, --force)"), res.stdout
+    with tarfile.open(tmp_path/"a.tar.gz") as tar: man = json.load(tar.extractfile("MLRESEARCH_ARCHIVE.json"))
+    assert man["forced"][1].startswith("untracked: data/raw/stray.csv") and "data/raw/stray.csv" in man["files"]
+    assert "data/raw/elsewhere.csv" not in man["files"]
+    (raw/"stray.csv").unlink(); (raw/"elsewhere.csv").unlink()
+    saved = (raw/"manifest.json").read_bytes()
+    (raw/"manifest.json").chmod(0o644); (raw/"manifest.json").write_bytes(saved[:40])
+    res = mlresearch_here("data", "archive", "--to", tmp_path/"b.tar.gz", env=env)
+    assert res.returncode == 1 and f"first: the data manifest {raw/'manifest.json'} is not valid JSON" in res.stderr, res.stderr
