@@ -147,15 +147,15 @@ def predict_file(
             n += len(chunk); bar.update(len(chunk))
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with atomic_path(output) as tmp:
+        with atomic_path(output) as tmp:  # the predictions and their record both written whole before either is renamed into place
             rows, cols = _write(scored(), tmp, out_fmt)
             if rows == 0: raise MLResearchError(f"{input} has no rows to score")
+            rec = dict(run=m.run.name, run_folder=str(m.run), model_folder=m.folder.relative_to(m.run).as_posix(), model_sha256=model_checksums(m),
+                       input=str(input.resolve()), input_sha256=sha256_file(input), rows=rows, output=str(output.resolve()),
+                       output_sha256=sha256_file(tmp), columns=cols, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       mlresearch=package_versions(("mlresearch",))["mlresearch"], **({"code_change": m.code_change} if m.code_change else {}))
+            atomic_write(sidecar(output), json.dumps(rec, indent=1) + "\n")
     finally: bar.close()
-    rec = dict(run=m.run.name, run_folder=str(m.run), model_folder=m.folder.relative_to(m.run).as_posix(), model_sha256=model_checksums(m),
-               input=str(input.resolve()), input_sha256=sha256_file(input), rows=rows, output=str(output.resolve()),
-               output_sha256=sha256_file(output), columns=cols, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), mlresearch=package_versions(("mlresearch",))["mlresearch"],
-               **({"code_change": m.code_change} if m.code_change else {}))
-    atomic_write(sidecar(output), json.dumps(rec, indent=1) + "\n")
     log.info("%d rows scored by %s -> %s", rows, m.run.name, output)
     return rec
 

@@ -28,7 +28,7 @@ def _umask()->int:
 
 # %% ../nbs/02_files.ipynb #ba5d1d34-1b
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a write the disk (or the user's quota) has no room for
-FAULT_ENV = "MLRESEARCH_TEST_ENOSPC_AT"    # fault injection for the tests: the N-th atomic write of each process fails with ENOSPC
+FAULT_ENV = "MLRESEARCH_TEST_ENOSPC_AT"    # fault injection for the tests: the N-th atomic write of each process fails with ENOSPC as it starts
 
 class DiskFull(MLResearchError):
     "A write the disk had no room for; nothing was left half-written, and the message says where"
@@ -89,8 +89,8 @@ def atomic_path(
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600 whatever the umask
     os.close(fd)
     try:
+        _injected_fault(tmp)  # as a disk that fills while this file is written: before any rename
         yield Path(tmp)
-        _injected_fault(tmp)
         os.replace(tmp, dest)
     except OSError as e:
         if e.errno in DISK_FULL: raise disk_full(e, dest) from None

@@ -16,7 +16,7 @@ import typer
 from .command import AllowCodeChangeOpt, Commands, ModelOpt, RunArg
 from .config import MLResearchError, first_line, get_paths
 from .runtime import get_logger
-from .files import sha256_file
+from .files import atomic_write, sha256_file
 from .modelfile import load_run_model, model_checksums
 from .preprocessing import ImageTransform
 from .record import package_versions
@@ -101,7 +101,7 @@ def _sklearn_graph(m, path:Path)->dict:
         if len(msg) > 80: msg = msg[:msg.rfind(" ", 0, 80)] + " ..."  # the rest is the node's attribute arrays
         raise MLResearchError(f"skl2onnx {skl2onnx.__version__} cannot export {type(final).__name__} ({type(e).__name__}: {msg}); "
                               f"serve this model with `mlresearch serve`, or deliver a model it can export (logreg, ridge, random_forest, or a PyTorch model: {', '.join(_torch_models())})") from None
-    path.write_bytes(g.SerializeToString())
+    atomic_write(path, g.SerializeToString())
     return dict(exporter=f"skl2onnx {skl2onnx.__version__}")
 
 # %% ../nbs/31_onnx.ipynb #a17e0012
@@ -185,8 +185,8 @@ def export_run(
         if not check["passed"]:
             raise MLResearchError(f"the ONNX graph disagrees with the model on {source}: class agreement {check['class_agreement']}, "
                                   f"largest difference {check['max_abs_diff']:.3g} (tolerance {ONNX_ATOL:g}); nothing was written")
-        for f in ("preprocessing.json", "schema.json"): shutil.copyfile(m.folder/f, tmp/f)
-        (tmp/"export.json").write_text(json.dumps(_export_record(m, tmp, made, check, source), indent=1) + "\n")
+        for f in ("preprocessing.json", "schema.json"): atomic_write(tmp/f, (m.folder/f).read_bytes())
+        atomic_write(tmp/"export.json", json.dumps(_export_record(m, tmp, made, check, source), indent=1) + "\n")
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise

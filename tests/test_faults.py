@@ -13,9 +13,9 @@ from mlresearch.files import FAULT_ENV
 
 
 def _state(root):
-    "sha256 of every file under data/raw and research/deliver"
+    "sha256 of every file under data/raw, research/deliver, research/exports and outs/"
     return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
-            for d in ("data/raw", "research/deliver") for f in sorted((root/d).rglob("*")) if f.is_file()}
+            for d in ("data/raw", "research/deliver", "research/exports", "outs") for f in sorted((root/d).rglob("*")) if f.is_file()}
 
 
 def _no_temporaries(root):
@@ -34,14 +34,24 @@ def _tiny(root):
                                   "df = load(dataset)\nlog_metrics(rows=len(df))\natomic_write(artifacts_dir()/'head.csv', df.head().to_csv())"])
 
 
-def test_a_full_disk_at_each_write_of_deliver_and_acquire(project, tmp_path):
+def test_a_full_disk_at_each_write_of_every_command_that_writes(project, tmp_path):
+    "deliver, data acquire, predict, data archive, export and runs archive, each failed at each of its writes in turn"
     root, env = project
     _tiny(root)
     run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
     run("mlresearch", "deliver", "small", "--name", "before", env=env, check=0)
+    run("mlresearch", "deliver", "train", "--name", "model", "-p", "dataset=iris", "-p", "model=logreg", env=env, check=0)
     (tmp_path/"rows.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(30)))
+    from mlresearch.data import load
+    load("iris", root=root).drop(columns="target").head(40).to_csv(tmp_path/"iris.csv", index=False)
+    outs = root/"outs"
+    run("mlresearch", "predict", "model", tmp_path/"iris.csv", "-o", outs/"preds.csv", env=env, check=0)  # an earlier output of that name
     commands = [("deliver", ["deliver", "small", "--name", "full", "--auto-suffix"]),
-                ("acquire", ["data", "acquire", str(tmp_path/"rows.csv"), "--name", "rows", "--target", "y"])]
+                ("acquire", ["data", "acquire", str(tmp_path/"rows.csv"), "--name", "rows", "--target", "y"]),
+                ("predict", ["predict", "model", str(tmp_path/"iris.csv"), "-o", str(outs/"preds.csv")]),
+                ("data archive", ["data", "archive", "--to", str(outs/"data.tar.gz")]),
+                ("export", ["export", "model"]),
+                ("runs archive", ["runs", "archive", "before", "--to", str(outs/"runs.tar.gz")])]
     for what, args in commands:
         for n in range(1, 40):
             before = _state(root)
@@ -70,7 +80,7 @@ def _tmpfs(path, size):
 
 
 def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
-    "The project on a small tmpfs, filled to a few KB free: deliver and acquire fail in one line and leave it verifiable"
+    "The project on a 30 MB tmpfs filled to 12 and 36 KB free: each command that writes succeeds or fails in one line, and leaves it verifiable"
     src, env = project
     disk = tmp_path/"disk"
     _tmpfs(disk, "30m")
@@ -80,8 +90,14 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
         _tiny(root)
         env = {**env, "MLRESEARCH_ROOT": str(root)}
         run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
+        run("mlresearch", "deliver", "train", "--name", "model", "-p", "dataset=iris", "-p", "model=logreg", env=env, check=0)
+        run("mlresearch", "deliver", "small", "--name", "old", env=env, check=0)
         (tmp_path/"rows.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(3000)))
-        for free_kb in (12, 36, 100):
+        from mlresearch.data import load
+        pd_rows = load("iris", root=root).drop(columns="target")
+        (root/"outs").mkdir()
+        pd_rows.to_csv(root/"outs/iris.csv", index=False)
+        for free_kb in (12, 36):
             filler = disk/"filler"
             with open(filler, "wb", buffering=0) as f:  # fill the disk, then give back `free_kb`
                 try:
@@ -90,7 +106,12 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
             os.truncate(filler, max(0, filler.stat().st_size - free_kb * 1024))
             before = _state(root)
             for args in (["deliver", "small", "--name", f"full-{free_kb}"],
-                         ["data", "acquire", str(tmp_path/"rows.csv"), "--name", f"rows-{free_kb}", "--target", "y"]):
+                         ["data", "acquire", str(tmp_path/"rows.csv"), "--name", f"rows-{free_kb}", "--target", "y"],
+                         ["predict", "model", str(root/"outs/iris.csv"), "-o", str(root/f"outs/preds-{free_kb}.csv")],
+                         ["data", "archive", "--to", str(root/f"outs/data-{free_kb}.tar.gz")],
+                         ["export", "model", "-o", str(root/f"research/exports/model-{free_kb}")],
+                         ["runs", "archive", "old", "--to", str(root/f"outs/runs-{free_kb}.tar.gz")]):
+                if args[:2] == ["runs", "archive"] and not list((root/"research/deliver").glob("*_old")): continue  # archived at a level before
                 res = subprocess.run([str(BIN/"mlresearch"), *args], env=env, capture_output=True, text=True)
                 print(f"{free_kb} KB free: {args[0]} {args[1]} exit {res.returncode}: {(res.stderr.strip().splitlines() or [''])[-1][:160]}")
                 assert res.returncode == 0 or (res.returncode == 1 and "Traceback" not in res.stderr and
@@ -101,7 +122,9 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
             verify = subprocess.run([str(BIN/"mlresearch"), "runs", "verify"], env=env, capture_output=True, text=True)
             assert "unfinished" not in verify.stdout, verify.stdout
             kept = lambda s: {k: v for k, v in s.items() if not k.endswith("manifest.json")}  # a command that succeeded adds to the manifest
-            assert {k: v for k, v in kept(_state(root)).items() if k in before} == kept(before)
+            archived = lambda s: {k: v for k, v in s.items() if "_old/" not in k}  # `runs archive` moves its run out once it succeeds
+            assert {k: v for k, v in kept(_state(root)).items() if k in before} == archived(kept(before)) or \
+                   {k: v for k, v in kept(_state(root)).items() if k in before} == kept(before)
     finally: subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
