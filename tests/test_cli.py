@@ -170,3 +170,29 @@ def test_eda_command_writes_notebook_with_figures(project):
     mlr(env, "eda", "wine", check=0)
     assert len(list((root/"research"/"develop").glob("*_tester_eda-wine*.ipynb"))) == 2
     one_error_line(mlr(env, "eda", "wine", "-p", "epochs=3"), "unknown parameter 'epochs'")
+
+
+def test_two_acquires_of_one_name_at_once_make_two_versions_with_their_own_hashes(project):
+    "A URL that answers two different tables, fetched by two acquires started together: versions 1 and 2, each with the hash of its own bytes"
+    import subprocess
+    from conftest import BIN
+    root, env = project
+    bodies = [b"x,y\n" + b"".join(b"%d,%s\n" % (i, b"ab"[(i + k) % 2:][:1]) for i in range(200)) for k in range(2)]
+    served = []
+    class Alternating(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = bodies[len(served) % 2]; served.append(body)
+            self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+        def log_message(self, *a): pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Alternating)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/pts.csv"
+        procs = [subprocess.Popen([str(BIN/"mlresearch"), "data", "acquire", url, "--name", "pts", "--target", "y"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        assert [p.wait(120) for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    finally: srv.shutdown(); srv.server_close()
+    entries = [e for e in json.loads((root/"data/raw/manifest.json").read_text())["datasets"] if e["name"] == "pts"]
+    assert sorted(e["version"] for e in entries) == [1, 2]
+    assert {e["source_sha256"] for e in entries} == {hashlib.sha256(b).hexdigest() for b in bodies}
+    run("mlresearch", "data", "verify", env=env, check=0)  # each raw file matches the sha256 its entry records
