@@ -13,6 +13,7 @@ import nbformat
 import pandas as pd
 
 from .config import get_paths, lower_is_better
+from .files import atomic_path, atomic_write
 from .record import PROVENANCE, read_json, run_folders, verify_run
 from .compare import SEED, SETTINGS, plot_compare, seed_groups
 from .runs import read_run, runs_index, select_runs
@@ -96,7 +97,7 @@ def run_page(
 # %% ../nbs/23_site.ipynb #a18s0010
 def _savefig(fig, path:Path):
     import matplotlib.pyplot as plt
-    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})  # no version stamp: the same figure gives the same bytes
+    with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})  # no version stamp: the same figure, the same bytes
     plt.close(fig)
 
 # %% ../nbs/23_site.ipynb #a18s0010-2
@@ -182,13 +183,13 @@ def write_results(
         df = runs_index(root)
         (tmp/"runs").mkdir()
         checks = {f.name: verify_run(f) for f in run_folders(root)}  # every run hashed once, for the runs page and its own page
-        (tmp/"index.qmd").write_text(runs_page(df, tmp, checks), encoding="utf-8")
-        for f in run_folders(root): (tmp/"runs"/f"{f.name}.ipynb").write_text(nbformat.writes(run_page(f, checks[f.name])) + "\n", encoding="utf-8")
+        atomic_write(tmp/"index.qmd", runs_page(df, tmp, checks))
+        for f in run_folders(root): atomic_write(tmp/"runs"/f"{f.name}.ipynb", nbformat.writes(run_page(f, checks[f.name])) + "\n")
         sweeps = sorted(get_paths(root).sweeps.glob("*.json"))
         if sweeps: (tmp/"sweeps").mkdir()
         for f in sweeps:
             rec = read_sweep(f)
-            (tmp/"sweeps"/f"{rec['name']}.qmd").write_text(sweep_page(rec, df, tmp), encoding="utf-8")
+            atomic_write(tmp/"sweeps"/f"{rec['name']}.qmd", sweep_page(rec, df, tmp))
         shutil.rmtree(site/RESULTS, ignore_errors=True)
         os.rename(tmp, site/RESULTS)
     except BaseException:

@@ -166,3 +166,31 @@ def test_an_archive_of_data_that_does_not_verify_is_refused_unless_forced(projec
     (raw/"manifest.json").chmod(0o644); (raw/"manifest.json").write_bytes(saved[:40])
     res = mlresearch_here("data", "archive", "--to", tmp_path/"b.tar.gz", env=env)
     assert res.returncode == 1 and f"first: the data manifest {raw/'manifest.json'} is not valid JSON" in res.stderr, res.stderr
+
+
+def test_a_full_disk_at_each_write_of_the_sites_results(project, tmp_path):
+    "`docs` writes the Results pages and figures (the rest of the site is nbdev's and the renderer's, built in a staging folder): each write failed in turn"
+    import mlresearch.files as files
+    from mlresearch.files import DiskFull
+    from mlresearch.site import write_results
+    root, env = project
+    _tiny(root)
+    run("mlresearch", "data", "acquire", "sklearn:iris", env=env, check=0)
+    run("mlresearch", "sweep", "small", "--name", "sw", "-p", "dataset=iris,iris", env=env, check=0)  # two points, one configuration
+    site = tmp_path/"_proc"; site.mkdir()
+    write_results(site, root)
+    before = {str(f): f.read_bytes() for f in site.rglob("*") if f.is_file()}
+    run("mlresearch", "deliver", "small", "--name", "later", env=env, check=0)  # a new run: the next build has more to write
+    for n in range(1, 60):
+        files._writes[0] = 0
+        os.environ[FAULT_ENV] = str(n)
+        try: write_results(site, root); done = True
+        except DiskFull as e: done = False; assert str(e).startswith("the disk is full: "), e
+        finally: del os.environ[FAULT_ENV]
+        now = {str(f): f.read_bytes() for f in site.rglob("*") if f.is_file()}
+        assert [f for f in now if f.endswith(".tmp")] == [] and [d for d in site.iterdir() if d.name.startswith(".")] == []
+        if done: break
+        assert now == before, n  # the previous Results section, byte for byte
+    else: pytest.fail("the Results section was never written")
+    assert n > 3 and len(now) > len(before)
+    print(f"the Results section: failed at each of its first {n - 1} writes, then written")
