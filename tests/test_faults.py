@@ -125,6 +125,24 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
             archived = lambda s: {k: v for k, v in s.items() if "_old/" not in k}  # `runs archive` moves its run out once it succeeds
             assert {k: v for k, v in kept(_state(root)).items() if k in before} == archived(kept(before)) or \
                    {k: v for k, v in kept(_state(root)).items() if k in before} == kept(before)
+        # docs, in a copy of this repository on the same disk: a full disk is one line, and _docs is never half-replaced
+        from conftest import REPO
+        work = disk/"repo"
+        shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(".venv", ".git", "_proc", "_docs", "data", "research", "__pycache__", ".*cache"))
+        shutil.copytree(REPO/"research/templates", work/"research/templates")
+        (work/"_docs").mkdir(); (work/"_docs/index.html").write_text("the site as it was")
+        filler = disk/"filler"
+        with open(filler, "wb", buffering=0) as f:
+            try:
+                while True: f.write(b"\0" * (1 << 16))
+            except OSError: pass
+        os.truncate(filler, max(0, filler.stat().st_size - 12 * 1024))
+        res = subprocess.run([str(BIN/"mlresearch"), "docs"], env={k: v for k, v in env.items() if k != "MLRESEARCH_ROOT"}, cwd=work, capture_output=True, text=True)
+        filler.unlink()
+        print(f"12 KB free: docs exit {res.returncode}: {(res.stderr.strip().splitlines() or [''])[-1][:160]}")
+        assert res.returncode == 1 and res.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in res.stderr, res.stderr[-2000:]
+        assert "the disk is full" in res.stderr.strip().splitlines()[-1], res.stderr[-500:]
+        assert (work/"_docs/index.html").read_text() == "the site as it was" and [f for f in work.rglob("*.tmp")] == []
     finally: subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
