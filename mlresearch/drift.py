@@ -18,7 +18,7 @@ from .batch import check_chunk, read_chunks
 from .command import Commands, ModelOpt, RunArg
 from .config import MLResearchError
 from .files import atomic_path, atomic_write
-from .eda import new_figure
+from .eda import new_figure, themed
 from .modelfile import COLUMN_RULES, REFERENCE_FILE, column_kinds, load_run_model
 
 # %% auto #0
@@ -154,6 +154,7 @@ def drift_report(
     return DriftReport(t, len(reference), len(current), correction)
 
 # %% ../nbs/26_drift.ipynb #a16d0017
+@themed
 def plot_drift(
     report:DriftReport,      # what `drift_report` found
     reference:pd.DataFrame,  # the reference rows
