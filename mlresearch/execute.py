@@ -197,7 +197,8 @@ def _keep_failed(tmp:Path, output:Path, err:dict, notebook:str|Path)->NotebookEr
     import nbformat
     failed = _keep_partial(tmp, output)
     if failed.exists() and "cell" not in err and (cell := unfinished_cell(nbformat.read(failed, as_version=4))):
-        err = {**cell, **err, "cell": cell["cell"]}
+        # a cell's own exception (sys.exit(0), say) is the cause even when the kernel then died of it, as it may under load
+        err = {**err, **cell} if cell["type"] != "CellNotRun" else {**cell, **err, "cell": cell["cell"]}
     return NotebookError(f"{Path(notebook).name} failed: {describe_failure(err)}; see {failed}", err)
 
 # %% ../nbs/16_execute.ipynb #e5a1c006-3
