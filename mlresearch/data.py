@@ -19,7 +19,7 @@ import typer
 
 from .command import Commands
 from .config import MLResearchError, Paths, RecordError, check_slug, get_paths, is_slug, read_record, slugify
-from .files import DISK_FULL, atomic_write, copy_hashed, current_run, disk_full, note_run, sha256_file, shown_path
+from .files import atomic_write, copy_hashed, current_run, disk_full_as_error, note_run, sha256_file, shown_path
 from .runtime import get_logger
 from .sources import SKLEARN_SETS, DataError, download, parse_spec, read_sklearn, read_table, table_format
 
@@ -133,12 +133,10 @@ def _publish(df:pd.DataFrame, dest:Path):
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     try:
-        df.to_parquet(tmp, index=False)
-        os.link(tmp, dest)  # unlike a rename, a link refuses to replace an existing file
+        with disk_full_as_error(dest):
+            df.to_parquet(tmp, index=False)
+            os.link(tmp, dest)  # unlike a rename, a link refuses to replace an existing file
     except FileExistsError: raise DataError(f"{dest} already exists but is not in the manifest; move it out of data/raw") from None
-    except OSError as e:
-        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
-        raise
     finally: os.unlink(tmp)
     os.chmod(dest, 0o444)
 

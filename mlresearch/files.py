@@ -14,8 +14,8 @@ from .config import MLResearchError
 
 # %% auto #0
 __all__ = ['DISK_FULL', 'FAULT_ENV', 'RUN_ENV', 'RUN_NOTES', 'RUN_PROGRESS', 'RESUME_FILE', 'DiskFull', 'disk_full',
-           'atomic_path', 'atomic_write', 'sha256_file', 'copy_hashed', 'shown_path', 'one_writer', 'current_run',
-           'note_run', 'progress_line', 'read_run_notes']
+           'disk_full_as_error', 'pid_alive', 'atomic_path', 'atomic_write', 'sha256_file', 'copy_hashed', 'shown_path',
+           'one_writer', 'current_run', 'note_run', 'progress_line', 'read_run_notes']
 
 # %% ../nbs/02_files.ipynb #ba5d1d34
 _umask_lock = threading.Lock()
@@ -45,6 +45,17 @@ def disk_full(
     folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
     return DiskFull(f"the disk is full: {path} could not be written ({shutil.disk_usage(folder).free:,} bytes free in {folder}); {fix}")
 
+# %% ../nbs/02_files.ipynb #ba5d1d34-1c2
+@contextlib.contextmanager
+def disk_full_as_error(
+    dest:str|Path,  # the file being written
+):
+    "Turn a full disk (ENOSPC, EDQUOT) inside the block into `DiskFull` naming `dest`; other errors pass as they are"
+    try: yield
+    except OSError as e:
+        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
+        raise
+
 # %% ../nbs/02_files.ipynb #ba5d1d34-1d
 _writes = [0]  # atomic writes this process made, for FAULT_ENV
 
@@ -56,7 +67,7 @@ def _injected_fault(tmp:str):
     if _writes[0] == int(at): raise OSError(errno.ENOSPC, "No space left on device (injected)", tmp)
 
 # %% ../nbs/02_files.ipynb #02f0d002
-def _pid_alive(pid)->bool:
+def pid_alive(pid)->bool:
     try: os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError, TypeError): return False
     except PermissionError: return True
@@ -68,7 +79,7 @@ def _remove_strays(dest:Path):
     prefix = f".{dest.name}."
     for f in dest.parent.glob(f"{glob_escape(prefix)}*.tmp"):
         pid = f.name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or _pid_alive(int(pid)): continue
+        if not pid.isdigit() or pid_alive(int(pid)): continue
         with contextlib.suppress(FileNotFoundError):
             size = f.stat().st_size; f.unlink()
             logging.getLogger("mlresearch").warning("removed %s, which process %s left when it died writing %s (%s bytes)", f.name, pid, dest.name, f"{size:,}")
@@ -82,19 +93,14 @@ def atomic_path(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_strays(dest)
-    try: fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
-    except OSError as e:
-        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
-        raise
+    with disk_full_as_error(dest): fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600 whatever the umask
     os.close(fd)
     try:
-        _injected_fault(tmp)  # as a disk that fills while this file is written: before any rename
-        yield Path(tmp)
-        os.replace(tmp, dest)
-    except OSError as e:
-        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
-        raise
+        with disk_full_as_error(dest):
+            _injected_fault(tmp)  # as a disk that fills while this file is written: before any rename
+            yield Path(tmp)
+            os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
 
@@ -129,12 +135,8 @@ def copy_hashed(
 )->tuple[Path, str]:
     "Copy `src` to `dest` in one pass, hashing the bytes as they are read: `(dest, their sha256)`, the hash of exactly the bytes copied"
     h = hashlib.sha256()
-    try:
-        with open(src, "rb") as fin, open(dest, "wb") as fout:
-            while b := fin.read(chunk): h.update(b); fout.write(b)
-    except OSError as e:
-        if e.errno in DISK_FULL: raise disk_full(e, dest) from None
-        raise
+    with disk_full_as_error(dest), open(src, "rb") as fin, open(dest, "wb") as fout:
+        while b := fin.read(chunk): h.update(b); fout.write(b)
     return Path(dest), h.hexdigest()
 
 # %% ../nbs/02_files.ipynb #02f0c001-2
@@ -153,14 +155,14 @@ def one_writer(
     lock = Path(lock); lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        read = lambda: (lambda b: json.loads(b) if b.strip() else {})(os.pread(fd, 4096, 0) or b"{}")
+        read = lambda: json.loads(os.pread(fd, 4096, 0).strip() or b"{}")  # the holder's PID, command and start; {} once released
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             h = read()
             raise MLResearchError(f"{what} is being written by PID {h.get('pid')} ({h.get('command')}, since {h.get('started')}); "
                                   "wait for it to end, or stop it") from None
         prev = read()
-        if prev.get("pid") and not _pid_alive(prev["pid"]):
+        if prev.get("pid") and not pid_alive(prev["pid"]):
             logging.getLogger("mlresearch").warning("took over %s from PID %s (%s, since %s), which died", what, prev["pid"], prev.get("command"), prev.get("started"))
         me = dict(pid=os.getpid(), command=" ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)),
                   started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))

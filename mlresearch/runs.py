@@ -15,7 +15,7 @@ import typer
 
 from .command import Commands, RunArg, TemplateOpt, command_line, friendly
 from .config import ConfigError, MLResearchError, get_paths, load_toml, lower_is_better
-from .files import RESUME_FILE, RUN_NOTES, RUN_PROGRESS, sha256_file
+from .files import RESUME_FILE, RUN_NOTES, RUN_PROGRESS, pid_alive, sha256_file
 from .deliver import RunError
 from .execute import describe_failure, resolve_parameters, template_parameters, unique_path
 from .record import (GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, read_checksums, read_json, read_params,
@@ -29,19 +29,13 @@ __all__ = ['INDEX_COLUMNS', 'WALL_CLOCK', 'runs_app', 'read_run', 'runs_index', 
 # %% ../nbs/19_runs.ipynb #694b93f0
 INDEX_COLUMNS = ["run", "date", "name", "template", "status", "sweep", "figures", "started", "duration_s", "commit", "error", "path"]
 
-def _pid_alive(pid:int)->bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
 # %% ../nbs/19_runs.ipynb #694b93f0-2
 def read_run(folder:str|Path)->dict:
     "One run as a flat record (a row of the index)"
     folder = Path(folder)
     prov = read_json(folder/PROVENANCE) or dict(status="broken")
     status = prov.get("status")
-    if status == "running" and prov.get("host") == platform.node() and not _pid_alive(prov.get("pid", -1)): status = "died"
+    if status == "running" and prov.get("host") == platform.node() and not pid_alive(prov.get("pid", -1)): status = "died"
     try: params = load_toml(folder/PARAMS)
     except (OSError, MLResearchError): params = {}
     metrics = read_json(folder/METRICS) or {}
