@@ -68,6 +68,7 @@ def _injected_fault(tmp:str):
 
 # %% ../nbs/02_files.ipynb #02f0d002
 def pid_alive(pid)->bool:
+    "Whether process `pid` exists; one we may not signal (another user's) counts as alive"
     try: os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError, TypeError): return False
     except PermissionError: return True
