@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import typer
 
-from .command import AllowCodeChangeOpt, Commands, ModelOpt, RunArg
+from .command import AllowCodeChangeOpt, Commands, MetricOpt, ModelOpt, RunArg
 from .config import MLResearchError
 from .files import atomic_path, atomic_write, sha256_file
 from .runtime import get_logger
 from .modelfile import COLUMN_RULES, column_kinds, load_run_model, model_checksums
-from .record import package_versions
+from .record import chosen_run, package_versions
 
 # %% auto #0
 __all__ = ['log', 'FORMATS', 'commands', 'file_format', 'read_chunks', 'check_chunk', 'predict_file', 'sidecar', 'labelled',
@@ -206,8 +206,9 @@ def predict_cmd(
     chunk_rows:int=typer.Option(50_000, "--chunk-rows", help="Rows read, scored and written at a time"),
     model:ModelOpt=None,
     allow_code_change:AllowCodeChangeOpt=False,
+    metric:MetricOpt=None,
 ):
     "Score INPUT with RUN's model into --output, with a record of the run, the model and the input beside it"
     output = output or default_output(input)
-    rec = predict_file(run, input, output, chunk_rows=chunk_rows, model=model, allow_code_change=allow_code_change)
+    rec = predict_file(chosen_run(run, metric), input, output, chunk_rows=chunk_rows, model=model, allow_code_change=allow_code_change)
     typer.echo(f"{rec['rows']} rows scored by {rec['run']} -> {output} (record: {sidecar(output)})")

@@ -19,8 +19,8 @@ from .config import MLResearchError, first_line
 from .files import DISK_FULL, disk_full
 
 # %% auto #0
-__all__ = ['RunArg', 'ModelOpt', 'ParamOpt', 'ConfigOpt', 'TimeoutOpt', 'TemplateOpt', 'AllowCodeChangeOpt', 'friendly',
-           'flags_as_flags', 'FlagsCommand', 'FlagsGroup', 'Commands', 'command_line', 'metrics_line']
+__all__ = ['RunArg', 'ModelOpt', 'ParamOpt', 'ConfigOpt', 'TimeoutOpt', 'TemplateOpt', 'AllowCodeChangeOpt', 'MetricOpt',
+           'friendly', 'flags_as_flags', 'FlagsCommand', 'FlagsGroup', 'Commands', 'command_line', 'metrics_line']
 
 # %% ../nbs/03_command.ipynb #01a00014-u
 def _unexpected(e:Exception):
@@ -73,13 +73,14 @@ class Commands(typer.Typer):
         return lambda f: register(friendly(f))
 
 # %% ../nbs/03_command.ipynb #01a00009
-RunArg = Annotated[str, typer.Argument(help="A deliver run: its name (the newest run of that name), folder name or path", show_default=False)]
+RunArg = Annotated[str, typer.Argument(help="A deliver run: its name (the newest run of that name), folder name or path, or sweep:NAME (the sweep's best point by its validation metric)", show_default=False)]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="The model folder in the run's artifacts, where it saved several")]
 ParamOpt = Annotated[Optional[list[str]], typer.Option("-p", "--param", help="Parameter as key=value (repeatable), over the TOML file")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("-f", "--config", help="TOML file of parameters (e.g. another run's params.toml)")]
 TimeoutOpt = Annotated[Optional[int], typer.Option("--timeout", help="Seconds a cell may run (at least 1; no limit when left out)")]
 TemplateOpt = Annotated[Optional[str], typer.Option("--template", help="Only runs of this template")]
 AllowCodeChangeOpt = Annotated[bool, typer.Option("--allow-code-change", help="Use the model although its code changed since the run trained it (recorded in what this writes)")]
+MetricOpt = Annotated[Optional[str], typer.Option("--metric", help="With sweep:NAME, the validation metric that picks its point (default: val_accuracy or val_rmse)")]
 
 # %% ../nbs/03_command.ipynb #01a00012
 def command_line()->str:

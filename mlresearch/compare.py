@@ -15,21 +15,45 @@ import pandas as pd
 import typer
 
 from .command import Commands, TemplateOpt
-from .config import ConfigError
+from .config import ConfigError, lower_is_better
 from .eda import class_palette, new_figure, themed
 from .execute import develop_path
 from .files import atomic_path
 from .runs import format_table, metric_column, runs_index, select_runs
 
 # %% auto #0
-__all__ = ['SEED', 'SETTINGS', 'runs_commands', 'config_columns', 'series_names', 't_interval', 'seed_groups', 'plot_compare',
-           'runs_compare']
+__all__ = ['SEED', 'SETTINGS', 'MAIN_METRICS', 'runs_commands', 'main_metric', 'selection_metric', 'config_columns',
+           'series_names', 't_interval', 'seed_groups', 'paired_test', 'select_config', 'compare_configs', 'verdict',
+           'against_best', 'plot_compare', 'runs_compare']
 
 # %% ../nbs/20_compare.ipynb #c20a0006
 SEED = "seed"
 SETTINGS = ("device", "threads", "n_jobs")  # where and how fast a run computes, not what it computes
 
 def _pcol(by:str)->str: return by if by.startswith("param.") else f"param.{by}"
+
+# %% ../nbs/20_compare.ipynb #c20s0002
+MAIN_METRICS = ("accuracy", "rmse", "r2", "macro_f1", "mae", "log_loss")  # the metric a comparison shows: the first a run has
+
+def main_metric(df:pd.DataFrame)->str|None:
+    "The metric that compares runs of `df` (an index or part of one): the first of `MAIN_METRICS` any run has"
+    return next((m for m in MAIN_METRICS if f"metric.{m}" in df.columns and df[f"metric.{m}"].notna().any()), None)
+
+# %% ../nbs/20_compare.ipynb #c20s0003
+def selection_metric(
+    df:pd.DataFrame,        # the runs chosen among
+    metric:str|None=None,   # the metric to choose by; the main metric's validation figure when `None`
+)->str:
+    "The metric that chooses among the runs of `df`: a validation figure, never a test one"
+    has = lambda m: f"metric.{m}" in df.columns and df[f"metric.{m}"].notna().any()
+    if metric is not None:
+        m = metric.removeprefix("metric.")
+        if has(f"val_{m}"): raise ConfigError(f"{m!r} is measured on the test split, which never chooses; choose by val_{m}")
+        if not has(m): metric_column(df, m)  # the error names the metrics there are
+        return m
+    main = main_metric(df)
+    if main and has(f"val_{main}"): return f"val_{main}"
+    raise ConfigError("these runs record no validation figure of " + (main or "a known metric") + "; name the metric to choose by (--metric)")
 
 # %% ../nbs/20_compare.ipynb #c20a0006-2
 def config_columns(
@@ -93,6 +117,106 @@ def seed_groups(
                      "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
 
+# %% ../nbs/20_compare.ipynb #c20p0002
+def paired_test(
+    a,                  # the metric of configuration A, one value per shared seed
+    b,                  # the metric of B, in the same order of seeds
+    level:float=0.95,   # the confidence level; distinguishable when p < 1 - level
+)->dict:
+    "B - A over pairs: the mean difference, its `level` t-interval and a two-sided paired t-test"
+    from scipy import stats
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 1: raise ConfigError(f"a paired test needs one value of A and of B per seed, not {a.shape} and {b.shape}")
+    if len(a) < 2: raise ConfigError(f"a paired test needs at least 2 shared seeds, not {len(a)}; run both configurations with more seeds (sweep --seeds N)")
+    d = b - a
+    lo, hi = t_interval(d, level)
+    if np.ptp(d) == 0: t, p = (math.copysign(math.inf, d[0]), 0.0) if d[0] else (math.nan, 1.0)
+    else: t, p = (float(x) for x in stats.ttest_rel(b, a))
+    return dict(pairs=len(d), mean_a=float(a.mean()), mean_b=float(b.mean()), diff=float(d.mean()), ci_low=lo, ci_high=hi, t=t, p=p,
+                level=level, distinguishable=bool(p < 1 - level))
+
+# %% ../nbs/20_compare.ipynb #c20p0005
+def _matches(v, want:str)->bool:
+    "Whether a run's parameter value is the one a selector writes: by its text, or as a number (1e-3 is 0.001)"
+    if _value(v) == want or str(v) == want: return True
+    try: return float(v) == float(want)
+    except (TypeError, ValueError): return False
+
+# %% ../nbs/20_compare.ipynb #c20p0005-2
+def select_config(
+    df:pd.DataFrame,   # the run index
+    selector:str,      # `key=value`, several joined by commas
+    metric:str,        # the metric the runs must have
+)->pd.DataFrame:
+    "The succeeded runs of the one configuration `selector` names that have `metric`, one per seed (the newest)"
+    col, d = metric_column(df, metric), df
+    items = [s.strip() for s in selector.split(",") if s.strip()]
+    if not items or any("=" not in s for s in items): raise ConfigError(f"{selector!r} names no configuration; write key=value, several joined by commas: lr=0.01,model=mlp")
+    for k, v in (s.split("=", 1) for s in items):
+        if _pcol(k.strip()) not in d.columns: raise ConfigError(f"{selector!r}: no run has a parameter {k.strip()!r}")
+        d = d[d[_pcol(k.strip())].map(lambda x, v=v.strip(): _matches(x, v))]
+    d = d[d["status"].eq("succeeded") & d[col].notna()]
+    if d.empty: raise ConfigError(f"no succeeded run with {selector} has a value for {col.removeprefix('metric.')}")
+    if (other := config_columns(d)) or d["template"].nunique() > 1:
+        what = other or ["template"]
+        raise ConfigError(f"{selector!r} matches runs of more than one configuration (they differ in {', '.join(c.removeprefix('param.') for c in what)}); "
+                          f"add those to it, e.g. {selector},{what[0].removeprefix('param.')}={_value(d[what[0]].iloc[0])}")
+    if "param.seed" not in d.columns: raise ConfigError(f"the runs of {selector!r} have no seed parameter to pair them on")
+    return d.drop_duplicates("param.seed", keep="last")
+
+# %% ../nbs/20_compare.ipynb #c20p0005-3
+def compare_configs(
+    df:pd.DataFrame,   # the run index
+    metric:str,        # the metric compared
+    a:str,             # configuration A, as `select_config` takes it
+    b:str,             # configuration B
+    level:float=0.95,  # the confidence level
+)->tuple[dict, pd.DataFrame]:
+    "The paired test of B against A over their shared seeds, and the pairs (seed, A's run and value, B's run and value)"
+    col = metric_column(df, metric)
+    A, B = select_config(df, a, col), select_config(df, b, col)
+    if set(A["run"]) == set(B["run"]): raise ConfigError(f"{a!r} and {b!r} name the same runs; name two different configurations")
+    pairs = A[["param.seed", "run", col]].merge(B[["param.seed", "run", col]], on="param.seed", suffixes=("_a", "_b")).sort_values("param.seed")
+    pairs = pairs.rename(columns={"param.seed": "seed", "run_a": "run_a", f"{col}_a": "a", "run_b": "run_b", f"{col}_b": "b"})
+    if len(pairs) < 2:
+        raise ConfigError(f"{a!r} and {b!r} share {len(pairs)} seed(s) (A: {', '.join(A['param.seed'].map(_value))}; B: {', '.join(B['param.seed'].map(_value))}); "
+                          "a paired test needs 2 or more: run both with the same seeds (sweep --seeds N)")
+    res = paired_test(pairs["a"], pairs["b"], level)
+    return dict(res, metric=col.removeprefix("metric."), a=a, b=b, unpaired=len(A) + len(B) - 2 * len(pairs)), pairs.reset_index(drop=True)
+
+# %% ../nbs/20_compare.ipynb #c20p0005-4
+def verdict(
+    res:dict,  # what `compare_configs` returned
+)->str:
+    "The paired comparison in one sentence: the difference, its interval, the test and whether it stands out from the seeds' noise"
+    m, lvl, p = res["metric"], res["level"], res["p"]
+    head = (f"{m}: ({res['b']}) - ({res['a']}) = {res['diff']:+.4g}, {lvl:.0%} CI {res['ci_low']:+.4g} to {res['ci_high']:+.4g}, "
+            f"over {res['pairs']} shared seeds; paired t-test t = {res['t']:.3g}, p = {p:.3g}")
+    if not res["distinguishable"]: return f"{head}: not distinguishable from the seeds' noise at the {1 - lvl:.0%} level"
+    better = (res["diff"] < 0) == lower_is_better(m)
+    return f"{head}: distinguishable at the {1 - lvl:.0%} level; {res['b'] if better else res['a']} is better"
+
+# %% ../nbs/20_compare.ipynb #c20p0009
+def against_best(
+    df:pd.DataFrame,   # the runs (a sweep's, say)
+    metric:str,        # the metric compared; a validation figure where a choice is made
+    level:float=0.95,  # the confidence level
+)->tuple[str, pd.DataFrame]:
+    "The best configuration by mean over seeds, and each other one's paired test against it: shared seeds, B - best, its interval, p, distinguishable"
+    col = metric_column(df, metric)
+    d = df[df["status"].eq("succeeded") & df[col].notna()]
+    if d.empty or "param.seed" not in d.columns: raise ConfigError(f"no succeeded run with a seed has a value for {col.removeprefix('metric.')}")
+    d = d.assign(series=series_names(d))
+    groups = seed_groups(d, col, level=level).sort_values("mean", ascending=lower_is_better(col), kind="stable")
+    best = groups["series"].iloc[0]
+    wide = d.drop_duplicates(["series", "param.seed"], keep="last").pivot(index="param.seed", columns="series", values=col)
+    rows = []
+    for s in groups["series"].iloc[1:]:
+        both = wide[[best, s]].dropna()
+        r = paired_test(both[best], both[s], level) if len(both) > 1 else dict(pairs=len(both), diff=math.nan, ci_low=math.nan, ci_high=math.nan, p=math.nan, distinguishable=False)
+        rows.append(dict(series=s, **{k: r[k] for k in ("pairs", "diff", "ci_low", "ci_high", "p", "distinguishable")}))
+    return best, pd.DataFrame(rows, columns=["series", "pairs", "diff", "ci_low", "ci_high", "p", "distinguishable"])
+
 # %% ../nbs/20_compare.ipynb #c20a0015
 @themed
 def _against(d:pd.DataFrame, col:str, by:str, level:float):
@@ -105,7 +229,7 @@ def _against(d:pd.DataFrame, col:str, by:str, level:float):
               legend="auto" if len(series) > 1 else False, ax=ax)
     if pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
         sns.lineplot(x=pcol, marker="o", err_style="bars", err_kws=dict(capsize=3), **kw)
-        if len(x) and (x > 0).all() and x.max() / x.min() > 10: ax.set_xscale("log")
+        if len(x) and (x > 0).all() and x.max() / x.min() >= 10: ax.set_xscale("log")  # a decade or more: lr=1e-3,1e-2 as well
     else:
         sns.pointplot(x=d[pcol].map(_value), order=sorted(d[pcol].map(_value).unique()), dodge=0.3 if len(series) > 1 else False, capsize=0.1, **kw)
     ax.set_xlabel(pcol.removeprefix("param."))
@@ -156,19 +280,29 @@ runs_commands = Commands()  # runs compare
 
 @runs_commands.command("compare")
 def runs_compare(
-    metric:str=typer.Argument(..., help="The metric to compare, e.g. accuracy or val_accuracy"),
+    metric:str=typer.Argument(..., help="The metric to compare, e.g. val_accuracy (what chooses) or accuracy (the test figure)"),
     by:Optional[str]=typer.Option(None, "--by", help="Plot against this parameter (a series per configuration) instead of per run"),
     template:TemplateOpt=None,
     sweep:Optional[str]=typer.Option(None, "--sweep", help="Only the runs of this sweep"),
-    level:float=typer.Option(0.95, "--level", min=0.5, max=0.999, help="Confidence level of the intervals over seeds"),
+    between:Optional[str]=typer.Option(None, "--between", help="Configuration A of a paired test over shared seeds, as key=value[,key=value]"),
+    and_:Optional[str]=typer.Option(None, "--and", help="Configuration B of the paired test (with --between)"),
+    level:float=typer.Option(0.95, "--level", min=0.5, max=0.999, help="Confidence level of the intervals over seeds and of the test"),
     out:Optional[Path]=typer.Option(None, "--out", help="PNG file (default: research/develop/DATE_USER_compare-METRIC.png)"),
 ):
-    "Print METRIC's mean, std and t-interval per configuration over its seeds, and save a figure of it across runs"
+    "Print METRIC's mean, std and t-interval per configuration over its seeds and save a figure; with --between A --and B, a paired test of B against A"
+    if (between is None) != (and_ is None): raise ConfigError("a paired test needs both configurations: --between A --and B")
     df = select_runs(runs_index(), template, sweep)
+    if between is not None:
+        res, pairs = compare_configs(df, metric, between, and_, level)
+        df = df[df["run"].isin([*pairs["run_a"], *pairs["run_b"]])]
     groups = seed_groups(df, metric, by, level)
     fig = plot_compare(df, metric, by, level)
     typer.echo(f"{metric.removeprefix('metric.')}: mean, std and {level:.0%} t-interval over the seeds of each configuration")
     typer.echo(format_table(groups.rename(columns={"ci_low": f"ci{level:.0%}_low".replace("%", ""), "ci_high": f"ci{level:.0%}_high".replace("%", "")})))
+    if between is not None:
+        typer.echo(f"pairs (A: {between}; B: {and_}):")
+        typer.echo(format_table(pairs.assign(diff=pairs["b"] - pairs["a"])))
+        typer.echo(verdict(res) + (f" ({res['unpaired']} run(s) without a partner seed left out)" if res["unpaired"] else ""))
     dest = out or develop_path(f"compare-{metric.removeprefix('metric.')}".replace("_", "-"), suffix=".png")
     with atomic_path(dest) as tmp: fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
     typer.echo(f"figure: {dest}")

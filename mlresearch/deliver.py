@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Optional
 
 import typer
 
-from .command import AllowCodeChangeOpt, Commands, ConfigOpt, ModelOpt, ParamOpt, TimeoutOpt, UsageError, command_line, metrics_line
+from .command import AllowCodeChangeOpt, Commands, ConfigOpt, MetricOpt, ModelOpt, ParamOpt, TimeoutOpt, UsageError, command_line, metrics_line
 from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths
 from .files import (DISK_FULL, RESUME_FILE, RUN_ENV, RUN_PROGRESS, DiskFull, atomic_path, atomic_write, current_run, disk_full,
                               read_run_notes, sha256_file)
@@ -20,7 +20,7 @@ from .runtime import get_logger
 from .execute import (NotebookError, figures_in, describe_failure, develop_path, error_record, execute_notebook,
                                 find_template, resolve_parameters, template_parameters, user_id)
 from .modelfile import load_run_model
-from .record import (ARTIFACTS, GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, installed_distributions,
+from .record import (ARTIFACTS, GIT_PATCH, METRICS, PARAMS, PROVENANCE, chosen_run, find_run, git_patch, git_state, installed_distributions,
                                make_read_only, read_params, read_provenance, rel_path, write_checksums, write_json)
 
 # %% auto #0
@@ -330,16 +330,17 @@ def deliver_cmd(
 # %% ../nbs/18_deliver.ipynb #13c00005
 @commands.command("evaluate")
 def evaluate_cmd(
-    run:str=typer.Argument(..., help="The deliver run whose model is evaluated: its name, folder name or path"),
+    run:str=typer.Argument(..., help="The deliver run whose model is evaluated: its name, folder name or path, or sweep:NAME (its best point)"),
     dataset:str=typer.Option(..., "--dataset", help="Labelled data: an acquired dataset's name, or a spec to acquire (CSV/Parquet path, URL, sklearn:NAME)"),
     target:Optional[str]=typer.Option(None, "--target", help="The target column (default: the one the model was trained on)"),
     model:ModelOpt=None,
     name:Optional[str]=typer.Option(None, "--name", help="The evaluation run's name (default: evaluate-RUN, suffixed when taken today)"),
     timeout:TimeoutOpt=None,
     allow_code_change:AllowCodeChangeOpt=False,
+    metric:MetricOpt=None,
 ):
     "Evaluate RUN's model on labelled data as a deliver run of the evaluate template"
-    m = load_run_model(run, model=model, allow_code_change=allow_code_change)  # refused here, before a run folder exists
+    m = load_run_model(chosen_run(run, metric), model=model, allow_code_change=allow_code_change)  # refused here, before a run folder exists
     new = _deliver_or_exit("evaluate", name or f"evaluate-{m.run.name.split('_', 1)[-1]}", auto_suffix=name is None, timeout=timeout,
                            overrides=dict(run=m.run.name, dataset=dataset, target=target or "", model=model or "", allow_code_change=allow_code_change))
     typer.echo(f"succeeded: {metrics_line(json.loads((new/METRICS).read_text()))}")

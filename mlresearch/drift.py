@@ -15,7 +15,8 @@ import pandas as pd
 import typer
 
 from .batch import check_chunk, read_chunks
-from .command import Commands, ModelOpt, RunArg
+from .command import Commands, MetricOpt, ModelOpt, RunArg
+from .record import chosen_run
 from .config import MLResearchError
 from .files import atomic_path, atomic_write
 from .eda import new_figure, themed
@@ -303,10 +304,12 @@ def drift_cmd(
     max_rows:int=typer.Option(100_000, "--max-rows", help="Compare a uniform sample of at most this many rows of DATA"),
     show:int=typer.Option(20, "--show", help="Features listed (most drifted first)"),
     fail_on:str=typer.Option("alert", "--fail-on", help="When to exit 2: " + "; ".join(f"{k}: {v}" for k, v in FAIL_RULES.items())),
+    metric:MetricOpt=None,
 ):
     "Check DATA for drift against RUN's training rows; exit 2 when the dataset drifted or a drifted feature's PSI is at alert level (--fail-on)"
     from mlresearch.runs import format_table
     if fail_on not in FAIL_RULES: raise MLResearchError(f"--fail-on takes {', '.join(FAIL_RULES)}, not {fail_on!r}")
+    run = chosen_run(run, metric)
     rep, summary, ref, cur = file_drift(run, data, model=model, max_rows=max_rows)
     if rep is None:
         typer.echo(summary, err=True); return

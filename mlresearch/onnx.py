@@ -13,13 +13,13 @@ from typing import Optional
 import numpy as np
 import typer
 
-from .command import AllowCodeChangeOpt, Commands, ModelOpt, RunArg
+from .command import AllowCodeChangeOpt, Commands, MetricOpt, ModelOpt, RunArg
 from .config import MLResearchError, first_line, get_paths
 from .runtime import get_logger
 from .files import atomic_write, sha256_file
 from .modelfile import load_run_model, model_checksums
 from .preprocessing import ImageTransform
-from .record import package_versions
+from .record import chosen_run, package_versions
 
 # %% auto #0
 __all__ = ['log', 'FORMATS', 'ONNX_ATOL', 'ONNX_RTOL', 'EXTRA', 'commands', 'describe_preprocessing', 'onnx_inputs', 'check_onnx',
@@ -204,9 +204,10 @@ def export_cmd(
     output:Optional[Path]=typer.Option(None, "--output", "-o", help="The export folder (default: research/exports/RUN/); never replaced"),
     model:ModelOpt=None,
     allow_code_change:AllowCodeChangeOpt=False,
+    metric:MetricOpt=None,
 ):
     "Export RUN's model (ONNX) for serving stacks that are not Python"
-    out = export_run(run, format, output, model=model, allow_code_change=allow_code_change)
+    out = export_run(chosen_run(run, metric), format, output, model=model, allow_code_change=allow_code_change)
     check = json.loads((out/"export.json").read_text())["check"]
     typer.echo(f"exported: {out/'model.onnx'} ({check['rows']} rows checked against the model: largest difference {check['max_abs_diff']:.2g}, "
                f"tolerance {check['atol']:g})")

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/record.html.md"""
 
 # %% ../nbs/13_record.ipynb #09a00003
 from __future__ import annotations
-import importlib.metadata, json, os, subprocess, tempfile
+import importlib, importlib.metadata, json, os, re, subprocess, tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -14,10 +14,10 @@ from .config import MLResearchError, get_paths, read_record
 from .files import atomic_write, sha256_file
 
 # %% auto #0
-__all__ = ['METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'RUN_FIX', 'PACKAGES', 'GIT_PATCH', 'write_json',
-           'read_json', 'read_provenance', 'read_params', 'write_checksums', 'read_checksums', 'make_read_only',
-           'verify_run', 'run_folders', 'find_run', 'package_versions', 'installed_distributions', 'git_state',
-           'git_patch', 'rel_path']
+__all__ = ['METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'RUN_FIX', 'RUN_CHOOSERS', 'PACKAGES', 'GIT_PATCH',
+           'write_json', 'read_json', 'read_provenance', 'read_params', 'write_checksums', 'read_checksums',
+           'make_read_only', 'verify_run', 'run_folders', 'find_run', 'chosen_run', 'package_versions',
+           'installed_distributions', 'git_state', 'git_patch', 'rel_path']
 
 # %% ../nbs/13_record.ipynb #09a00006
 METRICS = "metrics.json"       # what the template logged with `log_metrics`
@@ -90,18 +90,45 @@ def run_folders(root=None)->list[Path]:
     return sorted(f for f in d.iterdir() if f.is_dir() and not f.name.startswith(".")) if d.exists() else []
 
 # %% ../nbs/13_record.ipynb #09a00023
+RUN_CHOOSERS:dict = {"sweep": "mlresearch.sweeps:choose_sweep"}  # prefix -> function(rest, root) -> run folder, or "module:function" for one imported when first used
+
+def _chooser(prefix:str):
+    "The function that resolves a run written `PREFIX:...`"
+    f = RUN_CHOOSERS[prefix]
+    if isinstance(f, str):
+        mod, name = f.split(":")
+        f = getattr(importlib.import_module(mod), name)
+    return f
+
 def find_run(
-    run:str|Path,  # a path, a folder name in research/deliver, or a run's name
+    run:str|Path,  # a path, a folder name in research/deliver, a run's name, or `PREFIX:...` for a chooser in `RUN_CHOOSERS`
     root=None,     # project root
 )->Path:
-    "A deliver run folder: a path, a folder name in research/deliver, or a run name (the newest run of that name)"
+    "A deliver run folder: a path, a folder name in research/deliver, a run name (the newest run of that name), or a choice such as `sweep:NAME`"
     p = Path(run)
     if (p/PROVENANCE).is_file(): return p
+    prefix, sep, rest = str(run).partition(":")
+    if sep and prefix in RUN_CHOOSERS: return _chooser(prefix)(rest, root)
     d = get_paths(root).deliver
     if (d/str(run)/PROVENANCE).is_file(): return d/str(run)
     named = [f for f in run_folders(root) if f.name.split("_", 1)[-1] == str(run)]
     if named: return max(named, key=lambda f: f.name)
+    if sep and re.fullmatch(r"[a-z]+", prefix): raise MLResearchError(f"{str(run)!r}: no way to choose a run by {prefix!r}; known: {', '.join(f'{k}:NAME' for k in RUN_CHOOSERS) or 'none'}")
     raise MLResearchError(f"no deliver run {str(run)!r} in {d}; `mlresearch runs` lists them")
+
+# %% ../nbs/13_record.ipynb #09a00023-2
+def chosen_run(
+    run:str,              # a run as a verb takes it
+    metric:str|None=None, # the metric a chooser picks by (`--metric`)
+    root=None,            # project root
+)->str:
+    "`run` itself, or for a choice such as `sweep:NAME` the folder it resolves to, once (so that every server worker uses the same run)"
+    prefix, sep, rest = str(run).partition(":")
+    if not (sep and prefix in RUN_CHOOSERS):
+        if metric: raise MLResearchError(f"--metric picks a run within a sweep: give the run as sweep:NAME, not {str(run)!r}")
+        return run
+    if metric and ":" in rest: raise MLResearchError(f"{run!r} names its metric already; leave out --metric {metric}")
+    return str(find_run(f"{prefix}:{rest}:{metric}" if metric else run, root))
 
 # %% ../nbs/13_record.ipynb #09a00026
 PACKAGES = ("mlresearch", "numpy", "pandas", "pyarrow", "scikit-learn", "torch", "safetensors", "skops", "matplotlib", "seaborn",

@@ -12,24 +12,24 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from .config import get_paths, lower_is_better
+from .config import ConfigError, get_paths, lower_is_better
 from .files import atomic_path, atomic_write
 from .record import PROVENANCE, read_json, run_folders, verify_run
-from .compare import SEED, SETTINGS, plot_compare, seed_groups
+from .compare import SEED, SETTINGS, against_best, main_metric, plot_compare, seed_groups, selection_metric
 from .runs import read_run, runs_index, select_runs
 from .sweeps import read_sweep
 
 # %% auto #0
-__all__ = ['RESULTS', 'MAIN_METRICS', 'main_metric', 'status_mark', 'run_summary', 'run_page', 'runs_page', 'sweep_page',
-           'write_results', 'results_sidebar']
+__all__ = ['RESULTS', 'status_mark', 'run_summary', 'run_page', 'runs_page', 'sweep_page', 'write_results', 'results_sidebar']
 
 # %% ../nbs/23_site.ipynb #a18s0006
 RESULTS = "results"  # the site folder of the generated pages
-MAIN_METRICS = ("accuracy", "r2", "macro_f1", "rmse", "mae", "log_loss")  # the metric a comparison shows: the first a run has
 
-def main_metric(df:pd.DataFrame)->str|None:
-    "The metric that compares runs of `df` (an index or part of one): the first of `MAIN_METRICS` any run has"
-    return next((m for m in MAIN_METRICS if f"metric.{m}" in df.columns and df[f"metric.{m}"].notna().any()), None)
+def _metrics(df:pd.DataFrame)->tuple[str|None, str|None]:
+    "What the runs of `df` are compared on: the validation figure that chooses (None where they record none) and the main test metric"
+    try: chooser = selection_metric(df)
+    except ConfigError: chooser = None
+    return chooser, main_metric(df)
 
 # %% ../nbs/23_site.ipynb #a18s0006-2
 def _cell(s)->str: return str(s).replace("|", "\\|").replace("\n", " ")
@@ -110,18 +110,19 @@ def runs_page(
     lines = ["---", "title: Results", "description: Every deliver run, newest first, with a comparison of the runs of each template", "---", ""]
     if df.empty: return "\n".join(lines + ["No deliver run yet: `make run` delivers the main job's runs."]) + "\n"
     df = df.sort_values(["started", "run"], ascending=False, na_position="last", kind="stable")
-    metric = {t: main_metric(g) for t, g in df.groupby("template")}
+    metric = {t: _metrics(g) for t, g in df.groupby("template")}
+    show = lambda r, m: f"{m} {r.get(f'metric.{m}'):.4f}" if m and r.get(f"metric.{m}") is not None and r.get(f"metric.{m}") == r.get(f"metric.{m}") else "-"
     rows = []
     for _, r in df.iterrows():
-        m = metric.get(r["template"])
-        v = r.get(f"metric.{m}") if m else None
-        rows.append((f"[{r['run']}](runs/{r['run']}.ipynb)", r["template"], status_mark(r["status"]),
-                     f"{m} {v:.4f}" if m and v is not None and v == v else "-", "yes" if not (checks[r["run"]] if checks else verify_run(r["path"])) else "**no**", r["started"] or "-"))
+        chooser, test = metric.get(r["template"], (None, None))
+        rows.append((f"[{r['run']}](runs/{r['run']}.ipynb)", r["template"], status_mark(r["status"]), show(r, chooser), show(r, test),
+                     "yes" if not (checks[r["run"]] if checks else verify_run(r["path"])) else "**no**", r["started"] or "-"))
     lines += [f"{len(df)} runs: {', '.join(f'{n} {s}' for s, n in df['status'].value_counts().sort_index().items())}.", "",
-              _table(rows, ("run", "template", "status", "main metric", "verifies", "started")), "", "## Comparisons", ""]
+              "Runs are compared and chosen on their validation figures; the test figure beside it is reported, never used to choose.", "",
+              _table(rows, ("run", "template", "status", "validation", "test", "verifies", "started")), "", "## Comparisons", ""]
     (out/"figures").mkdir(parents=True, exist_ok=True)
     for tpl in sorted(metric):
-        m = metric[tpl]
+        m = metric[tpl][0] or metric[tpl][1]
         if m is None: lines += [f"### {tpl}", "", "No metric to compare these runs on.", ""]; continue
         f = f"figures/template-{tpl}-{m}.png"
         _savefig(plot_compare(select_runs(df, tpl), m), out/f)
@@ -138,21 +139,24 @@ def sweep_page(
     "A sweep's page (Markdown, for `out/sweeps/`): its points and, per swept parameter, the main metric against it, drawn into `out/figures`"
     name = rec["name"]
     runs = df[df["sweep"] == name] if "sweep" in df else df.iloc[:0]
-    m = main_metric(runs)
+    chooser, test = _metrics(runs)
+    m = chooser or test
+    shown = [x for x in dict.fromkeys((chooser, test)) if x]
     lines = ["---", f"title: {json.dumps('Sweep ' + name)}", f"description: {json.dumps(str(len(rec['points'])) + ' points of template ' + Path(rec['template']).stem)}", "---", ""]
-    head = ("point", "run", "status", *rec["grid"], *([m] if m else []))
+    head = ("point", "run", "status", *rec["grid"], *shown)
     by_run = {r["run"]: r for _, r in runs.iterrows()}
     rows = []
     for p in rec["points"]:
         last = p["runs"][-1] if p["runs"] else {}
         r = by_run.get(last.get("run"), {})
-        v = r.get(f"metric.{m}") if m else None
+        vals = [r.get(f"metric.{x}") for x in shown]
         rows.append((p["number"], f"[{last['run']}](../runs/{last['run']}.ipynb)" if last.get("run") in by_run else "-",
                      status_mark((r.get("status") or last.get("status")) if last else None),
-                     *(p["values"].get(k, "-") for k in rec["grid"]), *([f"{v:.4f}" if v is not None and v == v else "-"] if m else [])))
+                     *(p["values"].get(k, "-") for k in rec["grid"]), *(f"{v:.4f}" if v is not None and v == v else "-" for v in vals)))
     lines += [f"Template `{rec['template']}`, grid: " + "; ".join(f"`{k}` = {', '.join(map(str, v))}" for k, v in rec["grid"].items()), "",
               _table(rows, head), ""]
     if m and runs[f"metric.{m}"].notna().any():
+        if chooser: lines += [f"Points are compared and chosen on {chooser}, the validation figure; {test or 'the test figure'} is reported beside it, never used to choose.", ""]
         (out/"figures").mkdir(parents=True, exist_ok=True)
         compared = [k for k in rec["grid"] if k not in (SEED, *SETTINGS) and len(rec["grid"][k]) > 1]
         for k in compared:
@@ -165,10 +169,22 @@ def sweep_page(
             _savefig(plot_compare(runs, m), out/f)
             lines += [f"![{m} per {'configuration, mean and 95% t-interval over seeds' if groups['runs'].max() > 1 else 'run'}](../{f})", ""]
         if groups["runs"].max() > 1:
-            ci = lambda r: "-" if r["ci_low"] != r["ci_low"] else f"{r['ci_low']:.4f} to {r['ci_high']:.4f}"
-            lines += ["## Over seeds", "", f"{m} of each configuration over its seeds (95% t-interval: the mean plus and minus Student's t for n - 1 degrees of freedom times the standard error).", "",
-                      _table([(r["series"], r["runs"], r["seeds"], f"{r['mean']:.4f}", "-" if r["std"] != r["std"] else f"{r['std']:.4f}", ci(r)) for _, r in groups.iterrows()],
-                             ("configuration", "runs", "seeds", "mean", "std", "95% CI")), ""]
+            ci = lambda lo, hi, fmt="{:.4f}": "-" if lo != lo else f"{fmt.format(lo)} to {fmt.format(hi)}"
+            tests = {x: seed_groups(runs, x).set_index("series")["mean"] for x in shown[1:]}
+            lines += ["## Over seeds", "", f"{m} of each configuration over its seeds (95% t-interval: the mean plus and minus Student's t for n - 1 degrees of freedom times the standard error)"
+                      + (f", with the mean {', '.join(tests)} beside it." if tests else "."), "",
+                      _table([(r["series"], r["runs"], r["seeds"], f"{r['mean']:.4f}", "-" if r["std"] != r["std"] else f"{r['std']:.4f}", ci(r["ci_low"], r["ci_high"]),
+                               *(f"{s.get(r['series'], float('nan')):.4f}" for s in tests.values())) for _, r in groups.iterrows()],
+                             ("configuration", "runs", "seeds", "mean", "std", "95% CI", *(f"mean {x}" for x in tests))), ""]
+            if len(groups) > 1:
+                best, vs = against_best(runs, m)
+                yes = lambda r: "-" if r["p"] != r["p"] else "**yes**" if r["distinguishable"] else "no"
+                lines += ["## Against the best", "", f"The best configuration by mean {m} over its seeds is **{best}**. Each other one is paired with it seed by seed "
+                          "(the same seed: the same split and initialisation); the difference is the other one's minus the best's, with its 95% t-interval and a "
+                          "two-sided paired t-test (`mlresearch runs compare --between ... --and ...` gives the same for any two).", "",
+                          _table([(r["series"], r["pairs"], "-" if r["diff"] != r["diff"] else f"{r['diff']:+.4f}", ci(r["ci_low"], r["ci_high"], "{:+.4f}"),
+                                   "-" if r["p"] != r["p"] else f"{r['p']:.3g}", yes(r)) for _, r in vs.iterrows()],
+                                 ("configuration", "shared seeds", "difference", "95% CI", "p", "distinguishable at 5%")), ""]
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/23_site.ipynb #a18s0012

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/sweeps.html.md"""
 
 # %% ../nbs/22_sweeps.ipynb #c3a10003
 from __future__ import annotations
-import datetime as dt, itertools, json, os, signal
+import datetime as dt, itertools, json, logging, os, re, signal
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -14,17 +14,18 @@ import pandas as pd
 import typer
 
 from .command import Commands, command_line, metrics_line
-from .config import ConfigError, MLResearchError, RecordError, check_slug, get_paths, read_record, split_override
+from .compare import seed_groups, selection_metric, series_names
+from .config import ConfigError, MLResearchError, RecordError, check_slug, get_paths, lower_is_better, read_record, split_override
 from .deliver import THREAD_VARS
 from .execute import find_template, resolve_parameters, template_parameters
-from .files import atomic_write, one_writer
+from .files import atomic_write, note_run, one_writer
 from .record import rel_path, METRICS
-from .runs import read_run, format_table
+from .runs import read_run, format_table, runs_index
 from .workers import STOP, run_dask, run_local
 
 # %% auto #0
-__all__ = ['POINT_KEYS', 'commands', 'parse_grid', 'grid_points', 'sweep_file', 'read_sweep', 'point_status', 'plan_sweep',
-           'SweepStopped', 'sweep_summary', 'sweep', 'sweep_cmd']
+__all__ = ['POINT_KEYS', 'commands', 'parse_grid', 'grid_points', 'with_seeds', 'sweep_file', 'read_sweep', 'point_status',
+           'plan_sweep', 'SweepStopped', 'sweep_summary', 'sweep', 'sweep_winner', 'choose_sweep', 'sweep_cmd']
 
 # %% ../nbs/22_sweeps.ipynb #7eb64d09
 def _split_values(text:str)->list[str]:
@@ -39,6 +40,15 @@ def _split_values(text:str)->list[str]:
         cur += ch
     return [*out, cur.strip()]
 
+# %% ../nbs/22_sweeps.ipynb #7eb64d09-1
+def _expand(value:str, item:str)->list[str]:
+    "`A..B` as every integer from A to B; any other value as itself"
+    m = re.fullmatch(r"(-?\d+)\.\.(-?\d+)", value)
+    if not m: return [value]
+    lo, hi = int(m[1]), int(m[2])
+    if hi < lo: raise ConfigError(f"sweep parameter {item!r}: the range {value} is empty; write the smaller end first ({hi}..{lo})")
+    return [str(i) for i in range(lo, hi + 1)]
+
 # %% ../nbs/22_sweeps.ipynb #7eb64d09-2
 def parse_grid(items:Iterable[str])->dict[str, list[str]]:
     "`key=v1,v2` items as {key: [values]}"
@@ -47,7 +57,7 @@ def parse_grid(items:Iterable[str])->dict[str, list[str]]:
         if "=" not in item: raise ConfigError(f"sweep parameter {item!r} must look like key=value1,value2")
         k, v = split_override(item)
         if k in grid: raise ConfigError(f"sweep parameter {k!r} is given twice; list all its values once: {k}=a,b")
-        vals = _split_values(v)
+        vals = [x for s in _split_values(v) for x in _expand(s, item)]
         if "" in vals: raise ConfigError(f"sweep parameter {item!r} has an empty value")
         grid[k] = vals
     return grid
@@ -56,6 +66,17 @@ def parse_grid(items:Iterable[str])->dict[str, list[str]]:
 def grid_points(grid:dict[str, list[str]])->list[dict[str, str]]:
     "Every combination, the last key varying fastest"
     return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+# %% ../nbs/22_sweeps.ipynb #7eb64d09-4
+def with_seeds(
+    grid:dict[str, list[str]],  # {key: [values]}, as from `parse_grid`
+    seeds:int|None,             # run each point with seeds 0 .. seeds - 1; `None`: the grid as it is
+)->dict[str, list[str]]:
+    "The grid with `seed` as its last axis, so that every configuration runs once per seed"
+    if seeds is None: return grid
+    if seeds < 1: raise ConfigError(f"--seeds must be at least 1, not {seeds}")
+    if "seed" in grid: raise ConfigError("give the seeds once: either --seeds N or -p seed=0..N-1, not both")
+    return {**grid, "seed": [str(i) for i in range(seeds)]}
 
 # %% ../nbs/22_sweeps.ipynb #c3a10006
 def _key(params:dict)->str: return json.dumps(params, sort_keys=True, default=str)
@@ -236,6 +257,45 @@ def sweep(
                                128 + sig.value) from None
         return sweep_summary(rec, root)
 
+# %% ../nbs/22_sweeps.ipynb #c3w00002
+def sweep_winner(
+    name:str,              # the sweep
+    metric:str|None=None,  # the validation metric to choose by; the task's main one when `None`
+    root=None,             # project root
+)->dict:
+    "The best point of sweep `name` by its mean `metric` over seeds, and its best seed's run: run, path, configuration, metric, mean, runs, value"
+    f = sweep_file(name, root)
+    if not f.exists(): raise MLResearchError(f"no sweep {name!r} in {f.parent}; `ls {f.parent}` lists the sweeps")
+    latest = {p["runs"][-1]["run"] for p in read_sweep(f)["points"] if p["runs"]}
+    df = runs_index(root)
+    df = df[df["run"].isin(latest) & df["status"].eq("succeeded")] if len(df) else df
+    if df.empty: raise MLResearchError(f"sweep {name!r} has no succeeded run to choose from; run it (the same command continues it)")
+    m = selection_metric(df, metric)
+    col = f"metric.{m}"
+    df = df[df[col].notna()]
+    tie = "val_loss" if m != "val_loss" and "metric.val_loss" in df.columns and df["metric.val_loss"].notna().all() else None  # breaks a tie (accuracy on a few rows)
+    groups = seed_groups(df, m)
+    if tie: groups = groups.merge(seed_groups(df, tie)[["series", "mean"]].rename(columns={"mean": "tie"}), on="series")
+    up = [lower_is_better(m), *([True] if tie else [])]  # the tie-breaker is a loss: lower is better
+    best = groups.sort_values(["mean", *(["tie"] if tie else [])], ascending=up, kind="stable").iloc[0]
+    runs = df[series_names(df) == best["series"]].sort_values([col, *([f"metric.{tie}"] if tie else [])], ascending=up, kind="stable")
+    run = runs.iloc[0]
+    return dict(run=run["run"], path=run["path"], configuration=best["series"], metric=m, mean=float(best["mean"]), runs=int(best["runs"]),
+                value=float(run[col]))
+
+# %% ../nbs/22_sweeps.ipynb #c3w00003
+def choose_sweep(
+    spec:str,  # what follows `sweep:`: NAME or NAME:METRIC
+    root=None, # project root
+)->Path:
+    "The run `sweep:NAME[:METRIC]` stands for, said in the log and the current run's provenance notes"
+    name, _, metric = spec.partition(":")
+    w = sweep_winner(name, metric or None, root)
+    logging.getLogger("mlresearch").info("sweep:%s is run %s: %s, the best mean %s over its %d seed run(s) (%.4g); this run's %.4g",
+                                         spec, w["run"], w["configuration"], w["metric"], w["runs"], w["mean"], w["value"])
+    note_run("choice", spec=f"sweep:{spec}", **{k: w[k] for k in ("run", "configuration", "metric", "mean", "runs", "value")})
+    return Path(w["path"])
+
 # %% ../nbs/22_sweeps.ipynb #15c00002
 commands = Commands()  # the verbs of this notebook: sweep
 
@@ -251,7 +311,8 @@ def _sweep_line(k:int, res:dict, deliver_dir:Path)->str:
 def sweep_cmd(
     template:str=typer.Argument(..., help="A template in research/templates or a notebook path"),
     name:str=typer.Option(..., "--name", help="Sweep name: runs are NAME-001, NAME-002, ...; the same name again continues the sweep"),
-    param:list[str]=typer.Option([], "-p", "--param", help="An axis as key=v1,v2,... (repeatable); a single value fixes it"),
+    param:list[str]=typer.Option([], "-p", "--param", help="An axis as key=v1,v2,... or key=A..B, every integer from A to B (repeatable); a single value fixes it"),
+    seeds:Optional[int]=typer.Option(None, "--seeds", help="Run every point with seeds 0..N-1 (the seed draws the split, the initial weights and the batches)"),
     config:Optional[Path]=typer.Option(None, "-f", "--config", help="TOML file of parameters shared by every run"),
     jobs:int=typer.Option(2, "--jobs", "-j", help="Runs at a time (Dask: LocalCluster workers)"),
     threads:Optional[int]=typer.Option(None, "--threads", help="CPU threads per run, at least 1 (default: cores // jobs)"),
@@ -273,13 +334,18 @@ def sweep_cmd(
         typer.echo(_sweep_line(len(seen), res, deliver_dir))
     def table(summary):
         typer.echo(format_table(summary.drop(columns=["error", "path"]).rename(columns=lambda c: c.split(".", 1)[-1])))
-    try: summary = sweep(template, name, parse_grid(param), config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast,
+    grid = with_seeds(parse_grid(param), seeds)
+    try: summary = sweep(template, name, grid, config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast,
                          extend=extend, command=command_line(), on_plan=planned, on_done=done, quiet=quiet)
     except SweepStopped as e:
         table(e.summary)
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
     table(summary)
+    try: w = sweep_winner(name)
+    except MLResearchError: w = None  # nothing succeeded, or a template that records no validation figure: nothing to choose by
+    if w: typer.echo(f"best by mean {w['metric']} over seeds: {w['configuration']} ({w['mean']:.4f}, {w['runs']} run(s)); its best run {w['run']} "
+                     f"is sweep:{name} for serve, predict, evaluate and export")
     failed = summary[summary["status"] != "succeeded"]
     if len(failed): raise MLResearchError(f"{len(failed)} of {len(summary)} point(s) did not succeed: {', '.join(failed['run'])}; "
                                           "run the same command again to retry them")

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 import typer
 
-from ..command import AllowCodeChangeOpt, Commands, ModelOpt, RunArg
+from ..command import AllowCodeChangeOpt, Commands, MetricOpt, ModelOpt, RunArg
 from ..config import ConfigError, environ
 from ..modelfile import load_run_model
-from ..record import package_versions
+from ..record import chosen_run, package_versions
 from ..runtime import get_logger, setup_logging
 from .codec import Problem, TimedHttpProtocol, read_body
 from .service import Instrument, ModelService, ServeConfig
@@ -338,8 +338,9 @@ def serve_cmd(
     drift_window:int=typer.Option(1000, "--drift-window", help="Recent rows GET /monitoring/drift compares with the training rows (per worker; 0: off)"),
     access_log:bool=typer.Option(False, "--access-log", help="Log every request"),
     allow_code_change:AllowCodeChangeOpt=False,
+    metric:MetricOpt=None,
 ):
     "Serve RUN's model: a REST API with the KServe V2 protocol, metadata, drift and Prometheus metrics"
-    serve(run, ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model, drift_window=drift_window,
+    serve(chosen_run(run, metric), ServeConfig(max_body_mb=max_body_mb, max_rows=max_rows, timeout_s=timeout, name=name, model=model, drift_window=drift_window,
                            allow_code_change=allow_code_change),
           host=host, port=port, workers=workers, access_log=access_log)
