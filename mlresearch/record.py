@@ -100,6 +100,8 @@ def _chooser(prefix:str):
         f = getattr(importlib.import_module(mod), name)
     return f
 
+
+# %% ../nbs/13_record.ipynb #09a00023-f
 def find_run(
     run:str|Path,  # a path, a folder name in research/deliver, a run's name, or `PREFIX:...` for a chooser in `RUN_CHOOSERS`
     root=None,     # project root

@@ -8,24 +8,22 @@ Docs: https://mlresearch.github.io/mlresearch/sweeps.html.md"""
 from __future__ import annotations
 import datetime as dt, itertools, json, logging, os, re, signal
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 import pandas as pd
-import typer
 
-from .command import Commands, command_line, metrics_line
 from .compare import seed_groups, selection_metric, series_names
 from .config import ConfigError, MLResearchError, RecordError, check_slug, get_paths, lower_is_better, read_record, split_override
 from .deliver import THREAD_VARS
 from .execute import find_template, resolve_parameters, template_parameters
 from .files import atomic_write, note_run, one_writer
-from .record import rel_path, METRICS
-from .runs import read_run, format_table, runs_index
+from .record import rel_path
+from .runs import read_run, runs_index
 from .workers import STOP, run_dask, run_local
 
 # %% auto #0
-__all__ = ['POINT_KEYS', 'commands', 'parse_grid', 'grid_points', 'with_seeds', 'sweep_file', 'read_sweep', 'point_status',
-           'plan_sweep', 'SweepStopped', 'sweep_summary', 'sweep', 'sweep_winner', 'choose_sweep', 'sweep_cmd']
+__all__ = ['POINT_KEYS', 'parse_grid', 'grid_points', 'with_seeds', 'sweep_file', 'read_sweep', 'point_status', 'plan_sweep',
+           'SweepStopped', 'sweep_summary', 'sweep', 'sweep_winner', 'choose_sweep']
 
 # %% ../nbs/22_sweeps.ipynb #7eb64d09
 def _split_values(text:str)->list[str]:
@@ -130,18 +128,21 @@ def plan_sweep(
     config:str|Path|None=None,  # a TOML file of parameters shared by every point
     root=None,                  # project root
     extend:bool=False,          # allow points the recorded sweep does not have
+    points:list|None=None,      # the points themselves ({key: value}), as a search draws them; `grid` then holds the values they take
+    search:dict|None=None,      # how they were drawn (recorded; `search.search_points`): a search continues with more trials, never another space
 )->dict:
-    "The sweep's record: read and checked against this grid when it exists, else new"
+    "The sweep's record: read and checked against this grid (or these points) when it exists, else new"
     paths, tpl = get_paths(root), find_template(template, root)
     defaults = template_parameters(tpl)
-    points = [dict(values=pt, params=resolve_parameters(defaults, config, pt)) for pt in grid_points(grid)]  # a bad key or value fails here
+    points = [dict(values=pt, params=resolve_parameters(defaults, config, pt)) for pt in (grid_points(grid) if points is None else points)]  # a bad key or value fails here
     f = sweep_file(name, root)
     if not f.exists():
         taken = [n for i in range(1, len(points) + 1) if (paths.deliver/f"{dt.date.today():%Y-%m-%d}_{(n := _run_name(name, i))}").exists()]
         if taken: raise MLResearchError(f"runs named {', '.join(taken[:3])} exist today and belong to no sweep {name!r}: choose another --name")
         return dict(format=1, name=name, template=rel_path(tpl, paths.root), config=str(config) if config else None, grid=grid,
-                    created=_now(), updated=None, points=[dict(number=i, **p, runs=[]) for i, p in enumerate(points, 1)])
+                    **({"search": search} if search else {}), created=_now(), updated=None, points=[dict(number=i, **p, runs=[]) for i, p in enumerate(points, 1)])
     rec = read_sweep(f)
+    extend = extend or _more_trials(rec, search, name)
     if rec["template"] != rel_path(tpl, paths.root):
         raise ConfigError(f"sweep {name!r} ran template {rec['template']}, not {rel_path(tpl, paths.root)}; choose another --name")
     want, have = {_key(p["params"]) for p in points}, {_key(p["params"]) for p in rec["points"]}
@@ -153,7 +154,20 @@ def plan_sweep(
         raise ConfigError(f"this grid adds {len(new)} point(s) to sweep {name!r} ({_describe(new)}); add --extend to run them, or choose another --name")
     rec["points"] += [dict(number=len(rec["points"]) + i, **p, runs=[]) for i, p in enumerate(new, 1)]
     rec["grid"] = grid
+    if search: rec["search"] = search
     return rec
+
+# %% ../nbs/22_sweeps.ipynb #c3a10006-8
+def _more_trials(rec:dict, search:dict|None, name:str)->bool:
+    "Whether `search` continues the recorded one with more trials (the same space, seed and seeds); refuses any other change of search"
+    was = rec.get("search")
+    if not was and not search: return False
+    same = lambda a, b: {k: v for k, v in (a or {}).items() if k != "trials"} == {k: v for k, v in (b or {}).items() if k != "trials"}
+    if not (was and search and same(was, search)):
+        said = lambda s: f"a {s['kind']} search of {', '.join(f'{k}={v}' for k, v in s['space'].items())} (seed {s['seed']})" if s else "a grid"
+        raise ConfigError(f"sweep {name!r} is {said(was)}, not {said(search)}; give the same to continue it, or choose another --name")
+    if search["trials"] < was["trials"]: raise ConfigError(f"sweep {name!r} ran {was['trials']} trials; give --trials {was['trials']} or more to continue it")
+    return True
 
 # %% ../nbs/22_sweeps.ipynb #c3a10014
 class SweepStopped(MLResearchError):
@@ -231,6 +245,8 @@ def sweep(
     retries:int=0,                # run a failed point again up to this many times
     fail_fast:bool=False,         # launch nothing new once a point has failed for good
     extend:bool=False,            # allow points the recorded sweep does not have
+    points:list|None=None,        # the points themselves, as a search draws them (`grid` then holds the values they take)
+    search:dict|None=None,        # how they were drawn, recorded in the sweep's record
     command:str="mlresearch sweep", # the command line each run records
     on_plan:Callable[[dict, list], None]|None=None, # called with the sweep's record and the points to run, before any runs
     on_done:Callable[[int, dict], None]|None=None, # called with (point number, outcome) as each run ends
@@ -240,7 +256,7 @@ def sweep(
     _check_settings(jobs, threads, retries)
     paths, f = get_paths(root), sweep_file(name, root)
     with one_writer(f.with_name(f".{f.stem}.lock"), f"sweep {name!r}"):  # a second sweep of this name is refused, naming this one
-        rec = plan_sweep(template, name, grid, config, root, extend)
+        rec = plan_sweep(template, name, grid, config, root, extend, points, search)
         todo = [p for p in rec["points"] if not _succeeded(p, root)]
         if on_plan: on_plan(rec, todo)
         env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
@@ -295,57 +311,3 @@ def choose_sweep(
                                          spec, w["run"], w["configuration"], w["metric"], w["runs"], w["mean"], w["value"])
     note_run("choice", spec=f"sweep:{spec}", **{k: w[k] for k in ("run", "configuration", "metric", "mean", "runs", "value")})
     return Path(w["path"])
-
-# %% ../nbs/22_sweeps.ipynb #15c00002
-commands = Commands()  # the verbs of this notebook: sweep
-
-# %% ../nbs/22_sweeps.ipynb #15c00003
-def _sweep_line(k:int, res:dict, deliver_dir:Path)->str:
-    "A progress line: the run, its status, its metrics or its error"
-    if res["status"] != "succeeded": return f"[{k}] {res['run'] or '-'} {res['status']}: {res['error']}"
-    metrics = json.loads((deliver_dir/res["run"]/METRICS).read_text())
-    return f"[{k}] {res['run']} succeeded {metrics_line(metrics)}"
-
-# %% ../nbs/22_sweeps.ipynb #15c00004
-@commands.command("sweep")
-def sweep_cmd(
-    template:str=typer.Argument(..., help="A template in research/templates or a notebook path"),
-    name:str=typer.Option(..., "--name", help="Sweep name: runs are NAME-001, NAME-002, ...; the same name again continues the sweep"),
-    param:list[str]=typer.Option([], "-p", "--param", help="An axis as key=v1,v2,... or key=A..B, every integer from A to B (repeatable); a single value fixes it"),
-    seeds:Optional[int]=typer.Option(None, "--seeds", help="Run every point with seeds 0..N-1 (the seed draws the split, the initial weights and the batches)"),
-    config:Optional[Path]=typer.Option(None, "-f", "--config", help="TOML file of parameters shared by every run"),
-    jobs:int=typer.Option(2, "--jobs", "-j", help="Runs at a time (Dask: LocalCluster workers)"),
-    threads:Optional[int]=typer.Option(None, "--threads", help="CPU threads per run, at least 1 (default: cores // jobs)"),
-    dask:bool=typer.Option(False, "--dask", help="Run on a Dask LocalCluster of --jobs workers"),
-    scheduler:Optional[str]=typer.Option(None, "--dask-scheduler", help="Run on the Dask cluster at tcp://HOST:PORT (shared filesystem)"),
-    retries:int=typer.Option(0, "--retries", help="Run a failed point again up to N more times"),
-    fail_fast:bool=typer.Option(False, "--fail-fast", help="Launch no new run once a point has failed for good"),
-    extend:bool=typer.Option(False, "--extend", help="Let this grid add points to a recorded sweep"),
-    quiet:bool=typer.Option(False, "--quiet", "-q", help="Do not relay the runs' progress lines (one per epoch, prefixed with the run's name)"),
-):
-    "Deliver a grid of runs in parallel; run it again to continue it (succeeded points are skipped)"
-    where = f"Dask scheduler {scheduler}" if scheduler else f"a Dask LocalCluster of {jobs} worker{'s' if jobs > 1 else ''}" if dask else f"{jobs} local process{'es' if jobs > 1 else ''}"
-    def planned(rec, todo):
-        n = len(rec["points"])
-        typer.echo(f"sweep {name}: {n} point(s), {n - len(todo)} succeeded earlier, {len(todo)} to run on {where}")
-    deliver_dir, seen = get_paths().deliver, []
-    def done(i, res):
-        seen.append(i)
-        typer.echo(_sweep_line(len(seen), res, deliver_dir))
-    def table(summary):
-        typer.echo(format_table(summary.drop(columns=["error", "path"]).rename(columns=lambda c: c.split(".", 1)[-1])))
-    grid = with_seeds(parse_grid(param), seeds)
-    try: summary = sweep(template, name, grid, config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast,
-                         extend=extend, command=command_line(), on_plan=planned, on_done=done, quiet=quiet)
-    except SweepStopped as e:
-        table(e.summary)
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
-    table(summary)
-    try: w = sweep_winner(name)
-    except MLResearchError: w = None  # nothing succeeded, or a template that records no validation figure: nothing to choose by
-    if w: typer.echo(f"best by mean {w['metric']} over seeds: {w['configuration']} ({w['mean']:.4f}, {w['runs']} run(s)); its best run {w['run']} "
-                     f"is sweep:{name} for serve, predict, evaluate and export")
-    failed = summary[summary["status"] != "succeeded"]
-    if len(failed): raise MLResearchError(f"{len(failed)} of {len(summary)} point(s) did not succeed: {', '.join(failed['run'])}; "
-                                          "run the same command again to retry them")

@@ -177,7 +177,7 @@ def test_the_site_as_a_fresh_clone_builds_it_renders_and_reads_in_chromium(digit
     renderer = "(Quarto)" if shutil.which("quarto") else "(a preview by smalldocs"
     assert res.stdout.startswith(f"site {renderer}") and res.stdout.strip().endswith(str(work/"_docs/index.html")), res.stdout
     proc = work/"_proc"
-    for f in ("_quarto.yml", "nbdev.yml", "sidebar.yml", "00_config.ipynb", "23_site.ipynb", "index.ipynb"):
+    for f in ("_quarto.yml", "nbdev.yml", "sidebar.yml", "00_config.ipynb", "24_site.ipynb", "index.ipynb"):
         assert (proc/f).exists(), f
     results = proc/"results"
     deliver = sorted(p.name for p in (work/"research/deliver").iterdir())

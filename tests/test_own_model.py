@@ -153,7 +153,7 @@ def test_a_changed_model_class_is_refused_unless_allowed(own, delivered, tmp_pat
 def test_the_notebook_passes_nbdev_test_and_check(own):
     root, env, nb = own
     # the new notebook, and lessons that list the registered models
-    run("nbdev-test", "--n-workers", "2", "--file-re", rf"^({nb.stem}|09_models|34_cli)\.ipynb$", env=env, cwd=root, check=0)
+    run("nbdev-test", "--n-workers", "2", "--file-re", rf"^({nb.stem}|09_models|35_cli)\.ipynb$", env=env, cwd=root, check=0)
     res = run("mlresearch", "check", env=env, cwd=root)
     assert res.returncode == 0, res.stdout + res.stderr
 
