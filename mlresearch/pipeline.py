@@ -23,14 +23,14 @@ from .files import RESUME_FILE, atomic_path, current_run, note_run
 from .metrics import best_epoch, classification_metrics, regression_metrics
 from .modelfile import load_run_model, reference_sample, save_model
 from .models import build_model, code_identity, model_parameters, model_spec, registered
-from .preprocessing import Prepared, prepare
+from .preprocessing import Prepared, prepare, prepare_folds
 from .runtime import get_device, get_logger, seed_everything
 from .training import Trainer, TrainConfig
 from .weights import SklearnModel, TorchModel
 
 # %% auto #0
 __all__ = ['log', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'commands', 'fit', 'TrainResult', 'save_predictions', 'split_metrics',
-           'test_metrics', 'train_parameters', 'notebook_parameters', 'train', 'train_cmd']
+           'test_metrics', 'train_parameters', 'notebook_parameters', 'cross_validate', 'train', 'train_cmd']
 
 # %% ../nbs/17_pipeline.ipynb #3c59f5d9
 log = get_logger("pipeline")
@@ -46,6 +46,7 @@ TRAIN_DEFAULTS = dict(
     init="",              # PyTorch: start from the weights of this deliver run's model (same model and fields)
     test_size=0.2,        # share of rows for the test split
     val_size=0.1,         # share of rows for the validation split
+    cv=0,                 # folds of cross-validation on the non-test rows (0: off); the model kept is then refit on all of them
     n_jobs=1,             # processes for the random forests
 )  # the chosen PyTorch model's config fields join these (`models.model_parameters`)
 
@@ -118,11 +119,12 @@ class TrainResult:
     "What `train` produced"
     params: dict         # the resolved parameters
     metrics: dict        # test-split metrics
-    val_metrics: dict    # the same on the validation split (`val_*`), with the best epoch's for a PyTorch model; what selection uses
+    val_metrics: dict    # the same on the validation split (`val_*`), with the best epoch's for a PyTorch model; with `cv`, the means over the folds; what selection uses
     history: list        # per-epoch records (PyTorch models)
     prepared: Prepared   # the data as trained on
     model: object        # TorchModel or SklearnModel
     folder: Path|None    # the saved model folder
+    folds: list = dataclasses.field(default_factory=list)  # with `cv`: each fold's rows and metrics on the fold held out
 
     def test_scores(self)->np.ndarray: return self.model.scores(self.prepared.X["test"])
 
@@ -167,6 +169,7 @@ def train_parameters(
     over = overrides if isinstance(overrides, dict) else list(overrides)
     params = resolve_config(model_parameters(defaults, config, over), config, over)
     TrainConfig(**{k: params[k] for k in TRAINER_KEYS})  # refuse a bad setting before any data is read
+    if params["cv"] != 0 and params["cv"] < 2: raise ConfigError(f"cv={params['cv']}: give 0 (no cross-validation) or the number of folds, 2 or more")
     return params
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119-4-s1
@@ -194,6 +197,27 @@ def _best_epoch(history:list)->dict:
     kept = next(r for r in history if r["epoch"] == best_epoch(history))
     return {k: v for k, v in dict(val_loss=kept.get("val_loss"), best_epoch=kept["epoch"]).items() if v is not None}
 
+# %% ../nbs/17_pipeline.ipynb #0f37d119-5c
+def cross_validate(
+    folds:list[Prepared],  # as `preprocessing.prepare_folds` makes them
+    params:dict,           # the resolved parameters
+    root=None,             # project root
+)->list[dict]:
+    "Fit `params['model']` on each fold's training rows and score it on the fold held out: per fold its number, rows, metrics and (PyTorch) the epoch kept"
+    out = []
+    for f in folds:
+        with tempfile.TemporaryDirectory() as tmp: model, history = fit(f, params, Path(tmp), root=root, quiet=True)
+        rec = dict(fold=f.meta["fold"], rows=len(f.y["test"]), **test_metrics(model, f))
+        if history and (b := best_epoch(history)) is not None: rec["best_epoch"] = b
+        log.info("fold %d of %d: %s", rec["fold"], len(folds), ", ".join(f"{k} {v:.4g}" for k, v in rec.items() if k not in ("fold", "rows")))
+        out.append(rec)
+    return out
+
+# %% ../nbs/17_pipeline.ipynb #0f37d119-5d
+def _cv_summary(folds:list[dict])->dict:
+    "The folds' mean of each metric, as the validation figures (`val_*`) that selection uses"
+    return {f"val_{k}": float(np.mean([r[k] for r in folds])) for k in folds[0] if k not in ("fold", "rows", "best_epoch")}
+
 # %% ../nbs/17_pipeline.ipynb #0f37d119-6
 def train(
     params:dict|None=None,         # parameters over TRAIN_DEFAULTS (typed values or `key=value` strings)
@@ -209,20 +233,27 @@ def train(
     if torch_model: get_device(params["device"])
     entry = ensure_dataset(params["dataset"], target=params["target"] or None, root=root)
     images = torch_model and model_spec(params["model"]).layout == "image"
-    p = prepare(entry["name"], params["target"] or None, entry["version"], params["test_size"], params["val_size"], params["seed"],
-                images=images, root=root)
+    split = (entry["name"], params["target"] or None, entry["version"], params["test_size"], params["val_size"], params["seed"])
+    folds, refit = [], {}
+    if params["cv"]:  # k folds of the non-test rows score the model; the one kept is refit on all of them, for the folds' mean kept epoch
+        cv_data, p = prepare_folds(*split, k=params["cv"], images=images, root=root)
+        folds = cross_validate(cv_data, params, root)
+        if kept_epochs := [r["best_epoch"] for r in folds if "best_epoch" in r]: refit = dict(epochs=max(1, round(float(np.mean(kept_epochs)))), patience=0)
+    else: p = prepare(*split, images=images, root=root)
     params = {**params, "dataset": f"{entry['name']}@{entry['version']}", "target": p.meta["target"]}  # the version it used
     with tempfile.TemporaryDirectory() as tmp:
         kept = Path(train_dir) if train_dir is not None else Path(tmp)
-        model, history = fit(p, params, kept, resume=_resume_from(kept if train_dir is not None else None), root=root, quiet=quiet)
-    metrics, val = test_metrics(model, p), {f"val_{k}": v for k, v in split_metrics(model, p, "val").items()}
-    if history and val: val.update(_best_epoch(history))
+        model, history = fit(p, {**params, **refit}, kept, resume=_resume_from(kept if train_dir is not None else None), root=root, quiet=quiet)
+    metrics = test_metrics(model, p)
+    if folds: val = {**_cv_summary(folds), **({"refit_epochs": refit["epochs"]} if refit else {})}
+    else: val = {f"val_{k}": v for k, v in split_metrics(model, p, "val").items()}
+    if history and val and not folds: val.update(_best_epoch(history))
     log.info("%s on %s: %s", params["model"], entry["name"], metrics)
     if out:
         ref = reference_sample(load(entry["name"], entry["version"], root=root).iloc[p.rows["train"]], seed=params["seed"])
         folder = save_model(model, p, params, metrics, out, entry["columns"], ref)
     else: folder = None
-    return TrainResult(params, metrics, val, history, p, model, folder)
+    return TrainResult(params, metrics, val, history, p, model, folder, folds)
 
 # %% ../nbs/17_pipeline.ipynb #12c00002
 commands = Commands()  # the verbs of this notebook: train

@@ -20,7 +20,7 @@ from .data import find, infer_task, load
 
 # %% auto #0
 __all__ = ['log', 'split_indices', 'TabularTransform', 'ImageTransform', 'transform_from_dict', 'encode_labels',
-           'check_learnable', 'Prepared', 'prepare']
+           'check_learnable', 'Prepared', 'prepare', 'cv_splits', 'prepare_folds']
 
 # %% ../nbs/07_preprocessing.ipynb #02aab437
 log = get_logger("preprocessing")
@@ -271,3 +271,55 @@ def prepare(
     _note_cache(npz, entry)
     log.info("processed %s v%d -> %s", entry["name"], entry["version"], npz.name)
     return Prepared(p.X, p.y, tf, {**meta, "cache": "miss"}, p.rows)
+
+# %% ../nbs/07_preprocessing.ipynb #cv070002
+def cv_splits(
+    y:np.ndarray,          # the target of every row
+    task:str,              # `classification` stratifies the folds
+    rows:np.ndarray,       # the rows to fold (the non-test ones)
+    k:int=5,               # the number of folds
+    val_share:float=0.125, # the inner validation share of each fold's training rows (0: none)
+    seed:int=0,            # the folds' seed
+)->list[dict[str, np.ndarray]]:
+    "`k` folds of `rows`: each holds one fold out as `test` and splits the others into `train` and an inner `val`"
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+    if not 2 <= k <= len(rows): raise MLResearchError(f"cv={k}: cross-validation takes from 2 folds up to the {len(rows)} non-test rows")
+    strat = task == "classification"
+    if strat and (least := int(np.unique(y[rows], return_counts=True)[1].min())) < k:
+        raise MLResearchError(f"cv={k}: a class has only {least} non-test row(s), fewer than the {k} folds; use cv={max(2, least)} or fewer folds")
+    kf = (StratifiedKFold if strat else KFold)(n_splits=k, shuffle=True, random_state=seed)
+    out = []
+    for tr, te in kf.split(rows, y[rows] if strat else None):
+        tr, te = rows[tr], rows[te]
+        inner = (train_test_split(tr, test_size=val_share, random_state=seed, stratify=y[tr] if strat else None) if val_share > 0
+                 else (tr, np.array([], int)))
+        out.append(dict(train=np.sort(inner[0]), val=np.sort(inner[1]), test=np.sort(te)))
+    return out
+
+# %% ../nbs/07_preprocessing.ipynb #cv070003
+def prepare_folds(
+    dataset:str,             # an acquired dataset's name
+    target:str|None=None,    # target column; the one recorded at acquisition when `None`
+    version:int|None=None,   # dataset version; the latest when `None`
+    test_size:float=0.2,     # share of rows for testing: `prepare`'s test split
+    val_size:float=0.1,      # the inner validation share of each fold, as a share of all rows (as for `prepare`)
+    seed:int=0,              # the split's and the folds' seed
+    k:int=5,                 # the number of folds
+    images:bool=True,        # image datasets as N x C x H x W (else flat pixels)
+    root=None,               # project root
+)->tuple[list[Prepared], Prepared]:
+    "The `k` folds of the non-test rows, each with the fold held out as its `test`, and every non-test row as one `Prepared` to refit on"
+    entry = find(dataset, version, root)
+    target = target or entry["target"]
+    if not target: raise MLResearchError(f"dataset {dataset!r} has no target column; pass target=")
+    is_img = bool(images and entry.get("image_shape"))
+    df, kept, task, y, classes = _target(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
+    splits = split_indices(y, task, test_size, val_size, seed)
+    rest, feats = np.sort(np.concatenate([splits["train"], splits["val"]])), df.drop(columns=[target])
+    def made(sp:dict, fold:int|None)->Prepared:
+        tf = ImageTransform.fit(feats.iloc[sp["train"]], entry["image_shape"]) if is_img else TabularTransform.fit(feats.iloc[sp["train"]])
+        meta = dict(dataset=entry["name"], version=entry["version"], raw_sha256=entry["sha256"], task=task, target=target, classes=classes, seed=seed,
+                    test_size=test_size, val_size=val_size, sizes={s: len(ix) for s, ix in sp.items()}, file=None, cache="none", fold=fold, folds=k)
+        return Prepared({s: tf.transform(feats.iloc[ix]) for s, ix in sp.items()}, {s: y[ix] for s, ix in sp.items()}, tf, meta, {s: kept[ix] for s, ix in sp.items()})
+    folds = [made(sp, i) for i, sp in enumerate(cv_splits(y, task, rest, k, val_size / (1 - test_size), seed), 1)]
+    return folds, made(dict(train=rest, val=np.array([], int), test=splits["test"]), None)

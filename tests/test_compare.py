@@ -41,3 +41,14 @@ def test_a_sweep_over_seeds_is_compared_paired_and_its_winner_used(project, tmp_
     assert f"5 rows scored by {won[1]}" in r.stdout and f"sweep:lr-seeds is run {won[1]}" in r.stderr, (r.stdout, r.stderr)
     r = run("mlresearch", "serve", "sweep:lr-seeds", "--metric", "accuracy", env=env, check=1)
     assert r.stderr.strip() == "error: 'accuracy' is measured on the test split, which never chooses; choose by val_accuracy", r.stderr
+
+
+def test_cv_5_on_wine_records_five_folds_and_their_mean(project):
+    import json
+    root, env = project
+    run("mlresearch", "deliver", "train", "--name", "wine-cv", "-p", "dataset=sklearn:wine", "-p", "model=logreg", "-p", "cv=5", env=env, check=0)
+    m = json.loads(next((root/"research/deliver").glob("*_wine-cv/metrics.json")).read_text())
+    assert [f["fold"] for f in m["cv_folds"]] == [1, 2, 3, 4, 5] and sum(f["rows"] for f in m["cv_folds"]) == 142, m["cv_folds"]
+    assert abs(m["val_accuracy"] - np.mean([f["accuracy"] for f in m["cv_folds"]])) < 1e-12 and m["test_rows"] == 36, m
+    r = run("mlresearch", "deliver", "train", "--name", "wine-cv1", "-p", "dataset=wine", "-p", "model=logreg", "-p", "cv=1", env=env, check=1)
+    assert "raised ConfigError: cv=1: give 0 (no cross-validation) or the number of folds, 2 or more" in r.stderr, r.stderr
