@@ -22,9 +22,9 @@ from .files import atomic_path
 from .runs import format_table, metric_column, runs_index, select_runs
 
 # %% auto #0
-__all__ = ['SEED', 'SETTINGS', 'MAIN_METRICS', 'runs_commands', 'main_metric', 'selection_metric', 'config_columns',
+__all__ = ['SEED', 'SETTINGS', 'MAIN_METRICS', 'TIE_BREAK', 'runs_commands', 'main_metric', 'selection_metric', 'config_columns',
            'series_names', 't_interval', 'seed_groups', 'paired_test', 'select_config', 'compare_configs', 'verdict',
-           'against_best', 'plot_compare', 'runs_compare']
+           'rank_configs', 'against_best', 'plot_compare', 'runs_compare']
 
 # %% ../nbs/20_compare.ipynb #c20a0006
 SEED = "seed"
@@ -196,6 +196,24 @@ def verdict(
     better = (res["diff"] < 0) == lower_is_better(m)
     return f"{head}: distinguishable at the {1 - lvl:.0%} level; {res['b'] if better else res['a']} is better"
 
+# %% ../nbs/20_compare.ipynb #c20p0009-r
+TIE_BREAK = "val_loss"  # a tie of the metric (accuracy on a small validation split often ties) goes to the lower mean of this
+
+def rank_configs(
+    df:pd.DataFrame,   # the runs
+    metric:str,        # the metric that ranks them
+    level:float=0.95,  # the confidence level of the intervals
+)->pd.DataFrame:
+    "`seed_groups` of `metric`, best configuration first: by the mean, a tie broken by the lower mean `TIE_BREAK` where every run records it"
+    col = metric_column(df, metric)
+    groups = seed_groups(df, col, level=level)
+    tie = f"metric.{TIE_BREAK}"
+    if col != tie and tie in df.columns and df.loc[df[col].notna(), tie].notna().all():
+        groups = groups.merge(seed_groups(df[df[col].notna()], tie)[["series", "mean"]].rename(columns={"mean": "tie"}), on="series")
+        return groups.sort_values(["mean", "tie"], ascending=[lower_is_better(col), True], kind="stable").drop(columns="tie").reset_index(drop=True)
+    return groups.sort_values("mean", ascending=lower_is_better(col), kind="stable").reset_index(drop=True)
+
+
 # %% ../nbs/20_compare.ipynb #c20p0009
 def against_best(
     df:pd.DataFrame,   # the runs (a sweep's, say)
@@ -207,7 +225,7 @@ def against_best(
     d = df[df["status"].eq("succeeded") & df[col].notna()]
     if d.empty or "param.seed" not in d.columns: raise ConfigError(f"no succeeded run with a seed has a value for {col.removeprefix('metric.')}")
     d = d.assign(series=series_names(d))
-    groups = seed_groups(d, col, level=level).sort_values("mean", ascending=lower_is_better(col), kind="stable")
+    groups = rank_configs(d, col, level)
     best = groups["series"].iloc[0]
     wide = d.drop_duplicates(["series", "param.seed"], keep="last").pivot(index="param.seed", columns="series", values=col)
     rows = []

@@ -179,7 +179,7 @@ def sweep_page(
             if len(groups) > 1:
                 best, vs = against_best(runs, m)
                 yes = lambda r: "-" if r["p"] != r["p"] else "**yes**" if r["distinguishable"] else "no"
-                lines += ["## Against the best", "", f"The best configuration by mean {m} over its seeds is **{best}**. Each other one is paired with it seed by seed "
+                lines += ["## Against the best", "", f"The best configuration by mean {m} over its seeds (a tie goes to the lower mean val_loss) is **{best}**. Each other one is paired with it seed by seed "
                           "(the same seed: the same split and initialisation); the difference is the other one's minus the best's, with its 95% t-interval and a "
                           "two-sided paired t-test (`mlresearch runs compare --between ... --and ...` gives the same for any two).", "",
                           _table([(r["series"], r["pairs"], "-" if r["diff"] != r["diff"] else f"{r['diff']:+.4f}", ci(r["ci_low"], r["ci_high"], "{:+.4f}"),

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from .compare import seed_groups, selection_metric, series_names
+from .compare import TIE_BREAK, rank_configs, selection_metric, series_names
 from .config import ConfigError, MLResearchError, RecordError, check_slug, get_paths, lower_is_better, read_record, split_override
 from .deliver import THREAD_VARS
 from .execute import find_template, resolve_parameters, template_parameters
@@ -289,12 +289,9 @@ def sweep_winner(
     m = selection_metric(df, metric)
     col = f"metric.{m}"
     df = df[df[col].notna()]
-    tie = "val_loss" if m != "val_loss" and "metric.val_loss" in df.columns and df["metric.val_loss"].notna().all() else None  # breaks a tie (accuracy on a few rows)
-    groups = seed_groups(df, m)
-    if tie: groups = groups.merge(seed_groups(df, tie)[["series", "mean"]].rename(columns={"mean": "tie"}), on="series")
-    up = [lower_is_better(m), *([True] if tie else [])]  # the tie-breaker is a loss: lower is better
-    best = groups.sort_values(["mean", *(["tie"] if tie else [])], ascending=up, kind="stable").iloc[0]
-    runs = df[series_names(df) == best["series"]].sort_values([col, *([f"metric.{tie}"] if tie else [])], ascending=up, kind="stable")
+    best = rank_configs(df, m).iloc[0]
+    tie = [t] if col != (t := f"metric.{TIE_BREAK}") and t in df.columns and df[t].notna().all() else []  # the best seed's run, a tie broken alike
+    runs = df[series_names(df) == best["series"]].sort_values([col, *tie], ascending=[lower_is_better(m), *[True] * len(tie)], kind="stable")
     run = runs.iloc[0]
     return dict(run=run["run"], path=run["path"], configuration=best["series"], metric=m, mean=float(best["mean"]), runs=int(best["runs"]),
                 value=float(run[col]))
