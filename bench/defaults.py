@@ -12,7 +12,13 @@ The test figures are reported once, after the defaults were chosen; --tune inste
 by 5-fold cross-validation on the non-test rows of each dataset (`-p cv=5`: the validation figures, never the test
 split) and prints each candidate's mean validation figure, which is how the defaults were picked.
 
-    python bench/defaults.py [--seeds 5] [--datasets diabetes,wine,breast-cancer,friedman1] [--tune]
+Measured here (2 cores, 5 seeds): the default MLP is significantly worse than ridge on diabetes (r2 0.385 against 0.417,
+p = 0.007), not distinguishable from logistic regression on wine and breast_cancer, and better than ridge on Friedman #1.
+By cross-validation no candidate beat the defaults on all four datasets (no batch norm: diabetes +0.03, Friedman +0.02,
+wine -0.014; [128,64] with dropout 0.2 and weight decay 1e-2: best on diabetes, worse on the other three), so the
+defaults are unchanged and the diabetes gap stands.
+
+    python bench/defaults.py [--seeds 5] [--datasets diabetes,wine,breast-cancer,friedman1] [--tune [--only WORDS]]
 """
 import argparse, logging, os, time
 
@@ -31,6 +37,10 @@ CANDIDATES = {  # MLP settings --tune compares by cross-validation on the non-te
     "hidden=[64] dropout=0.1 wd=1e-2": dict(hidden=[64], dropout=0.1, weight_decay=1e-2),
     "hidden=[128,64] dropout=0.2 wd=1e-2": dict(hidden=[128, 64], dropout=0.2, weight_decay=1e-2),
     "hidden=[64] dropout=0.3 wd=1e-1": dict(hidden=[64], dropout=0.3, weight_decay=1e-1),
+    "hidden=[256,128] dropout=0.1 wd=1e-4 lr=1e-3": dict(hidden=[256, 128], dropout=0.1, weight_decay=1e-4, lr=1e-3),
+    "hidden=[256,128] no batch norm, dropout=0.1": dict(hidden=[256, 128], dropout=0.1, batch_norm=False),
+    "hidden=[256,128] batch norm, dropout=0.1 (as earlier)": dict(hidden=[256, 128], dropout=0.1, batch_norm=True),
+    "hidden=[64] no batch norm, dropout=0.1 wd=1e-2": dict(hidden=[64], dropout=0.1, weight_decay=1e-2, batch_norm=False),
 }
 
 
@@ -48,6 +58,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--datasets", default=",".join(SPECS))
     ap.add_argument("--tune", action="store_true", help="compare the MLP candidates by 5-fold cross-validation instead")
+    ap.add_argument("--only", default="", help="with --tune: only the candidates whose label holds one of these comma-separated words")
     args = ap.parse_args()
     logging.getLogger("mlresearch").setLevel(logging.WARNING)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -56,7 +67,7 @@ def main():
     for n in names:
         acquire(SPECS[n] or friedman_csv(root), name=n, **({} if SPECS[n] else {"target": "y"}), root=root)
     t0 = time.perf_counter()
-    if args.tune: tune(names, args.seeds, root)
+    if args.tune: tune(names, args.seeds, root, [w for w in args.only.split(",") if w])
     else: report(names, args.seeds, root)
     print(f"({time.perf_counter() - t0:.0f} s)")
 
@@ -93,9 +104,10 @@ def report(names, seeds, root):
     print(f"MLP significantly worse than the linear baseline on {sum(verdicts)} of {len(verdicts)} datasets")
 
 
-def tune(names, seeds, root):
+def tune(names, seeds, root, only=()):
     print("MLP candidates by 5-fold cross-validation on the non-test rows (mean validation figure over the folds, then over seeds)")
     for label, over in CANDIDATES.items():
+        if only and not any(w in label for w in only): continue
         cells = []
         for n in names:
             vals = [score(train(dict(dataset=n, model="mlp", seed=s, cv=5, **over), root=root, quiet=True))[2] for s in range(seeds)]
