@@ -193,7 +193,7 @@ def clean(
     found = []
     for d, why in ((paths.processed, "a cache entry no deliver run used"), (paths.tmp, "a left-over in data/tmp")):
         for f in sorted(d.iterdir()) if d.exists() else []:
-            if f.name == ".gitkeep" or (d == paths.processed and f.stem in used): continue
+            if f.name in (".gitkeep", ".lock") or (d == paths.processed and f.stem in used): continue  # .lock: data/processed's, held by prepare
             if cutoff is not None and f.stat().st_mtime > cutoff: continue
             found.append((f, _size(f), why))
     if not dry_run:

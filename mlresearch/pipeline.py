@@ -17,20 +17,21 @@ import typer
 from .baselines import baseline_names, fit_baseline
 from .command import Commands, ConfigOpt, ParamOpt
 from .config import ConfigError, resolve_config, split_override
-from .data import ensure_dataset, load
+from .data import ensure_dataset, find, load
 from .execute import develop_path
 from .files import RESUME_FILE, atomic_path, current_run, note_run
 from .metrics import best_epoch, classification_metrics, regression_metrics
 from .modelfile import load_run_model, reference_sample, save_model
 from .models import build_model, code_identity, model_parameters, model_spec, registered
-from .preprocessing import Prepared, prepare, prepare_folds
+from .preprocessing import ImageTransform, Prepared, TabularTransform, prepare, split_indices, target_rows
 from .runtime import get_device, get_logger, seed_everything
 from .training import Trainer, TrainConfig
 from .weights import SklearnModel, TorchModel
 
 # %% auto #0
-__all__ = ['log', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'commands', 'fit', 'TrainResult', 'save_predictions', 'split_metrics',
-           'test_metrics', 'train_parameters', 'notebook_parameters', 'cross_validate', 'train', 'train_cmd']
+__all__ = ['log', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'commands', 'fit', 'cv_splits', 'prepare_folds', 'TrainResult',
+           'save_predictions', 'split_metrics', 'test_metrics', 'train_parameters', 'notebook_parameters',
+           'cross_validate', 'train', 'train_cmd']
 
 # %% ../nbs/17_pipeline.ipynb #3c59f5d9
 log = get_logger("pipeline")
@@ -112,6 +113,58 @@ def fit(
     note_run("device", device="cpu", name="cpu")
     est = fit_baseline(name, p.task, p.X["train"], p.y["train"], seed=params["seed"], n_jobs=params["n_jobs"])
     return SklearnModel(name, est, p.task), []
+
+# %% ../nbs/17_pipeline.ipynb #cv070002
+def cv_splits(
+    y:np.ndarray,          # the target of every row
+    task:str,              # `classification` stratifies the folds
+    rows:np.ndarray,       # the rows to fold (the non-test ones)
+    k:int=5,               # the number of folds
+    val_share:float=0.125, # the inner validation share of each fold's training rows (0: none)
+    seed:int=0,            # the folds' seed
+)->list[dict[str, np.ndarray]]:
+    "`k` folds of `rows`: each holds one fold out as `test` and splits the others into `train` and an inner `val`"
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+    if not 2 <= k <= len(rows): raise ConfigError(f"cv={k}: cross-validation takes from 2 folds up to the {len(rows)} non-test rows")
+    strat = task == "classification"
+    if strat and (least := int(np.unique(y[rows], return_counts=True)[1].min())) < k:
+        raise ConfigError(f"cv={k}: a class has only {least} non-test row(s), fewer than the {k} folds; use cv={max(2, least)} or fewer folds")
+    kf = (StratifiedKFold if strat else KFold)(n_splits=k, shuffle=True, random_state=seed)
+    out = []
+    for tr, te in kf.split(rows, y[rows] if strat else None):
+        tr, te = rows[tr], rows[te]
+        inner = (train_test_split(tr, test_size=val_share, random_state=seed, stratify=y[tr] if strat else None) if val_share > 0
+                 else (tr, np.array([], int)))
+        out.append(dict(train=np.sort(inner[0]), val=np.sort(inner[1]), test=np.sort(te)))
+    return out
+
+# %% ../nbs/17_pipeline.ipynb #cv070003
+def prepare_folds(
+    dataset:str,             # an acquired dataset's name
+    target:str|None=None,    # target column; the one recorded at acquisition when `None`
+    version:int|None=None,   # dataset version; the latest when `None`
+    test_size:float=0.2,     # share of rows for testing: `prepare`'s test split
+    val_size:float=0.1,      # the inner validation share of each fold, as a share of all rows (as for `prepare`)
+    seed:int=0,              # the split's and the folds' seed
+    k:int=5,                 # the number of folds
+    images:bool=True,        # image datasets as N x C x H x W (else flat pixels)
+    root=None,               # project root
+)->tuple[list[Prepared], Prepared]:
+    "The `k` folds of the non-test rows, each with the fold held out as its `test`, and every non-test row as one `Prepared` to refit on"
+    entry = find(dataset, version, root)
+    target = target or entry["target"]
+    if not target: raise ConfigError(f"dataset {dataset!r} has no target column; pass target=")
+    is_img = bool(images and entry.get("image_shape"))
+    df, kept, task, y, classes = target_rows(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
+    splits = split_indices(y, task, test_size, val_size, seed)
+    rest, feats = np.sort(np.concatenate([splits["train"], splits["val"]])), df.drop(columns=[target])
+    def made(sp:dict, fold:int|None)->Prepared:
+        tf = ImageTransform.fit(feats.iloc[sp["train"]], entry["image_shape"]) if is_img else TabularTransform.fit(feats.iloc[sp["train"]])
+        meta = dict(dataset=entry["name"], version=entry["version"], raw_sha256=entry["sha256"], task=task, target=target, classes=classes, seed=seed,
+                    test_size=test_size, val_size=val_size, sizes={s: len(ix) for s, ix in sp.items()}, file=None, cache="none", fold=fold, folds=k)
+        return Prepared({s: tf.transform(feats.iloc[ix]) for s, ix in sp.items()}, {s: y[ix] for s, ix in sp.items()}, tf, meta, {s: kept[ix] for s, ix in sp.items()})
+    folds = [made(sp, i) for i, sp in enumerate(cv_splits(y, task, rest, k, val_size / (1 - test_size), seed), 1)]
+    return folds, made(dict(train=rest, val=np.array([], int), test=splits["test"]), None)
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119
 @dataclasses.dataclass

@@ -6,7 +6,9 @@ Docs: https://mlresearch.github.io/mlresearch/preprocessing.html.md"""
 
 # %% ../nbs/07_preprocessing.ipynb #110ff23d
 from __future__ import annotations
-import dataclasses, hashlib, json
+import dataclasses, hashlib, json, os, time
+try: import fcntl
+except ImportError: fcntl = None  # Windows: no lock, as for data/raw's manifest
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +16,13 @@ import pandas as pd
 from fastcore.basics import patch
 
 from .config import MLResearchError, get_paths
-from .files import atomic_path, atomic_write, current_run, note_run, sha256_file
+from .files import atomic_path, atomic_write, current_run, note_run, progress_line, sha256_file, shown_path
 from .runtime import get_logger
 from .data import find, infer_task, load
 
 # %% auto #0
 __all__ = ['log', 'split_indices', 'TabularTransform', 'ImageTransform', 'transform_from_dict', 'encode_labels',
-           'check_learnable', 'Prepared', 'prepare', 'cv_splits', 'prepare_folds']
+           'check_learnable', 'Prepared', 'target_rows', 'cache_problem', 'prepare']
 
 # %% ../nbs/07_preprocessing.ipynb #02aab437
 log = get_logger("preprocessing")
@@ -222,7 +224,13 @@ def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
                         {**meta["meta"], "cache": "hit"}, {k: z[f"rows_{k}"] for k in ("train", "val", "test")})
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-6
-def _target(df:pd.DataFrame, entry:dict, target:str, test_size:float, val_size:float)->tuple:
+def target_rows(
+    df:pd.DataFrame,   # a dataset version, as `data.load` reads it
+    entry:dict,        # its manifest entry
+    target:str,        # the target column
+    test_size:float,   # the shares of the splits, to check that each can be made
+    val_size:float,
+)->tuple:
     "The rows that have a target (and their positions in the raw file), the task, and the target encoded: `(df, rows, task, y, classes)`; refused when nothing can be learned"
     if target not in df.columns: raise MLResearchError(f"target column {target!r} is not in {entry['name']}; columns are: {', '.join(df.columns[:20])}")
     rows, kept = len(df), np.flatnonzero(df[target].notna())
@@ -239,6 +247,36 @@ def _write_cache(npz:Path, meta_file:Path, p:Prepared):
     with atomic_path(npz) as tmp:
         with open(tmp, "wb") as f: np.savez(f, **{f"{a}_{k}": v for a, d in dict(X=p.X, y=p.y, rows=p.rows).items() for k, v in d.items()})
     atomic_write(meta_file, json.dumps(dict(meta=p.meta, transform=p.transform.to_dict()), default=str))
+    atomic_write(_sums_file(npz), "".join(f"{sha256_file(f)}  {f.name}\n" for f in (npz, meta_file)))  # last: an entry without it is unfinished
+
+# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7b
+def _sums_file(npz:Path)->Path: return npz.with_suffix(".sha256")  # the entry's checksums, as `sha256sum -c` reads them
+
+# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7c
+def cache_problem(
+    npz:Path,        # a cache entry's arrays
+    meta_file:Path,  # and its meta
+)->str|None:
+    "Why a cache entry must not be used (a file missing, or not matching the checksum written with it), or `None`"
+    sums = _sums_file(npz)
+    for f in (npz, meta_file, sums):
+        if not f.is_file(): return f"{f.name} is missing"
+    want = {name: digest for digest, _, name in (line.partition("  ") for line in sums.read_text().splitlines())}
+    return next((f"{f.name} does not match the sha256 recorded in {sums.name} when it was written" for f in (npz, meta_file) if want.get(f.name) != sha256_file(f)), None)
+
+# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7d
+def _set_aside(npz:Path, meta_file:Path, why:str, root)->Path:
+    "Move a cache entry that does not verify into data/tmp (`data clean` removes it), saying so"
+    dest = get_paths(root).tmp/f"corrupt-{npz.stem}-{time.strftime('%Y%m%dT%H%M%S')}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in (npz, meta_file, _sums_file(npz)):
+        if f.exists(): os.replace(f, dest/f.name)
+    msg = f"cache entry {npz.stem}: {why}; moved it to {shown_path(dest)} and rebuilding it"
+    log.warning(msg)
+    if current_run():  # also in the run's record, and on the screen of whoever runs `deliver` (its progress lines)
+        note_run("cache", entry=npz.stem, problem=why, moved_to=shown_path(dest))
+        progress_line(f"warning: {msg}")
+    return dest
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-8
 def prepare(
@@ -257,8 +295,18 @@ def prepare(
     if not target: raise MLResearchError(f"dataset {dataset!r} has no target column; pass target=")
     is_img = bool(images and entry.get("image_shape"))
     npz, meta_file = _cache_files(entry, dict(target=target, test_size=test_size, val_size=val_size, seed=seed, images=is_img, format=2), root)
-    if npz.exists() and meta_file.exists(): return _read_cache(npz, meta_file, entry)
-    df, kept, task, y, classes = _target(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    with open(npz.parent/".lock", "w") as lock:  # one process builds or checks an entry at a time; the others wait for it
+        if fcntl: fcntl.flock(lock, fcntl.LOCK_EX)
+        if npz.exists() or meta_file.exists():
+            if (why := cache_problem(npz, meta_file)) is None: return _read_cache(npz, meta_file, entry)
+            _set_aside(npz, meta_file, why, root)
+        return _build(entry, target, test_size, val_size, seed, is_img, npz, meta_file, root)
+
+# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-8b
+def _build(entry:dict, target:str, test_size:float, val_size:float, seed:int, is_img:bool, npz:Path, meta_file:Path, root)->Prepared:
+    "Split and transform a dataset version, and write the cache entry"
+    df, kept, task, y, classes = target_rows(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
     try: splits = split_indices(y, task, test_size, val_size, seed)
     except ValueError as e: raise MLResearchError(f"cannot split {entry['name']} v{entry['version']} ({len(y)} rows): {e}") from None
     feats = df.drop(columns=[target])
@@ -271,55 +319,3 @@ def prepare(
     _note_cache(npz, entry)
     log.info("processed %s v%d -> %s", entry["name"], entry["version"], npz.name)
     return Prepared(p.X, p.y, tf, {**meta, "cache": "miss"}, p.rows)
-
-# %% ../nbs/07_preprocessing.ipynb #cv070002
-def cv_splits(
-    y:np.ndarray,          # the target of every row
-    task:str,              # `classification` stratifies the folds
-    rows:np.ndarray,       # the rows to fold (the non-test ones)
-    k:int=5,               # the number of folds
-    val_share:float=0.125, # the inner validation share of each fold's training rows (0: none)
-    seed:int=0,            # the folds' seed
-)->list[dict[str, np.ndarray]]:
-    "`k` folds of `rows`: each holds one fold out as `test` and splits the others into `train` and an inner `val`"
-    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-    if not 2 <= k <= len(rows): raise MLResearchError(f"cv={k}: cross-validation takes from 2 folds up to the {len(rows)} non-test rows")
-    strat = task == "classification"
-    if strat and (least := int(np.unique(y[rows], return_counts=True)[1].min())) < k:
-        raise MLResearchError(f"cv={k}: a class has only {least} non-test row(s), fewer than the {k} folds; use cv={max(2, least)} or fewer folds")
-    kf = (StratifiedKFold if strat else KFold)(n_splits=k, shuffle=True, random_state=seed)
-    out = []
-    for tr, te in kf.split(rows, y[rows] if strat else None):
-        tr, te = rows[tr], rows[te]
-        inner = (train_test_split(tr, test_size=val_share, random_state=seed, stratify=y[tr] if strat else None) if val_share > 0
-                 else (tr, np.array([], int)))
-        out.append(dict(train=np.sort(inner[0]), val=np.sort(inner[1]), test=np.sort(te)))
-    return out
-
-# %% ../nbs/07_preprocessing.ipynb #cv070003
-def prepare_folds(
-    dataset:str,             # an acquired dataset's name
-    target:str|None=None,    # target column; the one recorded at acquisition when `None`
-    version:int|None=None,   # dataset version; the latest when `None`
-    test_size:float=0.2,     # share of rows for testing: `prepare`'s test split
-    val_size:float=0.1,      # the inner validation share of each fold, as a share of all rows (as for `prepare`)
-    seed:int=0,              # the split's and the folds' seed
-    k:int=5,                 # the number of folds
-    images:bool=True,        # image datasets as N x C x H x W (else flat pixels)
-    root=None,               # project root
-)->tuple[list[Prepared], Prepared]:
-    "The `k` folds of the non-test rows, each with the fold held out as its `test`, and every non-test row as one `Prepared` to refit on"
-    entry = find(dataset, version, root)
-    target = target or entry["target"]
-    if not target: raise MLResearchError(f"dataset {dataset!r} has no target column; pass target=")
-    is_img = bool(images and entry.get("image_shape"))
-    df, kept, task, y, classes = _target(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
-    splits = split_indices(y, task, test_size, val_size, seed)
-    rest, feats = np.sort(np.concatenate([splits["train"], splits["val"]])), df.drop(columns=[target])
-    def made(sp:dict, fold:int|None)->Prepared:
-        tf = ImageTransform.fit(feats.iloc[sp["train"]], entry["image_shape"]) if is_img else TabularTransform.fit(feats.iloc[sp["train"]])
-        meta = dict(dataset=entry["name"], version=entry["version"], raw_sha256=entry["sha256"], task=task, target=target, classes=classes, seed=seed,
-                    test_size=test_size, val_size=val_size, sizes={s: len(ix) for s, ix in sp.items()}, file=None, cache="none", fold=fold, folds=k)
-        return Prepared({s: tf.transform(feats.iloc[ix]) for s, ix in sp.items()}, {s: y[ix] for s, ix in sp.items()}, tf, meta, {s: kept[ix] for s, ix in sp.items()})
-    folds = [made(sp, i) for i, sp in enumerate(cv_splits(y, task, rest, k, val_size / (1 - test_size), seed), 1)]
-    return folds, made(dict(train=rest, val=np.array([], int), test=splits["test"]), None)

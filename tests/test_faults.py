@@ -212,3 +212,31 @@ def test_a_full_disk_at_each_write_of_the_sites_results(project, tmp_path):
     else: pytest.fail("the Results section was never written")
     assert n > 3 and len(now) > len(before)
     print(f"the Results section: failed at each of its first {n - 1} writes, then written")
+
+
+def test_a_byte_changed_in_any_processed_file_is_named_set_aside_and_rebuilt(project):
+    "Each file of a cache entry, one byte changed in turn: the next run names it, rebuilds the entry and gets the same metrics"
+    root, env = project
+    run("mlresearch", "deliver", "train", "--name", "iris-0", "-p", "dataset=sklearn:iris", "-p", "model=logreg", env=env, check=0)
+    first = json.loads(next((root/"research/deliver").glob("*_iris-0/metrics.json")).read_text())
+    processed = root/"data/processed"
+    files = sorted(f for f in processed.iterdir() if not f.name.startswith("."))
+    assert [f.suffix for f in files] == [".json", ".npz", ".sha256"], files
+    said = f"does not match the sha256 recorded in {files[2].name} when it was written"
+    for i, f in enumerate(files):
+        data = bytearray(f.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        os.chmod(f, 0o644)
+        f.write_bytes(bytes(data))
+        if i == 0:  # a deliver run: the warning relayed from its kernel, and the same metrics recorded
+            r = run("mlresearch", "deliver", "train", "--name", "iris-1", "-p", "dataset=iris", "-p", "model=logreg", env=env, check=0)
+            assert json.loads(next((root/"research/deliver").glob("*_iris-1/metrics.json")).read_text()) == first
+        else:  # the train command, faster: the same metrics printed
+            r = run("mlresearch", "train", "--dataset", "iris", "--model", "logreg", "--out", root/f"m{i}", env=env, check=0)
+            shown = dict(line.split() for line in r.stdout.splitlines()[1:] if len(line.split()) == 2)
+            assert float(shown["accuracy"]) == round(first["accuracy"], 4) and float(shown["val_accuracy"]) == round(first["val_accuracy"], 4), r.stdout
+        # a changed checksum file: one of the files it no longer vouches for is named
+        assert said in r.stderr and (f.suffix == ".sha256" or f"{f.name} {said}" in r.stderr) and "rebuilding it" in r.stderr, r.stderr
+    assert len(list((root/"data/tmp").glob("corrupt-*"))) == 3
+    r = run("mlresearch", "train", "--dataset", "iris", "--model", "logreg", "--out", root/"m9", env=env, check=0)
+    assert "rebuilding" not in r.stderr, r.stderr  # the rebuilt entry verifies
