@@ -14,10 +14,10 @@ import numpy as np
 import typer
 
 from .command import Commands, command_line, metrics_line
-from .config import ConfigError, MLResearchError, get_paths, split_override
+from .config import ConfigError, MLResearchError, get_paths
 from .record import METRICS
 from .runs import format_table
-from .sweeps import SweepStopped, _split_values, parse_grid, sweep, sweep_winner, with_seeds
+from .sweeps import SweepStopped, _split_values, parse_grid, split_items, sweep, sweep_winner, with_seeds
 
 # %% auto #0
 __all__ = ['KINDS', 'commands', 'distribution', 'parse_space', 'search_points', 'sweep_cmd']
@@ -51,10 +51,7 @@ def distribution(
 def parse_space(items:Iterable[str])->dict[str, str]:
     "`key=DISTRIBUTION` items as {key: distribution text}, each checked by `distribution`"
     space = {}
-    for item in items:
-        if "=" not in item: raise ConfigError(f"search parameter {item!r} must look like key=loguniform:1e-4:1e-1, key=int:1:4, key=choice:a,b or key=value")
-        k, v = split_override(item)
-        if k in space: raise ConfigError(f"search parameter {k!r} is given twice")
+    for k, v, _ in split_items(items, "search parameter", "key=loguniform:1e-4:1e-1 (or uniform:LOW:HIGH, int:LOW:HIGH, choice:A,B, a value)"):
         distribution(k, v)
         space[k] = v
     return space

@@ -22,8 +22,8 @@ from .runs import read_run, runs_index
 from .workers import STOP, run_dask, run_local
 
 # %% auto #0
-__all__ = ['POINT_KEYS', 'parse_grid', 'grid_points', 'with_seeds', 'sweep_file', 'read_sweep', 'point_status', 'plan_sweep',
-           'SweepStopped', 'sweep_summary', 'sweep', 'sweep_winner', 'choose_sweep']
+__all__ = ['POINT_KEYS', 'split_items', 'parse_grid', 'grid_points', 'with_seeds', 'sweep_file', 'read_sweep', 'point_status',
+           'plan_sweep', 'SweepStopped', 'sweep_summary', 'sweep', 'sweep_winner', 'choose_sweep']
 
 # %% ../nbs/22_sweeps.ipynb #7eb64d09
 def _split_values(text:str)->list[str]:
@@ -48,13 +48,25 @@ def _expand(value:str, item:str)->list[str]:
     return [str(i) for i in range(lo, hi + 1)]
 
 # %% ../nbs/22_sweeps.ipynb #7eb64d09-2
+def split_items(
+    items:Iterable[str],  # `key=...` items, as `-p` gives them
+    what:str,             # what they are, for errors: "sweep parameter"
+    shape:str,            # what one looks like, for errors: "key=value1,value2"
+)->list[tuple[str, str, str]]:
+    "`(key, text, item)` of each item; one that lacks its `=`, or a key given twice, is refused"
+    out, seen = [], set()
+    for item in items:
+        if "=" not in item: raise ConfigError(f"{what} {item!r} must look like {shape}")
+        k, v = split_override(item)
+        if k in seen: raise ConfigError(f"{what} {k!r} is given twice; give all its values once: {k}={shape.split('=', 1)[1]}")
+        seen.add(k); out.append((k, v, item))
+    return out
+
+# %% ../nbs/22_sweeps.ipynb #7eb64d09-2b
 def parse_grid(items:Iterable[str])->dict[str, list[str]]:
     "`key=v1,v2` items as {key: [values]}"
     grid = {}
-    for item in items:
-        if "=" not in item: raise ConfigError(f"sweep parameter {item!r} must look like key=value1,value2")
-        k, v = split_override(item)
-        if k in grid: raise ConfigError(f"sweep parameter {k!r} is given twice; list all its values once: {k}=a,b")
+    for k, v, item in split_items(items, "sweep parameter", "key=value1,value2"):
         vals = [x for s in _split_values(v) for x in _expand(s, item)]
         if "" in vals: raise ConfigError(f"sweep parameter {item!r} has an empty value")
         grid[k] = vals
