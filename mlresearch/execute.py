@@ -201,6 +201,18 @@ def _keep_failed(tmp:Path, output:Path, err:dict, notebook:str|Path)->NotebookEr
         err = {**err, **cell} if cell["type"] != "CellNotRun" else {**cell, **err, "cell": cell["cell"]}
     return NotebookError(f"{Path(notebook).name} failed: {describe_failure(err)}; see {failed}", err)
 
+# %% ../nbs/16_execute.ipynb #e5a1c003-k
+_KERNEL_START = re.compile(r"Kernel died before replying to kernel_info|Kernel didn't respond in \d+ seconds")
+
+def _papermill(notebook:str|Path, out:Path, **kw):
+    "papermill's `execute_notebook`, once more with a new kernel where the first died or never answered before any cell ran (two kernels that start at once can be handed the same free port)"
+    import papermill
+    try: return papermill.execute_notebook(str(notebook), str(out), **kw)
+    except RuntimeError as e:
+        if not _KERNEL_START.search(str(e)): raise
+        logging.getLogger("mlresearch.execute").warning("the kernel did not start (%s); starting another", first_line(e))
+    return papermill.execute_notebook(str(notebook), str(out), **kw)
+
 # %% ../nbs/16_execute.ipynb #e5a1c006-3
 def execute_notebook(
     notebook:str|Path,      # the notebook to run (a template)
@@ -211,7 +223,7 @@ def execute_notebook(
     env:dict|None=None,     # variables for the kernel (see `kernel_manager`)
 )->Path:
     "Execute `notebook` with papermill into `output`, atomically; raise `NotebookError` naming the cell that did not complete"
-    import nbformat, papermill
+    import nbformat
     output = Path(output)
     if output.exists(): raise MLResearchError(f"{output} already exists; choose another output")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -220,9 +232,8 @@ def execute_notebook(
     quiet = _ModelFieldsKnown()
     logging.getLogger("papermill").addFilter(quiet)
     try:
-        try: papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters or {}, cwd=str(cwd or get_paths().root),
-                                        progress_bar=False, log_output=False, execution_timeout=timeout,
-                                        kernel_manager_class=kernel_manager(env, kernel_log))
+        try: _papermill(notebook, tmp, parameters=parameters or {}, cwd=str(cwd or get_paths().root), progress_bar=False, log_output=False,
+                        execution_timeout=timeout, kernel_manager_class=kernel_manager(env, kernel_log))
         except Exception as e: raise _keep_failed(tmp, output, error_record(e), notebook) from e
         except BaseException:  # Ctrl-C, SIGTERM: the dying kernel's traceback on its stderr is noise
             relay = False
