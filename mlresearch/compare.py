@@ -23,8 +23,8 @@ from .runs import format_table, metric_column, runs_index, select_runs
 
 # %% auto #0
 __all__ = ['SEED', 'SETTINGS', 'MAIN_METRICS', 'TIE_BREAK', 'runs_commands', 'main_metric', 'selection_metric', 'config_columns',
-           'series_names', 't_interval', 'seed_groups', 'paired_test', 'select_config', 'compare_configs', 'verdict',
-           'rank_configs', 'against_best', 'plot_compare', 'runs_compare']
+           'values_taken', 'series_names', 't_interval', 'seed_groups', 'paired_test', 'select_config',
+           'compare_configs', 'verdict', 'rank_configs', 'against_best', 'plot_compare', 'runs_compare']
 
 # %% ../nbs/20_compare.ipynb #c20a0006
 SEED = "seed"
@@ -65,6 +65,16 @@ def config_columns(
     return [c for c in df.columns if c.startswith("param.") and c not in skip and df[c].astype(str).nunique() > 1]
 
 # %% ../nbs/20_compare.ipynb #c20a0006-3
+def _value_order(v:str):
+    "A value's sort key: numbers by value, before any text"
+    try: return (0, float(v), "")
+    except ValueError: return (1, 0.0, v)
+
+def values_taken(values:list[dict[str, str]])->dict[str, list[str]]:
+    "The grid of drawn points: the values each key takes, numbers in order, then text"
+    return {k: sorted({v[k] for v in values}, key=_value_order) for k in (values[0] if values else {})}
+
+# %% ../nbs/20_compare.ipynb #07420a17
 def _value(v)->str:
     "A parameter value as a label shows it: 10 for 10.0 (pandas holds integers beside a missing value as floats), '-' for none"
     if v is None or (isinstance(v, float) and math.isnan(v)): return "-"

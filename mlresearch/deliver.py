@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional
 import typer
 
 from .command import AllowCodeChangeOpt, Commands, ConfigOpt, MetricOpt, ModelOpt, ParamOpt, TimeoutOpt, UsageError, command_line, metrics_line
-from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, get_paths
+from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, first_line, get_paths
 from .files import (DISK_FULL, RESUME_FILE, RUN_ENV, RUN_PROGRESS, DiskFull, atomic_path, atomic_write, current_run, disk_full,
                               read_run_notes, sha256_file)
 from .runtime import get_logger
@@ -24,8 +24,8 @@ from .record import (ARTIFACTS, GIT_PATCH, METRICS, PARAMS, PROVENANCE, chosen_r
                                make_read_only, read_params, read_provenance, rel_path, write_checksums, write_json)
 
 # %% auto #0
-__all__ = ['log', 'THREAD_VARS', 'commands', 'log_metrics', 'artifacts_dir', 'RunError', 'Interrupted', 'sigterm_raises',
-           'signals_blocked', 'pin_dataset', 'resume_point', 'deliver', 'deliver_cmd', 'evaluate_cmd']
+__all__ = ['log', 'THREAD_VARS', 'PRUNED_ERROR', 'commands', 'log_metrics', 'artifacts_dir', 'RunError', 'Interrupted',
+           'sigterm_raises', 'signals_blocked', 'pin_dataset', 'resume_point', 'deliver', 'deliver_cmd', 'evaluate_cmd']
 
 # %% ../nbs/18_deliver.ipynb #d1e10005
 log = get_logger("deliver")
@@ -139,13 +139,15 @@ def _provenance(folder:Path, tpl:Path, params:dict, root:Path, command:str|None,
                 threads={k: env.get(k, os.environ.get(k)) for k in THREAD_VARS}, config=str(config) if config else None, **record)
 
 # %% ../nbs/18_deliver.ipynb #d1e10012-4
+PRUNED_ERROR = "TrialPruned"  # what Optuna raises in a trial it stops as hopeless: the run ends `pruned`, not `failed` (`search.trial_reporter`)
+
 def _execute(tpl:Path, folder:Path, params:dict, root:Path, timeout:int|None, env:dict)->tuple[str, dict|None]:
     "Run the template into the run folder; its status and error"
     try:
         with sigterm_raises(): execute_notebook(tpl, folder/tpl.name, params, cwd=root, timeout=timeout,
                                                 env={**env, RUN_ENV: str(folder), ROOT_ENV: str(root)})
         return "succeeded", None
-    except NotebookError as e: return "failed", e.error
+    except NotebookError as e: return ("pruned" if e.error.get("type") == PRUNED_ERROR else "failed"), e.error
     except Exception as e: return "failed", error_record(e)  # a bug of ours or papermill's: recorded all the same
     except KeyboardInterrupt as e:
         # papermill leaves nbclient's kernel-watching task behind; once the kernel is gone it ends in DeadKernelError, which
@@ -181,7 +183,7 @@ def _finish(folder:Path, prov:dict, status:str, error:dict|None, notebook:Path|N
 def _outcome(folder:Path, status:str, error:dict|None)->RunError|None:
     "The error to raise for a run that did not succeed"
     if status == "succeeded": return None
-    why = describe_failure(error) if status == "failed" else error["message"]
+    why = describe_failure(error) if status == "failed" else first_line(error["message"])
     code = 128 + signal.Signals[error["signal"]].value if status == "interrupted" else 1
     return RunError(f"run {folder.name} {status}: {why}; see {folder}", folder, status, code, why)
 

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/pipeline.html.md"""
 
 # %% ../nbs/17_pipeline.ipynb #ec888de8
 from __future__ import annotations
-import dataclasses, shutil, tempfile
+import dataclasses, importlib, json, shutil, tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -24,14 +24,15 @@ from .metrics import best_epoch, classification_metrics, regression_metrics
 from .modelfile import load_run_model, reference_sample, save_model
 from .models import build_model, code_identity, model_parameters, model_spec, registered
 from .preprocessing import ImageTransform, Prepared, TabularTransform, prepare, split_indices, target_rows
+from .record import PROVENANCE
 from .runtime import get_device, get_logger, seed_everything
 from .training import Trainer, TrainConfig
 from .weights import SklearnModel, TorchModel
 
 # %% auto #0
-__all__ = ['log', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'commands', 'fit', 'cv_splits', 'prepare_folds', 'TrainResult',
-           'save_predictions', 'split_metrics', 'test_metrics', 'train_parameters', 'notebook_parameters',
-           'cross_validate', 'train', 'train_cmd']
+__all__ = ['log', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'EPOCH_REPORTERS', 'commands', 'fit', 'cv_splits', 'prepare_folds',
+           'TrainResult', 'save_predictions', 'split_metrics', 'test_metrics', 'train_parameters',
+           'notebook_parameters', 'cross_validate', 'train', 'train_cmd']
 
 # %% ../nbs/17_pipeline.ipynb #3c59f5d9
 log = get_logger("pipeline")
@@ -77,6 +78,14 @@ def _warm_start(model, name:str, arch:dict, run:str, root):
     model.load_state_dict(src.model.module.state_dict())
 
 # %% ../nbs/17_pipeline.ipynb #510a4a5d-3b
+EPOCH_REPORTERS:dict = {"trial": "mlresearch.search:trial_reporter"}  # a key of the run's provenance -> "module:function" making a Trainer callback of its value
+
+def _run_callbacks()->list:
+    "The Trainer callbacks the current deliver run asks for in its provenance (an Optuna search's run reports to its trial)"
+    run = current_run()
+    prov = json.loads((run/PROVENANCE).read_text()) if run is not None and (run/PROVENANCE).exists() else {}
+    return [getattr(importlib.import_module(f.split(":")[0]), f.split(":")[1])(prov[k]) for k, f in EPOCH_REPORTERS.items() if prov.get(k)]
+
 def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, root=None, quiet:bool=False):
     name = params["model"]
     arch = _arch(model_spec(name), p, params)
@@ -88,6 +97,7 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, ro
     model = build_model(name, **arch)
     if params["init"]: _warm_start(model, name, arch, params["init"], root)
     tr = Trainer(model, cfg, p.task, out_dir)
+    if not params.get("cv"): tr.callbacks += _run_callbacks()  # cross-validation's folds report nothing per epoch
     if scale: tr.target_sd = scale[1]
     note_run("device", device=str(tr.device), name=_device_name(tr.device))
     note_run("code", **code_identity(model_spec(name)))

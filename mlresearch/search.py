@@ -1,4 +1,4 @@
-"""Beyond a grid: a seeded random search over distributions of parameters, drawn so that asking for more trials continues it, and `mlresearch sweep`, the one verb for grids and searches.
+"""Beyond a grid: a seeded random search over distributions of parameters, drawn so that asking for more trials continues it; an Optuna study that chooses trials from the results so far and prunes hopeless ones; and `mlresearch sweep`, the one verb for grids and searches.
 
 Docs: https://mlresearch.github.io/mlresearch/search.html.md"""
 
@@ -8,19 +8,26 @@ Docs: https://mlresearch.github.io/mlresearch/search.html.md"""
 from __future__ import annotations
 import json, math
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 import typer
 
+from fastcore.basics import patch
+
 from .command import Commands, command_line, metrics_line
-from .config import ConfigError, MLResearchError, get_paths
+from .compare import MAIN_METRICS
+from .config import ConfigError, MLResearchError, get_paths, lower_is_better
+from .data import ensure_dataset
+from .execute import find_template, resolve_parameters, template_parameters
 from .record import METRICS
 from .runs import format_table
-from .sweeps import SweepStopped, _split_values, parse_grid, split_items, sweep, sweep_winner, with_seeds
+from .sweeps import (FINISHED, SweepStopped, _split_values, parse_grid, read_sweep, split_items, sweep, sweep_file, sweep_winner,
+                               values_taken, with_seeds)
 
 # %% auto #0
-__all__ = ['KINDS', 'commands', 'distribution', 'parse_space', 'search_points', 'sweep_cmd']
+__all__ = ['KINDS', 'STARTUP', 'WARMUP', 'commands', 'distribution', 'parse_space', 'search_points', 'study_file', 'study_metric',
+           'OptunaSearch', 'trial_reporter', 'sweep_cmd']
 
 # %% ../nbs/23_search.ipynb #s23a0006
 KINDS = ("loguniform", "uniform", "int", "choice")
@@ -65,12 +72,6 @@ def _draw(rng:np.random.Generator, kind:str, args:tuple)->str:
     lo, hi = args
     return f"{math.exp(rng.uniform(math.log(lo), math.log(hi))) if kind == 'loguniform' else rng.uniform(lo, hi):.4g}"
 
-# %% ../nbs/23_search.ipynb #s23a0010-2
-def _number(v:str):
-    "A value's sort key: numbers by value, before any text"
-    try: return (0, float(v), "")
-    except ValueError: return (1, 0.0, v)
-
 # %% ../nbs/23_search.ipynb #s23a0011
 def search_points(
     space:dict[str, str],   # {key: distribution}, as from `parse_space`
@@ -89,8 +90,179 @@ def search_points(
     if len(drawn) < trials: raise ConfigError(f"the space holds only {len(drawn)} distinct trials, fewer than --trials {trials}; widen it or ask for fewer")
     grid = with_seeds({k: [] for k in space}, seeds)
     points = [dict(p, **({"seed": s} if seeds else {})) for p in drawn for s in (grid.get("seed") or [None])]
-    grid = {k: sorted({p[k] for p in points}, key=_number) for k in grid}
+    grid = values_taken(points)
     return points, grid, dict(kind="random", space=dict(space), seed=seed, seeds=seeds, trials=trials)
+
+# %% ../nbs/23_search.ipynb #s23o0002
+STARTUP = 5  # trials TPE draws at random before it models the results
+WARMUP = 2   # epochs every trial runs before the pruner may stop it
+
+# %% ../nbs/23_search.ipynb #s23o0002-2
+def _optuna():
+    "Optuna, quiet (our lines say what happened), or a one-line error saying how to install it"
+    try: import optuna
+    except ImportError: raise MLResearchError("--search optuna needs Optuna, an optional extra: pip install -e '.[search]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+# %% ../nbs/23_search.ipynb #s23o0003
+def study_file(
+    name:str,   # the sweep's name
+    root=None,  # project root
+)->Path:
+    "The Optuna study of sweep `name`: research/sweeps/NAME.optuna.db, beside the sweep's record"
+    return sweep_file(name, root).with_suffix(".optuna.db")
+
+# %% ../nbs/23_search.ipynb #s23o0004
+def _to_optuna(kind:str, args:tuple):
+    "One of our distributions as Optuna's"
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    if kind == "choice": return CategoricalDistribution(list(args))
+    if kind == "int": return IntDistribution(*args)
+    return FloatDistribution(*args, log=kind == "loguniform")
+
+# %% ../nbs/23_search.ipynb #s23o0004-2
+def _text(v)->str: return v if isinstance(v, str) else str(v) if isinstance(v, int) else f"{v:.6g}"
+
+# %% ../nbs/23_search.ipynb #s23o0004-3
+def _typed(d, text:str):
+    "A value's text as distribution `d` takes it, inside its range (a value written with 6 digits may round past an end)"
+    from optuna.distributions import FloatDistribution, IntDistribution
+    if isinstance(d, IntDistribution): return min(max(int(text), d.low), d.high)
+    if isinstance(d, FloatDistribution): return min(max(float(text), d.low), d.high)
+    return text
+
+# %% ../nbs/23_search.ipynb #s23o0005
+def study_metric(
+    metric:str|None,              # what --metric says; `None`: by the dataset's task
+    template:str|Path,            # the sweep's template
+    space:dict[str, str],         # the search's space
+    config:str|Path|None=None,    # the shared TOML file
+    root=None,                    # project root
+)->str:
+    "The validation figure a study optimizes: `metric` when given (a test figure is refused), else `val_accuracy` or `val_rmse` by the task of the dataset the runs use"
+    if metric is not None:
+        m = metric.removeprefix("metric.")
+        if m in MAIN_METRICS or m == "loss": raise ConfigError(f"{m!r} is measured on the test split, which never chooses; optimize val_{m}")
+        return m
+    varied = [k for k in ("dataset", "target") if k in space and distribution(k, space[k])[0] != "fixed"]
+    if varied: raise ConfigError(f"this search varies {', '.join(varied)}: name the figure the study optimizes with --metric (val_accuracy, val_rmse, ...)")
+    fixed = {k: v for k, v in space.items() if distribution(k, v)[0] == "fixed"}
+    params = resolve_parameters(template_parameters(find_template(template, root)), config, fixed)
+    if not params.get("dataset"): raise ConfigError("this template takes no dataset: name the figure the study optimizes with --metric")
+    e = ensure_dataset(params["dataset"], target=params.get("target") or None, root=root)
+    if params.get("target") and params["target"] != e["target"]:
+        raise ConfigError(f"target {params['target']!r} is not the one {e['name']} was acquired with: name the figure the study optimizes with --metric")
+    return "val_accuracy" if e["task"] == "classification" else "val_rmse"
+
+# %% ../nbs/23_search.ipynb #s23o0006
+class OptunaSearch:
+    "Steers `sweep` by an Optuna study: asks a trial for each free slot, tells the study how each point ended, and marks the runs with their trial"
+    def __init__(
+        self,
+        name:str,                    # the sweep's name (and the study's)
+        space:dict[str, str],        # {key: distribution}, as from `parse_space`
+        trials:int,                  # distinct trials the sweep holds when it ends
+        seed:int=0,                  # the sampler's seed
+        metric:str="val_accuracy",   # the validation figure optimized, as from `study_metric`
+        prune_after:int|None=5,      # finished trials before pruning starts; `None`: never prune
+        root=None,                   # project root
+    ):
+        if trials < 1: raise ConfigError(f"--trials must be at least 1, not {trials}")
+        if prune_after is not None and prune_after < 0: raise ConfigError(f"--prune-after must be 0 or more, not {prune_after}")
+        self.optuna = _optuna()
+        self.name, self.trials, self.seed, self.metric, self.root = name, trials, seed, metric, root
+        self.kinds = {k: distribution(k, v) for k, v in space.items()}
+        self.dists = {k: _to_optuna(*d) for k, d in self.kinds.items() if d[0] != "fixed"}
+        if not self.dists: raise ConfigError("an Optuna search needs a parameter to search, e.g. -p lr=loguniform:1e-4:1e-1")
+        self.pruner = dict(n_startup_trials=prune_after, n_warmup_steps=WARMUP + 1) if prune_after is not None else None  # steps are epochs, from 1
+        self.url = f"sqlite:///{study_file(name, root)}"
+        self.study, self.problem, self.exhausted = None, None, False
+        self.record = dict(kind="optuna", space=dict(space), seed=seed, trials=trials, metric=metric)
+
+# %% ../nbs/23_search.ipynb #s23o0007
+@patch
+def start(self:OptunaSearch, rec:dict, todo:list[dict], jobs:int)->list[dict]:
+    "Open the study; give each point that did not finish a new trial of its parameters; the new points that fill the free slots"
+    o = self.optuna
+    self.study = o.create_study(storage=self.url, study_name=self.name, load_if_exists=True,
+                                direction="minimize" if lower_is_better(self.metric) else "maximize")
+    if (want := o.study.StudyDirection.MINIMIZE if lower_is_better(self.metric) else o.study.StudyDirection.MAXIMIZE) != self.study.direction:
+        raise ConfigError(f"study {self.name!r} in {study_file(self.name, self.root)} is to {self.study.direction.name.lower()}, not to {want.name.lower()} {self.metric}; choose another --name")
+    # seeded by the trials so far, so that a continued study draws new values rather than the first command's again
+    self.study.sampler = o.samplers.TPESampler(seed=self.seed + len(self.study.trials), n_startup_trials=STARTUP)
+    for p in todo:
+        if "trial" in p: self.study.tell(p["trial"], state=o.trial.TrialState.FAIL, skip_if_finished=True)
+        self.study.enqueue_trial({k: _typed(d, p["values"][k]) for k, d in self.dists.items()})
+        t = self.study.ask(self.dists)
+        p.update(trial=t.number, trial_id=t._trial_id)
+    return self.ask(rec, max(0, jobs - len(todo)))
+
+# %% ../nbs/23_search.ipynb #s23o0008
+@patch
+def ask(self:OptunaSearch, rec:dict, k:int)->list[dict]:
+    "Up to `k` new points (`values`, `trial`, `trial_id`), none beyond `trials`; a trial that repeats a point is told that point's outcome and runs nothing"
+    seen = {json.dumps(p["values"], sort_keys=True): p for p in rec["points"]}
+    out, repeats = [], 0
+    while len(out) < k and len(rec["points"]) + len(out) < self.trials and not self.exhausted:
+        t = self.study.ask(self.dists)
+        values = {key: _text(t.params[key]) if key in self.dists else args[0] for key, (_, args) in self.kinds.items()}
+        if (p := seen.get(key := json.dumps(values, sort_keys=True))) is None:
+            out.append(seen.setdefault(key, dict(values=values, trial=t.number, trial_id=t._trial_id)))
+            continue
+        self._tell(t.number, p["runs"][-1] if p.get("runs") else None)
+        repeats += 1
+        self.exhausted = repeats >= 100  # the space holds no more distinct trials that the sampler finds
+    return out
+
+# %% ../nbs/23_search.ipynb #s23o0009
+@patch
+def _tell(self:OptunaSearch, number:int, res:dict|None)->str|None:
+    "Tell trial `number` how its run ended (`None`: not yet); why the study cannot learn from it, if so"
+    S = self.optuna.trial.TrialState
+    if res is None or res["status"] != "succeeded":
+        self.study.tell(number, state=S.PRUNED if res and res["status"] == "pruned" else S.FAIL, skip_if_finished=True)
+        return None
+    metrics = json.loads((get_paths(self.root).deliver/res["run"]/METRICS).read_text())
+    v = metrics.get(self.metric)
+    if isinstance(v, (int, float)) and math.isfinite(v): self.study.tell(number, float(v), skip_if_finished=True); return None
+    self.study.tell(number, state=S.FAIL, skip_if_finished=True)
+    if v is None: return f"run {res['run']} records no {self.metric} ({', '.join(metrics) or 'no metrics'}): the study cannot learn from it; choose one with --metric"
+
+# %% ../nbs/23_search.ipynb #s23o0009-2
+@patch
+def tell(self:OptunaSearch, point:dict, res:dict):
+    "Tell the study how `point` ended; a template that records no `metric` stops the search (`problem`)"
+    self.problem = self.problem or self._tell(point["trial"], res)
+
+# %% ../nbs/23_search.ipynb #s23o0009-3
+@patch
+def task(self:OptunaSearch, point:dict)->dict:
+    "What the point's run is given: its trial, which its training reports to"
+    return dict(trial=dict(study=self.name, storage=self.url, number=point["trial"], trial_id=point["trial_id"], metric=self.metric, pruner=self.pruner))
+
+# %% ../nbs/23_search.ipynb #s23o0009-4
+@patch
+def close(self:OptunaSearch, rec:dict):
+    "Close as failed every trial a point still holds open (the sweep stopped before it ran)"
+    if self.study is None: return
+    for p in rec["points"]:
+        if "trial" in p and not (p["runs"] and p["runs"][-1]["status"] in FINISHED): self.study.tell(p["trial"], state=self.optuna.trial.TrialState.FAIL, skip_if_finished=True)
+
+# %% ../nbs/23_search.ipynb #s23o0010
+def trial_reporter(
+    t:dict,  # the run's trial, as its provenance records it (`OptunaSearch.task`)
+)->Callable:
+    "A Trainer callback that reports each epoch's figure to the run's Optuna trial and raises Optuna's `TrialPruned` when the pruner judges the trial hopeless (the run then ends `pruned`)"
+    optuna = _optuna()
+    pruner = optuna.pruners.MedianPruner(**t["pruner"]) if t.get("pruner") else optuna.pruners.NopPruner()
+    trial = optuna.trial.Trial(optuna.load_study(study_name=t["study"], storage=t["storage"], pruner=pruner), t["trial_id"])
+    def report(trainer, rec:dict):
+        if not trainer.is_main or (v := rec.get(t["metric"])) is None: return
+        trial.report(float(v), rec["epoch"])
+        if trainer.world == 1 and trial.should_prune():
+            raise optuna.TrialPruned(f"trial {t['number']} pruned after epoch {rec['epoch']}: {t['metric']} {v:.4g} is worse than the median of the earlier trials there")
+    return report
 
 # %% ../nbs/23_search.ipynb #15c00002
 commands = Commands()  # the verbs of this notebook: sweep
@@ -109,9 +281,12 @@ def sweep_cmd(
     name:str=typer.Option(..., "--name", help="Sweep name: runs are NAME-001, NAME-002, ...; the same name again continues the sweep"),
     param:list[str]=typer.Option([], "-p", "--param", help="An axis as key=v1,v2,... or key=A..B, every integer from A to B; with --search random, key=loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH or choice:A,B (repeatable); a single value fixes it"),
     seeds:Optional[int]=typer.Option(None, "--seeds", help="Run every point with seeds 0..N-1 (the seed draws the split, the initial weights and the batches)"),
-    search:str=typer.Option("grid", "--search", help="grid: every combination of the -p values; random: --trials draws from the -p distributions"),
-    trials:Optional[int]=typer.Option(None, "--trials", help="With --search random: the number of distinct trials (more than before continues the search)"),
-    search_seed:int=typer.Option(0, "--search-seed", help="With --search random: the seed of the draws (not of the runs)"),
+    search:str=typer.Option("grid", "--search", help="grid: every combination of the -p values; random: --trials draws from the -p distributions; optuna: an Optuna study (TPE) chooses --trials trials from them"),
+    trials:Optional[int]=typer.Option(None, "--trials", help="With --search random or optuna: the number of distinct trials (more than before continues the search)"),
+    search_seed:int=typer.Option(0, "--search-seed", help="With --search random or optuna: the seed of the draws (not of the runs)"),
+    metric:Optional[str]=typer.Option(None, "--metric", help="The validation figure that chooses the best point, and that an Optuna study optimizes (default: val_accuracy or val_rmse, by the task)"),
+    prune_after:int=typer.Option(5, "--prune-after", help="With --search optuna: trials that finish before the median pruner may stop a hopeless one"),
+    no_prune:bool=typer.Option(False, "--no-prune", help="With --search optuna: never stop a trial early"),
     config:Optional[Path]=typer.Option(None, "-f", "--config", help="TOML file of parameters shared by every run"),
     jobs:int=typer.Option(2, "--jobs", "-j", help="Runs at a time (Dask: LocalCluster workers)"),
     threads:Optional[int]=typer.Option(None, "--threads", help="CPU threads per run, at least 1 (default: cores // jobs)"),
@@ -125,32 +300,42 @@ def sweep_cmd(
     "Deliver a grid of runs, or a random search's trials, in parallel; run it again to continue it (succeeded points are skipped)"
     where = f"Dask scheduler {scheduler}" if scheduler else f"a Dask LocalCluster of {jobs} worker{'s' if jobs > 1 else ''}" if dask else f"{jobs} local process{'es' if jobs > 1 else ''}"
     def planned(rec, todo):
-        n = len(rec["points"])
-        typer.echo(f"sweep {name}: {n} point(s), {n - len(todo)} succeeded earlier, {len(todo)} to run on {where}")
+        ended = [p["runs"][-1]["status"] for p in rec["points"] if p not in todo]
+        n, pruned = steer.trials if steer else len(rec["points"]), ended.count("pruned")  # a study asks for its trials as slots free
+        typer.echo(f"sweep {name}: {n} {'trial' if steer else 'point'}(s), {len(ended) - pruned} succeeded earlier{f', {pruned} pruned' if pruned else ''}, "
+                   f"{n - len(ended)} to run on {where}")
     deliver_dir, seen = get_paths().deliver, []
     def done(i, res):
         seen.append(i)
         typer.echo(_sweep_line(len(seen), res, deliver_dir))
     def table(summary):
         typer.echo(format_table(summary.drop(columns=["error", "path"]).rename(columns=lambda c: c.split(".", 1)[-1])))
-    if search == "random":
-        if trials is None: raise ConfigError("a random search needs its number of trials: --trials N")
-        points, grid, how = search_points(parse_space(param), trials, search_seed, seeds)
-    elif search == "grid":
-        if trials is not None: raise ConfigError("--trials is for a search: add --search random")
+    steer = None
+    if search not in ("grid", "random", "optuna"): raise ConfigError(f"--search is grid, random or optuna, not {search!r}")
+    if search == "grid":
+        if trials is not None: raise ConfigError("--trials is for a search: add --search random or --search optuna")
         points, grid, how = None, with_seeds(parse_grid(param), seeds), None
-    else: raise ConfigError(f"--search is grid or random, not {search!r}")
-    try: summary = sweep(template, name, grid, config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast,
-                         extend=extend, points=points, search=how, command=command_line(), on_plan=planned, on_done=done, quiet=quiet)
+    elif trials is None: raise ConfigError(f"a{'n' if search == 'optuna' else ''} {search} search needs its number of trials: --trials N")
+    elif search == "random": points, grid, how = search_points(parse_space(param), trials, search_seed, seeds)
+    else:
+        if seeds is not None: raise ConfigError("an Optuna trial is one run: leave out --seeds (fix the seed with -p seed=N)")
+        space = parse_space(param)
+        steer = OptunaSearch(name, space, trials, search_seed, metric := study_metric(metric, template, space, config), None if no_prune else prune_after)
+        points = [p["values"] for p in read_sweep(f)["points"]] if (f := sweep_file(name)).exists() else []
+        grid, how = values_taken(points) or {k: [] for k in space}, steer.record
+    try: summary = sweep(template, name, grid, config, jobs, threads, dask, scheduler, retries=retries, fail_fast=fail_fast, extend=extend,
+                         points=points, search=how, command=command_line(), on_plan=planned, on_done=done, quiet=quiet, steer=steer)
     except SweepStopped as e:
         table(e.summary)
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
     table(summary)
-    try: w = sweep_winner(name)
+    if steer and steer.exhausted: typer.echo(f"the sampler found no more new trials in this space: the sweep holds {len(summary)}", err=True)
+    if steer and steer.problem: raise MLResearchError(steer.problem)
+    try: w = sweep_winner(name, metric)
     except MLResearchError: w = None  # nothing succeeded, or a template that records no validation figure: nothing to choose by
     if w: typer.echo(f"best by mean {w['metric']} over seeds: {w['configuration']} ({w['mean']:.4f}, {w['runs']} run(s)); its best run {w['run']} "
                      f"is sweep:{name} for serve, predict, evaluate and export")
-    failed = summary[summary["status"] != "succeeded"]
+    failed = summary[~summary["status"].isin(FINISHED)]
     if len(failed): raise MLResearchError(f"{len(failed)} of {len(summary)} point(s) did not succeed: {', '.join(failed['run'])}; "
                                           "run the same command again to retry them")

@@ -6,13 +6,13 @@ Docs: https://mlresearch.github.io/mlresearch/sweeps.html.md"""
 
 # %% ../nbs/22_sweeps.ipynb #c3a10003
 from __future__ import annotations
-import datetime as dt, itertools, json, logging, os, re, signal
+import collections, datetime as dt, itertools, json, logging, os, re, signal
 from pathlib import Path
 from typing import Callable, Iterable
 
 import pandas as pd
 
-from .compare import TIE_BREAK, rank_configs, selection_metric, series_names
+from .compare import TIE_BREAK, rank_configs, selection_metric, series_names, values_taken
 from .config import ConfigError, MLResearchError, RecordError, check_slug, get_paths, lower_is_better, read_record, split_override
 from .deliver import THREAD_VARS
 from .execute import find_template, resolve_parameters, template_parameters
@@ -22,8 +22,8 @@ from .runs import read_run, runs_index
 from .workers import STOP, run_dask, run_local
 
 # %% auto #0
-__all__ = ['POINT_KEYS', 'split_items', 'parse_grid', 'grid_points', 'with_seeds', 'sweep_file', 'read_sweep', 'point_status',
-           'plan_sweep', 'SweepStopped', 'sweep_summary', 'sweep', 'sweep_winner', 'choose_sweep']
+__all__ = ['POINT_KEYS', 'FINISHED', 'split_items', 'parse_grid', 'grid_points', 'with_seeds', 'sweep_file', 'read_sweep',
+           'point_status', 'plan_sweep', 'SweepStopped', 'sweep_summary', 'sweep', 'sweep_winner', 'choose_sweep']
 
 # %% ../nbs/22_sweeps.ipynb #7eb64d09
 def _split_values(text:str)->list[str]:
@@ -192,10 +192,12 @@ class SweepStopped(MLResearchError):
 def _thread_env(threads:int)->dict: return {k: str(threads) for k in THREAD_VARS}
 
 # %% ../nbs/22_sweeps.ipynb #c3a10014-3
-def _succeeded(point:dict, root)->bool:
-    "Whether the point's latest run succeeded and its folder still says so"
-    if point_status(point) != "succeeded": return False
-    return read_run(get_paths(root).deliver/point["runs"][-1]["run"])["status"] == "succeeded"
+FINISHED = ("succeeded", "pruned")  # a point whose latest run ended so is not run again (`pruned`: a search stopped it as hopeless)
+
+def _finished(point:dict, root)->bool:
+    "Whether the point's latest run succeeded (or was pruned) and its folder still says so"
+    if (status := point_status(point)) not in FINISHED: return False
+    return read_run(get_paths(root).deliver/point["runs"][-1]["run"])["status"] == status
 
 # %% ../nbs/22_sweeps.ipynb #c3a10014-4
 def sweep_summary(
@@ -226,21 +228,27 @@ def _save_record(rec:dict, root)->None:
     atomic_write(sweep_file(rec["name"], root), json.dumps(rec, indent=1) + "\n")
 
 # %% ../nbs/22_sweeps.ipynb #876a493e-h
-def _outcome_handler(rec:dict, kw:dict, root, retries:int, fail_fast:bool, on_done:Callable|None)->Callable:
-    "What to do with each point's outcome: record it; then run a failed point again while it has tries left, or stop launching (`fail_fast`)"
-    tries, failed_for_good = {p["number"]: 0 for p in rec["points"]}, []
+def _outcome_handler(rec:dict, task:Callable, add:Callable, root, retries:int, fail_fast:bool, on_done:Callable|None, steer=None)->Callable:
+    "What to do with each point's outcome: record it; run a failed point again while it has tries left, or stop launching (`fail_fast`); tell `steer` how a point ended and run the points it asks for next"
+    tries, failed_for_good = collections.Counter(), []
     def handle(i:int, res:dict):
         point = rec["points"][i - 1]
         if res["status"] == "not started": return None
         point["runs"].append(res)
         _save_record(rec, root)
         if on_done: on_done(i, res)
-        if res["status"] != "failed": return None
-        if tries[i] < retries and not (fail_fast and failed_for_good):
-            tries[i] += 1
-            return (i, dict(kw, name=_run_name(rec["name"], i), values=point["values"]))
-        failed_for_good.append(i)
-        return STOP if fail_fast else None
+        if res["status"] == "failed":
+            if tries[i] < retries and not (fail_fast and failed_for_good):
+                tries[i] += 1
+                return [task(point)]
+            failed_for_good.append(i)
+        if steer is None: return STOP if fail_fast and failed_for_good else None
+        steer.tell(point, res)
+        if steer.problem or (fail_fast and failed_for_good): return STOP
+        if res["status"] == "interrupted": return None  # the sweep is stopping: nothing new is asked for
+        new = add(steer.ask(rec, 1))
+        _save_record(rec, root)
+        return [task(p) for p in new]
     return handle
 
 # %% ../nbs/22_sweeps.ipynb #876a493e
@@ -263,26 +271,39 @@ def sweep(
     on_plan:Callable[[dict, list], None]|None=None, # called with the sweep's record and the points to run, before any runs
     on_done:Callable[[int, dict], None]|None=None, # called with (point number, outcome) as each run ends
     quiet:bool=True,              # True: the runs' progress lines (one per epoch) are not relayed to stderr
+    steer=None,                   # a search that chooses points as results come in (`search.OptunaSearch`): `start`, `ask`, `tell`, `task`, `close`
 )->pd.DataFrame:
-    "Deliver every point of `grid` not yet succeeded; return one row per point"
+    "Deliver every point of `grid` not yet succeeded (or the points `steer` asks for); return one row per point"
     _check_settings(jobs, threads, retries)
     paths, f = get_paths(root), sweep_file(name, root)
     with one_writer(f.with_name(f".{f.stem}.lock"), f"sweep {name!r}"):  # a second sweep of this name is refused, naming this one
         rec = plan_sweep(template, name, grid, config, root, extend, points, search)
-        todo = [p for p in rec["points"] if not _succeeded(p, root)]
-        if on_plan: on_plan(rec, todo)
-        env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
-        kw = dict(template=str(find_template(template, root)), config=str(Path(config).resolve()) if config else None, root=str(paths.root),
-                  sweep=name, env=env, command=command, quiet=quiet)
-        handle = _outcome_handler(rec, kw, root, retries, fail_fast, on_done)
-        _save_record(rec, root)
-        first = [(p["number"], dict(kw, name=_run_name(name, p["number"]), values=p["values"])) for p in todo]
+        tpl = find_template(template, root)
+        defaults = template_parameters(tpl)
+        def add(items:list[dict])->list[dict]:  # new points ({values, ...}) at the end of the record
+            new = [dict(number=len(rec["points"]) + i, **it, params=resolve_parameters(defaults, config, it["values"]), runs=[]) for i, it in enumerate(items, 1)]
+            rec["points"] += new
+            rec["grid"] = values_taken([p["values"] for p in rec["points"]]) or rec["grid"]  # a search's points: the values they take
+            return new
+        todo = [p for p in rec["points"] if not _finished(p, root)]
         try:
+            if steer: todo += add(steer.start(rec, todo, jobs))
+            if on_plan: on_plan(rec, todo)
+            env = _thread_env(threads) if threads else {} if scheduler else _thread_env(max(1, (os.cpu_count() or 1) // jobs))
+            kw = dict(template=str(tpl), config=str(Path(config).resolve()) if config else None, root=str(paths.root),
+                      sweep=name, env=env, command=command, quiet=quiet)
+            task = lambda p: (p["number"], dict(kw, name=_run_name(name, p["number"]), values=p["values"], **(steer.task(p) if steer else {})))
+            handle = _outcome_handler(rec, task, add, root, retries, fail_fast, on_done, steer)
+            _save_record(rec, root)
+            first = [task(p) for p in todo]
             if first: (run_dask(first, jobs, scheduler, handle) if dask or scheduler else run_local(first, jobs, handle))
         except KeyboardInterrupt as e:
             sig = getattr(e, "signum", signal.SIGINT)
             raise SweepStopped(f"sweep {name} stopped by {sig.name}; run the same command again to continue it", sweep_summary(rec, root),
                                128 + sig.value) from None
+        finally:
+            if steer: steer.close(rec)
+            _save_record(rec, root)
         return sweep_summary(rec, root)
 
 # %% ../nbs/22_sweeps.ipynb #c3w00002

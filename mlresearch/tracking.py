@@ -21,7 +21,7 @@ from .record import CHECKSUMS, METRICS, PARAMS, PROVENANCE, find_run, read_json,
 __all__ = ['MLFLOW_STATUS', 'MLFLOW_LIMITS', 'runs_commands', 'export_mlflow', 'runs_export']
 
 # %% ../nbs/34_tracking.ipynb #a19k0017
-MLFLOW_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "died": "FAILED"}
+MLFLOW_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "pruned": "KILLED", "died": "FAILED"}
 MLFLOW_LIMITS = dict(metrics=1000, params=100, tags=100)
 
 def _ms(stamp:str|None)->int|None: return int(dt.datetime.fromisoformat(stamp).timestamp() * 1000) if stamp else None

@@ -26,10 +26,11 @@ def run_point(
     env:dict,         # variables for the kernel (thread counts)
     command:str,      # the command line to record
     quiet:bool=True,  # False: relay the run's progress lines to this process's stderr
+    trial:dict|None=None, # the Optuna trial the run is (recorded in its provenance, where its training reports to it)
 )->dict:
     "Deliver one point of a sweep: `run` (its folder's name), `status` and `error`"
     try:
-        folder = deliver(template, name, config, values, root=root, auto_suffix=True, command=command, env=env, record=dict(sweep=sweep),
+        folder = deliver(template, name, config, values, root=root, auto_suffix=True, command=command, env=env, record=dict(sweep=sweep, **({'trial': trial} if trial else {})),
                          progress=None if quiet else _stderr_line)
         return dict(run=folder.name, status="succeeded", error=None)
     except RunError as e: return dict(run=e.run.name, status=e.status, error=e.why)
@@ -63,9 +64,9 @@ def _release(procs:list, tasks)->None:
 def run_local(
     first:list[tuple[int, dict]],  # `(point number, run_point's arguments)` to run
     jobs:int,                      # worker processes
-    handle:Callable,               # called with each outcome; may return a task to run again, or `STOP`
+    handle:Callable,               # called with each outcome; may return tasks to run next, or `STOP`
 ):
-    "Run points on `jobs` warm worker processes; `handle(i, result)` may return a task to run again, or `STOP`"
+    "Run points on `jobs` warm worker processes; `handle(i, result)` may return tasks to run next (a retry, a new trial), or `STOP`"
     ctx = multiprocessing.get_context("spawn")
     tasks, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     from mlresearch import workers  # the worker function by its module's name, which a spawned process can import
@@ -82,7 +83,7 @@ def run_local(
         running.pop(i, None); sent -= 1
         nxt = handle(i, x)
         if nxt == STOP: stop.set()
-        elif nxt is not None: waiting.insert(0, nxt)
+        elif nxt: waiting[:0] = nxt
         feed()
     feed()
     try:
@@ -105,7 +106,7 @@ def run_dask(
     first:list[tuple[int, dict]],  # `(point number, run_point's arguments)` to run
     jobs:int,                      # workers of a new LocalCluster
     scheduler:str|None,            # an existing cluster's address; a LocalCluster when `None`
-    handle:Callable,               # called with each outcome; may return a task to run again, or `STOP`
+    handle:Callable,               # called with each outcome; may return tasks to run next, or `STOP`
 ):
     "Run points as tasks on a Dask cluster: a new LocalCluster, or the one at `scheduler`"
     try: from distributed import Client, LocalCluster, as_completed
@@ -127,7 +128,8 @@ def run_dask(
             if nxt == STOP:  # points not yet started stay `not started`
                 for g in list(futures):
                     if g.status == "pending": g.cancel(); futures.pop(g)
-            elif nxt is not None: submit(*nxt)
+            elif nxt:
+                for t in nxt: submit(*t)
     finally:
         client.close()
         if cluster is not None: cluster.close()
