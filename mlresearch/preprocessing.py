@@ -209,15 +209,15 @@ def _cache_files(entry:dict, params:dict, root)->tuple[Path, Path]:
     return d/f"{stem}.npz", d/f"{stem}.json"
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-4
-def _note_cache(npz:Path, entry:dict):
-    "Record in the current run the processed file it used, as derived from its raw file (`data clean` keeps what runs used)"
-    if current_run(): note_run("data", path=str(npz), sha256=sha256_file(npz), derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
+def _note_cache(npz:Path, entry:dict, sha256:str):
+    "Record in the current run the processed file it used (its checksum, verified or just written), as derived from its raw file (`data clean` keeps what runs used)"
+    if current_run(): note_run("data", path=str(npz), sha256=sha256, derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-5
 def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
     "A cache hit, recorded in the current run"
     meta = json.loads(meta_file.read_text())
-    _note_cache(npz, entry)
+    _note_cache(npz, entry, _recorded(npz)[npz.name])  # `cache_problem` has just checked the file against it
     with np.load(npz) as z:
         log.info("cache hit: %s", npz.name)
         return Prepared(*({k: z[f"{a}_{k}"] for k in ("train", "val", "test")} for a in "Xy"), transform_from_dict(meta["transform"]),
@@ -241,16 +241,23 @@ def target_rows(
     return df, kept, task, df[target].to_numpy(np.float32), None
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7
-def _write_cache(npz:Path, meta_file:Path, p:Prepared):
-    "Save the arrays and the meta, each atomically"
+def _write_cache(npz:Path, meta_file:Path, p:Prepared)->str:
+    "Save the arrays and the meta, each atomically, then their checksums; the arrays' sha256"
     npz.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(npz) as tmp:
         with open(tmp, "wb") as f: np.savez(f, **{f"{a}_{k}": v for a, d in dict(X=p.X, y=p.y, rows=p.rows).items() for k, v in d.items()})
     atomic_write(meta_file, json.dumps(dict(meta=p.meta, transform=p.transform.to_dict()), default=str))
-    atomic_write(_sums_file(npz), "".join(f"{sha256_file(f)}  {f.name}\n" for f in (npz, meta_file)))  # last: an entry without it is unfinished
+    sums = {f.name: sha256_file(f) for f in (npz, meta_file)}
+    atomic_write(_sums_file(npz), "".join(f"{d}  {name}\n" for name, d in sums.items()))  # last: an entry without it is unfinished
+    return sums[npz.name]
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7b
 def _sums_file(npz:Path)->Path: return npz.with_suffix(".sha256")  # the entry's checksums, as `sha256sum -c` reads them
+
+# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7b-2
+def _recorded(npz:Path)->dict[str, str]:
+    "The checksums written with a cache entry: {file name: sha256}"
+    return {name: digest for digest, _, name in (line.partition("  ") for line in _sums_file(npz).read_text().splitlines())}
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7c
 def cache_problem(
@@ -261,7 +268,7 @@ def cache_problem(
     sums = _sums_file(npz)
     for f in (npz, meta_file, sums):
         if not f.is_file(): return f"{f.name} is missing"
-    want = {name: digest for digest, _, name in (line.partition("  ") for line in sums.read_text().splitlines())}
+    want = _recorded(npz)
     return next((f"{f.name} does not match the sha256 recorded in {sums.name} when it was written" for f in (npz, meta_file) if want.get(f.name) != sha256_file(f)), None)
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7d
@@ -315,7 +322,6 @@ def _build(entry:dict, target:str, test_size:float, val_size:float, seed:int, is
                 seed=seed, test_size=test_size, val_size=val_size, sizes={k: len(v) for k, v in splits.items()}, file=npz.name)
     p = Prepared(X={k: tf.transform(feats.iloc[ix]) for k, ix in splits.items()}, y={k: y[ix] for k, ix in splits.items()}, transform=tf, meta=meta,
                  rows={k: kept[ix] for k, ix in splits.items()})
-    _write_cache(npz, meta_file, p)
-    _note_cache(npz, entry)
+    _note_cache(npz, entry, _write_cache(npz, meta_file, p))
     log.info("processed %s v%d -> %s", entry["name"], entry["version"], npz.name)
     return Prepared(p.X, p.y, tf, {**meta, "cache": "miss"}, p.rows)
