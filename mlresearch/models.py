@@ -127,12 +127,12 @@ def model_spec(name:str)->ModelSpec:
 # %% ../nbs/09_models.ipynb #d27420ce
 @dataclasses.dataclass
 class MLPConfig:
-    "Hyperparameters of `MLP`"
+    "Hyperparameters of `MLP`; the defaults were chosen by cross-validation on small tables (bench/defaults.py)"
     in_features: int = 0                  # width of the transformed feature matrix
     out_features: int = 1                 # classes (classification) or 1 (regression)
-    hidden: tuple[int, ...] = (256, 128)  # width of each hidden layer
-    dropout: float = 0.1                  # dropout after each hidden layer
-    batch_norm: bool = True               # BatchNorm1d before each activation
+    hidden: tuple[int, ...] = (128, 64)   # width of each hidden layer
+    dropout: float = 0.3                  # dropout after each hidden layer
+    batch_norm: bool = False              # BatchNorm1d before each activation
 
 # %% ../nbs/09_models.ipynb #d27420ce-2
 @register_model("mlp", MLPConfig, layout="table")

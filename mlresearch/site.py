@@ -153,7 +153,9 @@ def sweep_page(
         rows.append((p["number"], f"[{last['run']}](../runs/{last['run']}.ipynb)" if last.get("run") in by_run else "-",
                      status_mark((r.get("status") or last.get("status")) if last else None),
                      *(p["values"].get(k, "-") for k in rec["grid"]), *(f"{v:.4f}" if v is not None and v == v else "-" for v in vals)))
-    lines += [f"Template `{rec['template']}`, grid: " + "; ".join(f"`{k}` = {', '.join(map(str, v))}" for k, v in rec["grid"].items()), "",
+    how = (f"{dict(random='a random search', optuna='an Optuna search').get(s['kind'], s['kind'])} of {s['trials']} trials over "
+           + "; ".join(f"`{k}` = {v}" for k, v in s["space"].items()) + "; the values drawn, " if (s := rec.get("search")) else "")
+    lines += [f"Template `{rec['template']}`, {how}grid: " + "; ".join(f"`{k}` = {', '.join(map(str, v))}" for k, v in rec["grid"].items()), "",
               _table(rows, head), ""]
     if m and runs[f"metric.{m}"].notna().any():
         if chooser: lines += [f"Points are compared and chosen on {chooser}, the validation figure; {test or 'the test figure'} is reported beside it, never used to choose.", ""]
