@@ -10,12 +10,14 @@ import os, shutil, tempfile
 from pathlib import Path
 from typing import Iterable
 
+import torch
+
 import mlresearch
 from .runtime import seed_everything
 
 # %% auto #0
 __all__ = ['FIXTURES', 'RESMLP_CELLS', 'scratch_project', 'mlresearch_templates', 'project_env', 'project_copy',
-           'write_model_notebook', 'copy_env', 'train_tiny']
+           'write_model_notebook', 'copy_env', 'train_tiny', 'NoisyRows']
 
 # %% ../nbs/11_testing.ipynb #11x00006
 FIXTURES = Path(mlresearch.__file__).resolve().parents[1]/"tests"/"fixtures"  # the checkout's fixture files
@@ -130,20 +132,29 @@ def train_tiny(
     stop_after:int|None=None,   # stop, as Ctrl-C would, after this epoch
     resume:bool=False,          # go on from the checkpoint in `out_dir`
     seed:int=0,                 # the run's seed
+    workers:int|None=None,      # train from a dataset that adds noise to each row as it is read, through this many DataLoader workers; `None`: arrays
 ):
     "An MLP on random data, for the resume checks; its Trainer"
-    import torch
+    from torch.utils.data import TensorDataset
     from mlresearch.models import build_model
     from mlresearch.training import Trainer, TrainConfig
     g = torch.Generator().manual_seed(123)
     X, y = torch.randn(300, 12, generator=g), torch.randint(0, 3, (300,), generator=g)
-    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, seed=seed, deterministic=True, device="cpu", patience=0, progress=False)
+    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, seed=seed, deterministic=True, device="cpu", patience=0, progress=False, num_workers=workers or 0)
     seed_everything(seed + (1 if resume else 0))  # a resumed run must not depend on the fresh init
     tr = Trainer(build_model("mlp", in_features=12, out_features=3, hidden=[32, 16]), cfg, out_dir=out_dir)
     if stop_after is not None:
         def _stop(t, rec):
             if t.epoch == stop_after: raise KeyboardInterrupt
         tr.callbacks.append(_stop)
-    try: tr.fit(X[:240], y[:240], X[240:], y[240:], resume=resume)
+    data = (X[:240], y[:240], X[240:], y[240:]) if workers is None else (NoisyRows(X[:240], y[:240]), None, TensorDataset(X[240:], y[240:]), None)
+    try: tr.fit(*data, resume=resume)
     except KeyboardInterrupt: pass
     return tr
+
+# %% ../nbs/11_testing.ipynb #11x00011-2
+class NoisyRows(torch.utils.data.Dataset):
+    "A map-style dataset of rows with noise drawn as each is read, by the process that reads it: augmentation, as a DataLoader worker applies it"
+    def __init__(self, X, y): self.X, self.y = X, y
+    def __len__(self)->int: return len(self.X)
+    def __getitem__(self, i:int): return self.X[i] + 0.1 * torch.randn(self.X.shape[1]), self.y[i]

@@ -16,6 +16,7 @@ from fastcore.basics import patch
 
 from .config import ConfigError, MLResearchError, first_line, lower_is_better
 from .files import atomic_path, atomic_write, progress_line
+from .loaders import ArrayRows, DatasetRows, rows_of, shard_batches
 from .runtime import dist_info, get_device, get_logger, init_dist, seed_everything
 
 # %% auto #0
@@ -35,6 +36,7 @@ class TrainConfig:
     "Hyperparameters of a `Trainer` run"
     epochs: int = 30             # passes over the training data
     batch_size: int = 64         # rows per optimizer step (per process under DDP)
+    num_workers: int = 0         # DataLoader processes that read a dataset's items (arrays need none)
     lr: float = 3e-3             # peak learning rate of the schedule
     weight_decay: float = 1e-4   # decoupled weight decay (AdamW) or L2 penalty (SGD)
     optimizer: str = "adamw"     # adamw, or sgd (with momentum)
@@ -56,6 +58,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1: raise ConfigError("epochs and batch_size must be at least 1")
+        if self.num_workers < 0: raise ConfigError(f"num_workers must be 0 (read in this process) or more, not {self.num_workers}")
         if not (self.lr > 0 and math.isfinite(self.lr)): raise ConfigError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.seed < 2**32: raise ConfigError(f"seed must be from 0 to 2**32 - 1, got {self.seed}")
         for k, ok in dict(optimizer=OPTIMIZERS, schedule=SCHEDULES).items():
@@ -73,10 +76,9 @@ def save_checkpoint(
     path:str|Path,  # the checkpoint file, replaced atomically
 )->Path:
     "Write `state` atomically with torch.save"
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush(); os.fsync(f.fileno())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush(); os.fsync(f.fileno())
     return Path(path)
 
 # %% ../nbs/10_training.ipynb #002bcecf-2
@@ -100,7 +102,7 @@ def _copied(x):
 
 # %% ../nbs/10_training.ipynb #0487baf3
 class Trainer:
-    "Train a PyTorch model on in-memory arrays with early stopping, checkpoints and exact resume; the optimizer, schedule, clipping and accumulation as `cfg` names them, and the model's own `loss` and `metrics` methods where it has them"
+    "Train a PyTorch model on in-memory arrays or on `torch.utils.data` datasets, with early stopping, checkpoints and exact resume; the optimizer, schedule, clipping and accumulation as `cfg` names them, and the model's own `loss` and `metrics` methods where it has them"
     def __init__(
         self,
         model:nn.Module,           # the model, freshly built (seed before building it)
@@ -140,13 +142,12 @@ class Trainer:
 # %% ../nbs/10_training.ipynb #36e77f3d
 @patch
 @torch.no_grad()
-def _outputs(self:Trainer, X, batch_size:int)->torch.Tensor:
-    "Model outputs for `X` on the device, float32"
+def _outputs(self:Trainer, batches)->torch.Tensor:
+    "Model outputs for each batch of features, on the device, float32, in one tensor"
     self.model.eval()
-    X = torch.as_tensor(X)
     outs = []
-    for i in range(0, len(X), batch_size):
-        with self._autocast(): outs.append(self.model(X[i:i + batch_size].to(self.device, non_blocking=True)).float())
+    for xb in batches:
+        with self._autocast(): outs.append(self.model(xb.to(self.device, non_blocking=True)).float())
     out = (outs[0] if len(outs) == 1 else torch.cat(outs)) if outs else torch.zeros(0, device=self.device)
     return out.squeeze(-1) if self.task == "regression" else out
 
@@ -158,7 +159,8 @@ def predict(
     batch_size:int=4096,  # rows per forward pass
 )->torch.Tensor:
     "Model outputs (logits, or values for regression) for `X`, on the CPU as float32"
-    return self._outputs(X, batch_size).cpu()
+    X = torch.as_tensor(X)
+    return self._outputs(X[i:i + batch_size] for i in range(0, len(X), batch_size)).cpu()
 
 # %% ../nbs/10_training.ipynb #36e77f3d-2b
 def _macro_f1(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
@@ -168,17 +170,28 @@ def _macro_f1(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
     seen = cm.sum(0) + cm.sum(1)
     return (2 * cm.diag() / seen.clamp_min(1))[seen > 0].mean()
 
+# %% ../nbs/10_training.ipynb #36e77f3d-2c
+@patch
+def _rows(self:Trainer, X, y=None):
+    "`X` and `y` (arrays, or a dataset alone) as the rows the loaders batch; rows already made pass through"
+    return X if isinstance(X, (ArrayRows, DatasetRows)) else rows_of(X, y, self.device, self.task == "regression", self.cfg.batch_size,
+                                                                     self.cfg.num_workers, self.cfg.seed, self.cfg.deterministic)
+
 # %% ../nbs/10_training.ipynb #36e77f3d-3
 @patch
 @torch.no_grad()
 def measure(
     self:Trainer,
-    X,              # features
-    y,              # targets
+    X,              # features, or a dataset of `(x, y)` items (or its rows, as `_rows` gives them)
+    y=None,         # targets of the features
     prefix:str="",  # put before each metric's name (`val_`)
 )->dict:
     "The training loss, the task's metrics (accuracy and macro F1, or RMSE and R^2) and the model's own `metrics`, computed on the device"
-    out, y = self._outputs(X, 4096), torch.as_tensor(y).to(self.device, non_blocking=True)
+    ys = []
+    def features():  # the batches' features, keeping their targets
+        for xb, yb in self._rows(X, y).chunks(4096): ys.append(yb); yield xb
+    out = self._outputs(features())
+    y = torch.cat(ys)
     if self.task == "classification": names, res = ("loss", "accuracy", "macro_f1"), [self.loss_fn(out, y), (out.argmax(1) == y).float().mean(), _macro_f1(out, y)]
     else:
         y = y.float()
@@ -212,17 +225,6 @@ def load_state(self:Trainer, state:dict):
     torch.set_rng_state(state["rng"]["torch"]); self.gen.set_state(state["rng"]["shuffle"])
     if state["rng"]["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
-# %% ../nbs/10_training.ipynb #2a557b32
-@patch
-def _split(self:Trainer, order:torch.Tensor)->list[torch.Tensor]:
-    "This process's batches of an epoch visiting rows in `order`: sharded by rank, cut into batches"
-    n = len(order)
-    order = order[: n - n % self.world][self.rank::self.world]  # equal shards: every rank takes the same number of steps
-    bs = self.cfg.batch_size
-    batches = [order[i:i + bs] for i in range(0, len(order), bs)]
-    if len(batches) > 1 and len(batches[-1]) == 1: batches.pop()  # BatchNorm cannot train on one row
-    return batches
-
 # %% ../nbs/10_training.ipynb #2a557b32-1
 def _optimizer(model:nn.Module, cfg:TrainConfig)->torch.optim.Optimizer:
     "The optimizer `cfg.optimizer` names, over the model's parameters"
@@ -240,9 +242,9 @@ def _schedule(opt:torch.optim.Optimizer, cfg:TrainConfig, steps:int):
 
 # %% ../nbs/10_training.ipynb #2a557b32-2
 @patch
-def _start(self:Trainer, n:int, resume:bool):
-    "The schedule for `n` training rows, then the checkpoint's state when resuming (its history rewritten into `metrics.jsonl`)"
-    n_batches = len(self._split(torch.arange(n)))  # the layout alone: the shuffling generator stays untouched
+def _start(self:Trainer, rows, resume:bool):
+    "The schedule for the training `rows`, then the checkpoint's state when resuming (its history rewritten into `metrics.jsonl`)"
+    n_batches = rows.steps(self.cfg.batch_size, self.rank, self.world)  # the layout alone: the shuffling generator stays untouched
     self.sched = _schedule(self.opt, self.cfg, self.cfg.epochs * math.ceil(n_batches / self.cfg.accumulate))
     ckpt = self.out_dir/"last.ckpt" if self.out_dir else None
     if resume and ckpt is not None and ckpt.exists():
@@ -253,46 +255,47 @@ def _start(self:Trainer, n:int, resume:bool):
 
 # %% ../nbs/10_training.ipynb #2a557b32-3
 @patch
-def _train_epoch(self:Trainer, Xt:torch.Tensor, yt:torch.Tensor)->float:
-    "One pass over the data in a fresh shuffled order; the mean training loss"
+def _train_epoch(self:Trainer, rows)->float:
+    "One pass over the rows in a fresh shuffled order (a dataset's own, when it is iterable); the mean training loss"
     self.net.train()
-    total = torch.zeros((), device=self.device)
-    batches, acc = self._split(torch.randperm(len(Xt), generator=self.gen)), self.cfg.accumulate
+    total, seen, acc = torch.zeros((), device=self.device), 0, self.cfg.accumulate
+    index = shard_batches(torch.randperm(len(rows), generator=self.gen), self.cfg.batch_size, self.rank, self.world) if rows.indexed else None
+    n = len(index) if index is not None else rows.steps(self.cfg.batch_size, self.rank, self.world)
     self.opt.zero_grad(set_to_none=True)
-    for i, idx in enumerate(batches):
-        idx = idx.to(self.device)
-        with self._autocast(): out = self.net(Xt[idx])
-        loss = self.loss_fn(out.float().squeeze(-1) if self.task == "regression" else out.float(), yt[idx])
+    for i, (xb, yb) in enumerate(rows.batches(index, self.epoch)):
+        if self.task == "regression": yb = yb.float()
+        with self._autocast(): out = self.net(xb)
+        loss = self.loss_fn(out.float().squeeze(-1) if self.task == "regression" else out.float(), yb)
         (loss / acc if acc > 1 else loss).backward()
-        if (i + 1) % acc == 0 or i + 1 == len(batches):
+        if (i + 1) % acc == 0 or i + 1 == n:
             if self.cfg.clip_grad: nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
             self.opt.step(); self.sched.step()
             self.opt.zero_grad(set_to_none=True)
-        total += loss.detach() * len(idx)
+        total += loss.detach() * len(yb); seen += len(yb)
     self.epoch += 1
     if self.world > 1:  # BatchNorm statistics drift apart per rank: take rank 0's, so every replica is the same model
         for b in self.model.buffers(): torch.distributed.broadcast(b, 0)
-    return total.item() / (len(Xt) // self.world)
+    return total.item() / max(seen, 1)
 
 # %% ../nbs/10_training.ipynb #2a557b32-4
 @patch
 def fit(
     self:Trainer,
-    X_train, y_train,          # training arrays
-    X_val=None, y_val=None,    # validation arrays (the training loss is monitored when absent)
+    X_train, y_train=None,     # training arrays, or a `torch.utils.data` dataset (or DataLoader) alone, its items `(x, y)`
+    X_val=None, y_val=None,    # validation arrays or a dataset (the training loss is monitored when absent)
     resume:bool=False,         # continue from `out_dir/last.ckpt` when it exists
 )->Trainer:
-    "Train, evaluating and checkpointing every epoch"
-    Xt, yt = torch.as_tensor(X_train).to(self.device), torch.as_tensor(y_train).to(self.device)
-    if self.task == "regression": yt = yt.float()
-    self._start(len(Xt), resume)
+    "Train, evaluating and checkpointing every epoch: on arrays kept on the device, or on datasets through DataLoaders"
+    train, val = self._rows(X_train, y_train), self._rows(X_val, y_val) if X_val is not None else None
+    log.info("training on %s", train.describe())
+    self._start(train, resume)
     monitor = self.cfg.monitor if X_val is not None else "train_loss"
     bar = _progress(self.cfg.epochs, self.epoch) if self.cfg.progress and self.is_main and sys.stderr.isatty() else None
     try:
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
-            rec = dict(epoch=self.epoch + 1, train_loss=self._train_epoch(Xt, yt), lr=self.sched.get_last_lr()[0])
-            if X_val is not None: rec.update(self.measure(X_val, y_val, "val_"))
+            rec = dict(epoch=self.epoch + 1, train_loss=self._train_epoch(train), lr=self.sched.get_last_lr()[0])
+            if val is not None: rec.update(self.measure(val, prefix="val_"))
             rec["seconds"] = round(time.perf_counter() - t0, 4)
             self._after_epoch(rec, monitor)
             if bar: bar.update(1); bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k.startswith(("val_", "train_loss"))})

@@ -24,6 +24,19 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stop):
     assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
 
 
+@pytest.mark.parametrize("stop", [1, 3])
+def test_interrupted_and_resumed_through_dataloader_workers_equals_uninterrupted(tmp_path, stop):
+    "A dataset whose rows get fresh noise as two DataLoader workers read them: the workers' generators are part of what resumes"
+    full = _train_tiny(tmp_path/"full", epochs=4, workers=2)
+    _train_tiny(tmp_path/"cut", epochs=4, stop_after=stop, workers=2)
+    resumed = _train_tiny(tmp_path/"cut", epochs=4, resume=True, workers=2)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for k in a: assert torch.equal(a[k], b[k]), k
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
+    arrays = _train_tiny(tmp_path/"arrays", epochs=4).model.state_dict()
+    assert any(not torch.equal(a[k], arrays[k]) for k in a)  # the noise was drawn: not the arrays' run
+
+
 def test_a_different_seed_does_not_give_the_same_weights(tmp_path):
     "The equality above is not vacuous: another seed ends elsewhere"
     a = _train_tiny(tmp_path/"a", epochs=3).model.state_dict()
