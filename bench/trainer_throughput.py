@@ -20,7 +20,7 @@ Needs torch and the Trainer alone (no project, no data):
 
     python bench/trainer_throughput.py [--epochs 2] [--repeats 21] [--rows 1024] [--width 16] [--batch-size 64] [--workers 0] [--device auto] [--compile]
 """
-import argparse, gc, os, shutil, statistics, subprocess, threading, time
+import argparse, contextlib, gc, os, shutil, statistics, subprocess, threading, time
 
 import torch
 from torch import nn
@@ -55,7 +55,7 @@ def loop_run(a, loader, device):
     net = torch.compile(model) if a.compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     model.train()
     for _ in range(a.epochs):
         for xb, yb in loader:
