@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/pipeline.html.md"""
 
 # %% ../nbs/17_pipeline.ipynb #ec888de8
 from __future__ import annotations
-import dataclasses, importlib, json, shutil, tempfile
+import dataclasses, importlib, shutil, tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +24,7 @@ from .metrics import best_epoch, classification_metrics, regression_metrics
 from .modelfile import load_run_model, reference_sample, save_model
 from .models import build_model, code_identity, model_parameters, model_spec, registered
 from .preprocessing import ImageTransform, Prepared, TabularTransform, prepare, split_indices, target_rows
-from .record import PROVENANCE
+from .record import PROVENANCE, read_provenance
 from .runtime import get_device, get_logger, seed_everything
 from .training import Trainer, TrainConfig
 from .weights import SklearnModel, TorchModel
@@ -83,7 +83,7 @@ EPOCH_REPORTERS:dict = {"trial": "mlresearch.search:trial_reporter"}  # a key of
 def _run_callbacks()->list:
     "The Trainer callbacks the current deliver run asks for in its provenance (an Optuna search's run reports to its trial)"
     run = current_run()
-    prov = json.loads((run/PROVENANCE).read_text()) if run is not None and (run/PROVENANCE).exists() else {}
+    prov = read_provenance(run) if run is not None and (run/PROVENANCE).exists() else {}
     return [getattr(importlib.import_module(f.split(":")[0]), f.split(":")[1])(prov[k]) for k, f in EPOCH_REPORTERS.items() if prov.get(k)]
 
 def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, root=None, quiet:bool=False):
