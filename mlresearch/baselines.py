@@ -11,7 +11,7 @@ import numpy as np
 from .config import ConfigError
 
 # %% auto #0
-__all__ = ['baseline_names', 'fit_baseline']
+__all__ = ['BASELINES', 'baseline_names', 'fit_baseline']
 
 # %% ../nbs/08_baselines.ipynb #2fb39c6b
 def _estimator(name:str, task:str, seed:int, n_jobs:int):
@@ -32,6 +32,8 @@ def _estimator(name:str, task:str, seed:int, n_jobs:int):
 def baseline_names(task:str)->list[str]:
     "The baselines available for `task`"
     return ["logreg", "random_forest", "hist_gb"] if task == "classification" else ["ridge", "random_forest", "hist_gb"]
+
+BASELINES = {*baseline_names("classification"), *baseline_names("regression")}  # every baseline's name, which no PyTorch model may take
 
 # %% ../nbs/08_baselines.ipynb #2fb39c6b-3
 def fit_baseline(

@@ -12,8 +12,8 @@ from typing import Any, Iterable
 
 # %% auto #0
 __all__ = ['SLUG_MAX', 'ROOT_ENV', 'MLResearchError', 'ConfigError', 'first_line', 'slugify', 'is_slug', 'check_slug', 'environ',
-           'project_root', 'Paths', 'get_paths', 'parse_value', 'load_toml', 'split_override', 'resolve_config',
-           'RecordError', 'read_record', 'lower_is_better']
+           'project_root', 'Paths', 'get_paths', 'parse_value', 'load_toml', 'split_override', 'given_values',
+           'resolve_config', 'RecordError', 'read_record', 'lower_is_better']
 
 # %% ../nbs/00_config.ipynb #25e632af
 class MLResearchError(Exception):
@@ -192,6 +192,15 @@ def split_override(item:str)->tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip(): raise ConfigError(f"override {item!r} must look like key=value")
     return key.strip(), value
+
+# %% ../nbs/00_config.ipynb #6be0320b-4g
+def given_values(
+    toml_file:str|Path|None=None,     # a TOML file of values
+    overrides:Iterable[str]|dict=(),  # `key=value` strings (or a dict of typed values) over it
+)->dict:
+    "The values a TOML file and overrides give, overrides last; strings as typed (`resolve_config` types them)"
+    return {**(load_toml(toml_file) if toml_file is not None else {}),
+            **(dict(overrides) if isinstance(overrides, dict) else dict(split_override(o) for o in overrides))}
 
 # %% ../nbs/00_config.ipynb #6be0320b-5
 def resolve_config(

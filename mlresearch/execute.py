@@ -13,13 +13,14 @@ from typing import Iterable, Optional
 import typer
 
 from .command import Commands, ConfigOpt, ParamOpt
-from .config import ConfigError, MLResearchError, check_slug, first_line, get_paths, slugify, resolve_config
+from .baselines import BASELINES
+from .config import ConfigError, MLResearchError, check_slug, first_line, get_paths, given_values, slugify, resolve_config
 from .data import ensure_dataset
 from .files import atomic_write
 from .record import PARAMS, find_run, read_provenance, rel_path
 
 # %% auto #0
-__all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_NOISE', 'SHUTDOWN_NOISE', 'STARTER', 'commands', 'find_template',
+__all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_LAUNCHER', 'KERNEL_NOISE', 'SHUTDOWN_NOISE', 'STARTER', 'commands', 'find_template',
            'template_parameters', 'resolve_parameters', 'unique_path', 'user_id', 'develop_path', 'relay_kernel_log',
            'kernel_manager', 'unfinished_cell', 'count_figures', 'figures_in', 'NotebookError', 'error_record',
            'describe_failure', 'execute_notebook', 'new_develop', 'eda', 'develop_cmd']
@@ -64,8 +65,9 @@ def resolve_parameters(
     overrides:Iterable[str]|dict=(),  # `key=value` strings or typed values
 )->dict:
     "A run's parameters: defaults < TOML file < overrides; a template whose `model` names a PyTorch model admits the chosen model's config fields"
-    if isinstance(defaults.get("model"), str) and defaults["model"]:
-        from mlresearch.models import model_parameters  # PyTorch is imported only for a template that trains one
+    model = defaults.get("model")
+    if isinstance(model, str) and model and given_values(config, overrides).get("model", model) not in BASELINES:
+        from mlresearch.models import model_parameters  # PyTorch is imported only for a template that trains a PyTorch model
         defaults = model_parameters(defaults, config, overrides)
     return resolve_config(defaults, config, overrides)
 
@@ -97,6 +99,20 @@ def develop_path(
 
 # %% ../nbs/16_execute.ipynb #e5a1c002
 KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+# ipykernel_launcher's start, and an end without the interpreter's teardown of every module, which takes 0.7 s once torch is
+# imported: once the kernel has shut down, the exit handlers run (IPython's own clears the user namespace, closing what it
+# holds) and what is left unreachable is collected, so files are flushed as at a normal exit
+KERNEL_LAUNCHER = """import sys, pathlib
+if sys.path[0] in ("", str(pathlib.Path.cwd())): del sys.path[0]
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+import atexit, gc, os
+atexit._run_exitfuncs(); gc.collect()
+for f in (sys.__stdout__, sys.__stderr__):
+    try: f.flush()
+    except Exception: pass
+os._exit(0)
+"""
 KERNEL_NOISE = re.compile(r"Kernel is running over TCP without encryption|KeyboardInterrupt caught in kernel")
 SHUTDOWN_NOISE = "Uncaught exception in ZMQStream callback"  # ipykernel's control channel racing its own shutdown: this line, a traceback, its exception
 
@@ -118,10 +134,14 @@ def kernel_manager(
     env:dict|None=None, # variables for the kernel, over this process's environment and `KERNEL_ENV`
     stderr=None,        # a file for the kernel process's own stderr (its log lines, not the cells' output)
 ):
-    "A kernel manager class for papermill whose kernels start with `KERNEL_ENV` and `env` set"
+    "A kernel manager class for papermill whose Python kernels start with `KERNEL_ENV` and `env` set, and end by `KERNEL_LAUNCHER`"
     from jupyter_client.manager import AsyncKernelManager
     extra = {**KERNEL_ENV, **{k: str(v) for k, v in (env or {}).items()}}
     class ProjectKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):
+            cmd = super().format_kernel_cmd(extra_arguments)
+            at = next((i for i in range(len(cmd) - 1) if cmd[i:i + 2] == ["-m", "ipykernel_launcher"]), None)
+            return cmd if at is None else [*cmd[:at], "-c", KERNEL_LAUNCHER, *cmd[at + 2:]]
         async def start_kernel(self, **kw):
             kw["env"] = {**kw.get("env", os.environ), **extra}
             if stderr is not None: kw["stderr"] = stderr

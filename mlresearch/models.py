@@ -14,9 +14,9 @@ import torch
 from torch import nn
 import typer
 
-from .baselines import baseline_names
+from .baselines import BASELINES, baseline_names
 from .command import Commands
-from .config import ConfigError, MLResearchError, first_line, load_toml, split_override
+from .config import ConfigError, MLResearchError, first_line, given_values
 
 # %% auto #0
 __all__ = ['DATA_FIELDS', 'LAYOUTS', 'commands', 'ModelSpec', 'register_model', 'registered', 'model_spec', 'MLPConfig', 'MLP',
@@ -99,7 +99,7 @@ def register_model(
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name): raise ConfigError(f"model name {name!r}: use lower-case letters, digits and underscores")
     if layout not in LAYOUTS: raise ConfigError(f"layout {layout!r} of model {name!r}: choose one of {', '.join(LAYOUTS)}")
     if not dataclasses.is_dataclass(config): raise ConfigError(f"the config of model {name!r} must be a dataclass, not {config!r}")
-    if name in {*baseline_names("classification"), *baseline_names("regression")}:
+    if name in BASELINES:
         raise ConfigError(f"model name {name!r} is a scikit-learn baseline's; choose another")
     def deco(cls):
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)): raise ConfigError(f"@register_model({name!r}) goes on an nn.Module subclass, not {cls!r}")
@@ -204,8 +204,7 @@ def model_parameters(
 )->dict:
     "`defaults` widened by the config fields of the PyTorch model that the TOML file and overrides choose; unknown names refused"
     if not isinstance(defaults.get("model"), str) or defaults["model"] not in registered(): return defaults
-    given = {**(load_toml(toml_file) if toml_file is not None else {}),
-             **(dict(overrides) if isinstance(overrides, dict) else dict(split_override(o) for o in overrides))}
+    given = given_values(toml_file, overrides)
     chosen = given.get("model", defaults["model"])
     if chosen not in registered(): return defaults  # a baseline, or a name `fit` refuses with the list
     fields = model_spec(chosen).fields()
