@@ -466,9 +466,11 @@ def test_the_openapi_schema_holds_under_schemathesis(server, tmp_path):
     "At least 1,000 generated requests, valid and invalid, against the served app's own schema: no 5xx"
     url, _ = server
     report = tmp_path/"schemathesis.json"
+    # one worker thread: with two, hypothesis parsing lambdas in both at once hit CPython 3.11's "AST constructor recursion
+    # depth mismatch" SystemError (python/cpython#106905) in one run of the suite
     res = subprocess.run([str(BIN/"schemathesis"), "run", f"{url}/openapi.json", "--checks", "not_a_server_error", "-n", "120",
                           "--seed", "7", "--generation-database", "none", "--no-color", "--report", "json", "--report-json-path", str(report),
-                          "-w", "2"], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+                          "-w", "1"], capture_output=True, text=True, timeout=900, cwd=tmp_path)
     print(res.stdout[-3000:])
     rep = json.loads(report.read_text())
     assert res.returncode == 0 and rep["complete"] and rep["failures"] == [] and rep["errors"] == [], res.stdout[-3000:]
