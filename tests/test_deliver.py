@@ -67,6 +67,19 @@ def test_two_deterministic_cpu_runs_give_equal_metrics(project):
     assert m.config["metrics"]["accuracy"] == json.loads(ma)["accuracy"]
 
 
+def test_a_kernel_ends_fast_yet_runs_exit_handlers_and_flushes_files_left_open(project, tmp_path):
+    "The kernel skips the interpreter's teardown (execute.KERNEL_LAUNCHER), not what a normal exit does for the notebook's code"
+    root, env = project
+    left, handler = tmp_path/"left-open.txt", tmp_path/"atexit.txt"
+    make_template(root, "leaves", [f"left = {str(left)!r}\nhandler = {str(handler)!r}",
+                                   "import atexit, pathlib\nf = open(left, 'w'); f.write('buffered, never closed')\n"
+                                   "atexit.register(lambda: pathlib.Path(handler).write_text('ran'))",
+                                   "import torch\ng = open(left + '.2', 'w'); g.write('x' * 100)\ndel g"])
+    res = run("mlresearch", "deliver", "leaves", "--name", "leaves", env=env, check=0)
+    assert left.read_text() == "buffered, never closed" and handler.read_text() == "ran", res.stderr
+    assert (tmp_path/"left-open.txt.2").read_text() == "x" * 100
+
+
 def test_plain_papermill_runs_the_train_template(project, tmp_path):
     root, env = project
     out = tmp_path/"train.ipynb"
