@@ -1,18 +1,18 @@
 import contextlib, fcntl, os, shutil, subprocess, sys
 from pathlib import Path
 
-# pytest-xdist runs a worker per core: each, and every command and kernel it starts, gets its share of the cores as BLAS and
-# OpenMP threads, whatever the shell exports. Threads of OpenBLAS that spin waiting for a core another worker holds made a
-# logistic regression on digits take 3.5 s instead of 0.02-0.09 s with one thread each.
-THREADS = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
-os.environ.update({k: THREADS for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-
 import pytest
 from threadpoolctl import threadpool_limits
 
+from mlresearch.deliver import THREAD_VARS
 from mlresearch.testing import project_env, scratch_project
 
-threadpool_limits(int(THREADS))  # for the libraries a plugin loaded before the variables were set
+# pytest-xdist runs a worker per core: each, and every command and kernel it starts, gets its share of the cores as BLAS and
+# OpenMP threads, whatever the shell exports. Threads of OpenBLAS that spin waiting for a core another worker holds made a
+# logistic regression on digits take 3.5 s instead of 0.02-0.09 s with one thread each.
+THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+os.environ.update({k: str(THREADS) for k in THREAD_VARS})  # what the processes it starts read
+threadpool_limits(THREADS)  # the libraries this process has loaded already
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
