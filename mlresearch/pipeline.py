@@ -14,19 +14,18 @@ import numpy as np
 import pandas as pd
 import typer
 
-from .baselines import baseline_names, fit_baseline
+from .baselines import BASELINES, baseline_names, fit_baseline
 from .command import Commands, ConfigOpt, ParamOpt
-from .config import ConfigError, resolve_config, split_override
+from .config import ConfigError, split_override
 from .data import ensure_dataset, find, load
-from .execute import develop_path
+from .execute import develop_path, resolve_parameters
 from .files import RESUME_FILE, atomic_path, current_run, note_run
 from .metrics import best_epoch, classification_metrics, regression_metrics
 from .modelfile import load_run_model, reference_sample, save_model
-from .models import build_model, code_identity, model_parameters, model_spec, registered
 from .preprocessing import ImageTransform, Prepared, TabularTransform, prepare, split_indices, target_rows
 from .record import PROVENANCE, read_provenance
-from .runtime import get_device, get_logger, seed_everything
-from .training import Trainer, TrainConfig
+from .runtime import device_name, get_device, get_logger, seed_everything
+from .trainconfig import TrainConfig
 from .weights import SklearnModel, TorchModel
 
 # %% auto #0
@@ -53,16 +52,18 @@ TRAIN_DEFAULTS = dict(
 )  # the chosen PyTorch model's config fields join these (`models.model_parameters`)
 
 # %% ../nbs/17_pipeline.ipynb #510a4a5d
-def _device_name(device)->str:
-    "A device's model name: the GPU's for CUDA, else the device type"
-    import torch
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+def _torch_spec(name):
+    "The registration of PyTorch model `name`; `None` for a baseline (told by its name, without importing the models and PyTorch) or a name nothing registered"
+    if name in BASELINES: return None
+    from mlresearch.models import registered
+    return registered().get(name)
 
 # %% ../nbs/17_pipeline.ipynb #510a4a5d-2
 def _arch(spec, p:Prepared, params:dict)->dict:
     "The model's config fields: the data's (features, classes, channels) and the run's"
     x = p.X["train"]
     if spec.layout == "image" and x.ndim != 4:
+        from mlresearch.models import registered
         raise ConfigError(f"model {spec.name!r} needs image data; use a table model ({', '.join(n for n, s in registered().items() if s.layout == 'table')}) or a baseline")
     data = dict(in_features=p.n_features, out_features=len(p.classes) if p.task == "classification" else 1, in_channels=x.shape[1] if x.ndim == 4 else 1)
     names = {f.name for f in dataclasses.fields(spec.config)}
@@ -87,6 +88,8 @@ def _run_callbacks()->list:
     return [getattr(importlib.import_module(f.split(":")[0]), f.split(":")[1])(prov[k]) for k, f in EPOCH_REPORTERS.items() if prov.get(k)]
 
 def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, root=None, quiet:bool=False):
+    from mlresearch.models import build_model, code_identity, model_spec
+    from mlresearch.training import Trainer
     name = params["model"]
     arch = _arch(model_spec(name), p, params)
     cfg = TrainConfig(**{k: params[k] for k in TRAINER_KEYS}, progress=not quiet)
@@ -99,7 +102,7 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, ro
     tr = Trainer(model, cfg, p.task, out_dir)
     if not params.get("cv"): tr.callbacks += _run_callbacks()  # cross-validation's folds report nothing per epoch
     if scale: tr.target_sd = scale[1]
-    note_run("device", device=str(tr.device), name=_device_name(tr.device))
+    note_run("device", device=str(tr.device), name=device_name(tr.device))
     note_run("code", **code_identity(model_spec(name)))
     has_val = len(p.y["val"]) > 0
     try: tr.fit(p.X["train"], y["train"], p.X["val"] if has_val else None, y["val"] if has_val else None, resume=resume)
@@ -117,8 +120,9 @@ def fit(
 ):
     "Fit `params['model']` on `p`; return the fitted model and its training history"
     name = params["model"]
-    if name in registered(): return _torch_fit(p, params, Path(out_dir) if out_dir else None, resume, root, quiet)
+    if _torch_spec(name) is not None: return _torch_fit(p, params, Path(out_dir) if out_dir else None, resume, root, quiet)
     if name not in baseline_names(p.task):
+        from mlresearch.models import registered
         raise ConfigError(f"no model {name!r} for {p.task}; choose one of: {', '.join([*registered(), *baseline_names(p.task)])}")
     note_run("device", device="cpu", name="cpu")
     est = fit_baseline(name, p.task, p.X["train"], p.y["train"], seed=params["seed"], n_jobs=params["n_jobs"])
@@ -230,7 +234,7 @@ def train_parameters(
 )->dict:
     "Resolve train parameters: the defaults and the chosen PyTorch model's config fields < TOML file < overrides, each typed and checked"
     over = overrides if isinstance(overrides, dict) else list(overrides)
-    params = resolve_config(model_parameters(defaults, config, over), config, over)
+    params = resolve_parameters(defaults, config, over)
     TrainConfig(**{k: params[k] for k in TRAINER_KEYS})  # refuse a bad setting before any data is read
     if params["cv"] != 0 and params["cv"] < 2: raise ConfigError(f"cv={params['cv']}: give 0 (no cross-validation) or the number of folds, 2 or more")
     return params
@@ -240,7 +244,7 @@ def notebook_parameters(
     ns:dict,  # a train notebook's namespace: its parameters cell and what papermill injected
 )->dict:
     "The train parameters a notebook holds: `TRAIN_DEFAULTS`' names and the chosen model's config fields"
-    fields = model_spec(ns["model"]).fields() if ns.get("model") in registered() else {}
+    fields = spec.fields() if (spec := _torch_spec(ns.get("model"))) is not None else {}
     return {k: ns[k] for k in [*TRAIN_DEFAULTS, *fields] if k in ns}
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119-5
@@ -292,10 +296,10 @@ def train(
 )->TrainResult:
     "Prepare the data, fit, measure on the validation and test splits and (optionally) save"
     params = train_parameters(TRAIN_DEFAULTS, config, params or {})
-    torch_model = params["model"] in registered()
-    if torch_model: get_device(params["device"])
+    spec = _torch_spec(params["model"])
+    if spec is not None: get_device(params["device"])
     entry = ensure_dataset(params["dataset"], target=params["target"] or None, root=root)
-    images = torch_model and model_spec(params["model"]).layout == "image"
+    images = spec is not None and spec.layout == "image"
     split = (entry["name"], params["target"] or None, entry["version"], params["test_size"], params["val_size"], params["seed"])
     folds, refit = [], {}
     if params["cv"]:  # k folds of the non-test rows score the model; the one kept is refit on all of them, for the folds' mean kept epoch

@@ -15,7 +15,7 @@ from .config import ConfigError
 
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'JsonLinesFormatter', 'setup_logging', 'get_logger', 'seed_everything', 'available_devices',
-           'get_device', 'dist_info', 'init_dist']
+           'get_device', 'device_name', 'dist_info', 'init_dist']
 
 # %% ../nbs/01_runtime.ipynb #461a208a
 class JsonLinesFormatter(logging.Formatter):
@@ -101,6 +101,12 @@ def get_device(
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"device {pref!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
     return dev
+
+# %% ../nbs/01_runtime.ipynb #1137005a-3
+def device_name(device)->str:
+    "A `torch.device`'s model name: the GPU's for CUDA, else the device type"
+    import torch
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 # %% ../nbs/01_runtime.ipynb #04203dc7
 def dist_info()->tuple[int, int, int]:

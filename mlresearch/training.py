@@ -14,61 +14,20 @@ from torch import nn
 
 from fastcore.basics import patch
 
-from .config import ConfigError, MLResearchError, first_line, lower_is_better
+from .config import ConfigError, MLResearchError, first_line
 from .files import atomic_path, atomic_write, progress_line
 from .loaders import ArrayRows, DatasetRows, rows_of, shard_batches
 from .runtime import dist_info, get_device, get_logger, init_dist, seed_everything
+from .trainconfig import TrainConfig
 
 # %% auto #0
-__all__ = ['log', 'OPTIMIZERS', 'SCHEDULES', 'CheckpointError', 'TrainConfig', 'save_checkpoint', 'load_checkpoint', 'Trainer']
+__all__ = ['log', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'Trainer']
 
 # %% ../nbs/10_training.ipynb #0d12bd08
 log = get_logger("training")
 
 class CheckpointError(MLResearchError):
     "A checkpoint that cannot be trusted"
-
-# %% ../nbs/10_training.ipynb #78d90095
-OPTIMIZERS, SCHEDULES = ("adamw", "sgd"), ("onecycle", "cosine", "constant")
-
-@dataclasses.dataclass
-class TrainConfig:
-    "Hyperparameters of a `Trainer` run"
-    epochs: int = 30             # passes over the training data
-    batch_size: int = 64         # rows per optimizer step (per process under DDP)
-    num_workers: int = 0         # DataLoader processes that read a dataset's items (arrays need none)
-    lr: float = 3e-3             # peak learning rate of the schedule
-    weight_decay: float = 1e-4   # decoupled weight decay (AdamW) or L2 penalty (SGD)
-    optimizer: str = "adamw"     # adamw, or sgd (with momentum)
-    momentum: float = 0.9        # sgd: momentum (Nesterov's)
-    schedule: str = "onecycle"   # onecycle, cosine (linear warm-up, then cosine decay to 0) or constant
-    warmup: float = 0.05         # cosine: share of the optimizer steps spent warming up
-    clip_grad: float = 0.0       # clip the gradients' total norm to this before each step; 0: no clipping
-    accumulate: int = 1          # batches whose gradients add up before each optimizer step
-    seed: int = 0                # seeds shuffling and dropout
-    deterministic: bool = False  # demand deterministic kernels: bit-identical reruns and resumes
-    device: str = "auto"         # auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps
-    amp: bool = True             # bf16 autocast on CUDA; ignored on other devices
-    compile: bool = False        # run the model through torch.compile
-    patience: int = 8            # epochs without improvement before stopping early; 0: never
-    monitor: str = "val_loss"    # metric for early stopping and the best weights: val_loss, val_accuracy, ...
-    threads: int = 0             # CPU intra-op threads; 0: torch's default
-    progress: bool = True        # a progress bar when stderr is a terminal, else one line per epoch
-    checkpoint_every: float = 30.0  # seconds between checkpoint writes (0: every epoch); fit's end always writes one
-
-    def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1: raise ConfigError("epochs and batch_size must be at least 1")
-        if self.num_workers < 0: raise ConfigError(f"num_workers must be 0 (read in this process) or more, not {self.num_workers}")
-        if not (self.lr > 0 and math.isfinite(self.lr)): raise ConfigError(f"lr must be a positive number, got {self.lr}")
-        if not 0 <= self.seed < 2**32: raise ConfigError(f"seed must be from 0 to 2**32 - 1, got {self.seed}")
-        for k, ok in dict(optimizer=OPTIMIZERS, schedule=SCHEDULES).items():
-            if getattr(self, k) not in ok: raise ConfigError(f"{k} {getattr(self, k)!r} is not one of {', '.join(ok)}")
-        if self.accumulate < 1: raise ConfigError(f"accumulate must be at least 1, got {self.accumulate}")
-        if not (0 <= self.warmup < 1): raise ConfigError(f"warmup is a share of the steps, from 0 to below 1; got {self.warmup}")
-        if self.clip_grad < 0 or not 0 <= self.momentum < 1: raise ConfigError("clip_grad must be 0 or more, and momentum from 0 to below 1")
-
-    @property
-    def minimize(self)->bool: return lower_is_better(self.monitor)
 
 # %% ../nbs/10_training.ipynb #002bcecf
 def save_checkpoint(

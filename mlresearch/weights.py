@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/weights.html.md"""
 
 # %% ../nbs/14_weights.ipynb #13w00003
 from __future__ import annotations
-import json, re
+import importlib, importlib.abc, json, re, sys
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +16,35 @@ from fastcore.basics import patch_to
 from .config import MLResearchError, first_line
 
 # %% auto #0
-__all__ = ['SKOPS_ALLOWED', 'skops_bytes', 'skops_types', 'linear_scorer', 'CodeChanged', 'TorchModel', 'code_change',
+__all__ = ['SKOPS_ALLOWED', 'skops_io', 'skops_bytes', 'skops_types', 'linear_scorer', 'CodeChanged', 'TorchModel', 'code_change',
            'SklearnModel']
+
+# %% ../nbs/14_weights.ipynb #e8a10001-3
+# scikit-learn's array-API adapters that import a framework when imported: PyTorch's and Dask's
+_FRAMEWORK_ADAPTERS = ("sklearn.externals.array_api_compat.torch", "sklearn.externals.array_api_compat.dask")
+
+class _WithoutAdapters(importlib.abc.MetaPathFinder):
+    "Refuses the adapters above while it is on `sys.meta_path`"
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(_FRAMEWORK_ADAPTERS): raise ImportError(f"{name} is left out while skops.io is imported")
+        return None
+
+def skops_io():
+    "The `skops.io` module, imported without the array-API adapters that load PyTorch and Dask"
+    if "skops.io" not in sys.modules:
+        finder = _WithoutAdapters()
+        sys.meta_path.insert(0, finder)
+        try: importlib.import_module("skops.io")
+        finally: sys.meta_path.remove(finder)
+    return sys.modules["skops.io"]
 
 # %% ../nbs/14_weights.ipynb #e8a10002
 _SKOPS_IDS = re.compile(r'(?<="__id__": )\d+|(?<=")\d+(?=\.npy")')
 
 def skops_bytes(est)->bytes:
     "The skops file of `est`, byte-stable: object ids renumbered in order of appearance, no timestamps"
-    import io, zipfile, skops.io
-    src = zipfile.ZipFile(io.BytesIO(skops.io.dumps(est)))
+    import io, zipfile
+    src = zipfile.ZipFile(io.BytesIO(skops_io().dumps(est)))
     ids = {}
     schema = _SKOPS_IDS.sub(lambda m: ids.setdefault(m.group(), str(len(ids) + 1)), src.read("schema.json").decode())
     names = {f"{k}.npy": f"{v}.npy" for k, v in ids.items()}
@@ -192,9 +211,8 @@ class SklearnModel:
         return dict(kind=self.kind, name=self.name, weights="model.skops")
     @classmethod
     def load(cls, folder:Path, d:dict, task:str, allow_code_change:bool=False):
-        import skops.io
         f = folder/d["weights"]
         bad = sorted(skops_types(f) - SKOPS_ALLOWED)
         if bad: raise MLResearchError(f"{f} names types outside mlresearch's allow-list ({', '.join(bad)}); refusing to load it")
-        return cls(d["name"], skops.io.load(f, trusted=sorted(SKOPS_ALLOWED)), task)
+        return cls(d["name"], skops_io().load(f, trusted=sorted(SKOPS_ALLOWED)), task)
     code, code_change = None, None  # a baseline's code is scikit-learn's, whose version the run records

@@ -75,3 +75,18 @@ def test_a_tampered_skops_file_is_refused(root, tmp_path):
     skops.io.dump({"model": res.model.est, "extra": pd.Timestamp("2020-01-01")}, f)
     with pytest.raises(Exception, match="outside mlresearch.s allow-list"):
         SklearnModel.load(res.folder, {"name": "logreg", "weights": "model.skops"}, "classification")
+
+
+def test_a_baseline_is_trained_saved_loaded_and_scored_without_importing_pytorch_or_dask(project, tmp_path):
+    "A baseline's run, its serving and its batch jobs load neither framework: each would cost a few seconds of every such process"
+    root, env = project
+    code = f"""import sys
+from mlresearch.pipeline import train
+import numpy as np
+from mlresearch.data import load
+from mlresearch.modelfile import load_model
+res = train(dict(dataset="sklearn:iris", model="logreg"), out={str(tmp_path/'model')!r})
+rows = load("iris").iloc[res.prepared.rows["test"]].drop(columns="target")
+assert np.allclose(load_model(res.folder).predict_proba(rows), res.test_scores())
+print(sorted(k for k in ("torch", "dask", "mlresearch.models", "mlresearch.training") if k in sys.modules))"""
+    assert run("python", "-c", code, env=env, check=0).stdout.strip() == "[]"
