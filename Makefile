@@ -44,10 +44,9 @@ run: $(VENV)/.installed ## the main job on the default data: acquire it, deliver
 	$(BIN)/mlresearch deliver train --name $(NAME)-$(MODEL) --auto-suffix -p dataset=$(NAME) -p model=$(MODEL)
 	$(BIN)/mlresearch runs
 
-test: $(VENV)/.dev-installed ## generated files up to date, lint, notebook lessons, then pytest in parallel (the 15 slowest tests listed)
+test: $(VENV)/.dev-installed ## generated files up to date, lint, then pytest in parallel: the tests and every notebook's lessons (the 15 slowest listed)
 	$(BIN)/mlresearch check
 	$(BIN)/ruff check mlresearch
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/nbdev-test  # a notebook per core: one BLAS thread each (see tests/conftest.py)
 	$(BIN)/pytest -n auto --dist worksteal --durations=15
 
 lint: $(VENV)/.dev-installed ## ruff over the exported package
