@@ -206,7 +206,9 @@ def model_parameters(
     if not isinstance(defaults.get("model"), str) or defaults["model"] not in registered(): return defaults
     given = given_values(toml_file, overrides)
     chosen = given.get("model", defaults["model"])
-    if chosen not in registered(): return defaults  # a baseline, or a name `fit` refuses with the list
+    if chosen in BASELINES: return defaults
+    if chosen not in registered():  # refused before any run folder or data: the name is wrong whatever the data
+        raise ConfigError(f"no model {chosen!r}; choose a PyTorch model ({', '.join(registered())}) or a baseline ({', '.join(sorted(BASELINES))})")
     fields = model_spec(chosen).fields()
     for k in given:
         if k in defaults or k in fields: continue

@@ -81,7 +81,7 @@ def cases(tmp):
         (["eda", "iris@x"], "must be a number from 1", 1, {}),
         (["eda", "iris", "-p", "target=nosuch"], "target column 'nosuch' is not in iris", 1, {}),
         # train
-        (["train", "--dataset", "iris", "--model", "svm"], "no model 'svm' for classification", 1, {}),
+        (["train", "--dataset", "iris", "--model", "svm"], "no model 'svm'; choose a PyTorch model (mlp, cnn", 1, {}),
         (["train", "--dataset", "iris", "--model", "mlp", "-p", "lr=nan"], "lr must be a positive number, got nan", 1, {}),
         (["train", "--dataset", "iris", "--model", "mlp", "-p", "lr=0"], "lr must be a positive number", 1, {}),
         (["train", "--dataset", "iris", "--model", "mlp", "-p", "epochs=0"], "epochs and batch_size must be at least 1", 1, {}),
@@ -112,6 +112,8 @@ def cases(tmp):
         (["deliver", "tiny", "--name", "done"], "already exists; a deliver run is never overwritten", 1, {}),
         (["deliver", "train", "--name", "x", "-p", "dataset=nope"], "no dataset named 'nope'", 1, {}),
         (["deliver", "train", "--name", "x", "-p", "dataset=iris@7"], "has no version 7", 1, {}),
+        (["deliver", "train", "--name", "x", "-p", "dataset=iris", "-p", "model=nosuch"], "no model 'nosuch'; choose a PyTorch model (mlp, cnn", 1, {}),
+        (["deliver", "train", "--name", "x", "-p", "dataset=iris", "-p", "model="], "no model ''; choose a PyTorch model", 1, {}),
         (["deliver", "tiny"], "Missing", 2, {}),
         (["deliver"], "Missing argument 'TEMPLATE' (or --resume RUN)", 2, {}),
         (["deliver", "--resume", "nope"], "no deliver run 'nope'", 1, {}),

@@ -3,8 +3,8 @@
 Run here, the lessons share pytest-xdist's workers with the other tests, so neither waits for the other to finish: as a separate
 `nbdev-test` before pytest they took 2 to 4.5 minutes, much of it with one core idle behind the slowest notebook. Each lesson runs in
 the worker's process, as in nbdev-test's pool of processes; what a notebook may leave changed there (the environment, the working
-directory, `sys.path`, the SIGINT handler, matplotlib's settings and figures) is put back before the next test."""
-import contextlib, io, os, signal, sys
+directory, `sys.path`, the SIGINT handler, logging, matplotlib's settings and figures) is put back before the next test."""
+import contextlib, io, logging, os, signal, sys
 
 import pytest
 
@@ -22,8 +22,14 @@ def _restored():
     "Put back the process state a notebook may change"
     env, cwd, path, sigint = dict(os.environ), os.getcwd(), list(sys.path), signal.getsignal(signal.SIGINT)
     mpl = dict(sys.modules["matplotlib"].rcParams) if "matplotlib" in sys.modules else None
+    # logging as a new process has it: a handler an earlier test's command left on the `mlresearch` logger writes to a stream
+    # that test closed (`setup_logging`, called by the command, replaces it; a lesson calling one verb's commands does not)
+    loggers = [logging.getLogger(), logging.getLogger("mlresearch")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    for lg, level in zip(loggers, (logging.WARNING, logging.NOTSET)): lg.handlers, lg.level, lg.propagate = [], level, True
     try: yield
     finally:
+        for lg, handlers, level, propagate in saved: lg.handlers, lg.level, lg.propagate = handlers, level, propagate
         os.environ.clear(); os.environ.update(env)
         os.chdir(cwd); sys.path[:] = path
         signal.signal(signal.SIGINT, sigint)
