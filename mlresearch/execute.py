@@ -16,7 +16,7 @@ from .command import Commands, ConfigOpt, ParamOpt
 from .baselines import BASELINES
 from .config import ConfigError, MLResearchError, check_slug, first_line, get_paths, given_values, slugify, resolve_config
 from .data import ensure_dataset
-from .files import atomic_write
+from .files import AtomicSaves, atomic_write
 from .record import PARAMS, find_run, read_provenance, rel_path
 
 # %% auto #0
@@ -225,13 +225,18 @@ def _keep_failed(tmp:Path, output:Path, err:dict, notebook:str|Path)->NotebookEr
 _KERNEL_START = re.compile(r"Kernel died before replying to kernel_info|Kernel didn't respond in \d+ seconds")
 
 def _papermill(notebook:str|Path, out:Path, **kw):
-    "papermill's `execute_notebook`, once more with a new kernel where the first died or never answered before any cell ran (two kernels that start at once can be handed the same free port)"
+    "papermill's `execute_notebook`, once more with a new kernel where the first died or never answered before any cell ran (two kernels that start at once can be handed the same free port); each save of `out` atomic"
     import papermill
-    try: return papermill.execute_notebook(str(notebook), str(out), **kw)
-    except RuntimeError as e:
-        if not _KERNEL_START.search(str(e)): raise
-        logging.getLogger("mlresearch.execute").warning("the kernel did not start (%s); starting another", first_line(e))
-    return papermill.execute_notebook(str(notebook), str(out), **kw)
+    from papermill.iorw import papermill_io
+    handler = (str(out), AtomicSaves())  # papermill's own saves truncate `out` first: one killed mid-save would leave it empty
+    papermill_io.register(*handler)
+    try:
+        try: return papermill.execute_notebook(str(notebook), str(out), **kw)
+        except RuntimeError as e:
+            if not _KERNEL_START.search(str(e)): raise
+            logging.getLogger("mlresearch.execute").warning("the kernel did not start (%s); starting another", first_line(e))
+        return papermill.execute_notebook(str(notebook), str(out), **kw)
+    finally: papermill_io._handlers.remove(handler)
 
 # %% ../nbs/16_execute.ipynb #e5a1c006-3
 def execute_notebook(

@@ -14,8 +14,8 @@ from .config import MLResearchError
 
 # %% auto #0
 __all__ = ['DISK_FULL', 'FAULT_ENV', 'RUN_ENV', 'RUN_NOTES', 'RUN_PROGRESS', 'RESUME_FILE', 'DiskFull', 'disk_full',
-           'disk_full_as_error', 'pid_alive', 'atomic_path', 'atomic_write', 'sha256_file', 'copy_hashed', 'shown_path',
-           'one_writer', 'current_run', 'note_run', 'progress_line', 'read_run_notes']
+           'disk_full_as_error', 'pid_alive', 'atomic_path', 'atomic_write', 'sha256_file', 'AtomicSaves',
+           'copy_hashed', 'shown_path', 'one_writer', 'current_run', 'note_run', 'progress_line', 'read_run_notes']
 
 # %% ../nbs/02_files.ipynb #ba5d1d34
 _umask_lock = threading.Lock()
@@ -127,6 +127,16 @@ def sha256_file(
     with open(path, "rb") as f:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
+
+# %% ../nbs/02_files.ipynb #02f0a002
+class AtomicSaves:
+    "A papermill I/O handler (see `papermill.iorw`) that replaces a file whole at every save, so that a process killed mid-save leaves the previous save"
+    def write(self, buf:str, path:str):
+        with atomic_path(path) as tmp: tmp.write_text(buf, encoding="utf-8")
+    def read(self, path:str)->str: return Path(path).read_text(encoding="utf-8")
+    def pretty_path(self, path:str)->str: return path
+    def listdir(self, path:str)->list[str]: return [str(p) for p in Path(path).iterdir()]
+
 
 # %% ../nbs/02_files.ipynb #02f0c001
 def copy_hashed(

@@ -398,9 +398,15 @@ def test_runs_settle_turns_a_killed_run_into_a_complete_failed_record(project):
     make_template(root, "slow", ["n = 1", "from mlresearch.deliver import log_metrics\nlog_metrics(first=n)", "import time\ntime.sleep(600)"])
     p = subprocess.Popen([str(BIN/"mlresearch"), "deliver", "slow", "--name", "cut", "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, folder = time.time() + 120, None
+    def sleeping(folder):  # papermill has saved the notebook with the sleep running: no save is under way when it is killed
+        for f in folder.glob(".slow.*.ipynb"):
+            try: cells = json.loads(f.read_text())["cells"]
+            except (OSError, ValueError): continue
+            if any("time.sleep" in "".join(c["source"]) and c["metadata"].get("papermill", {}).get("status") == "running" for c in cells): return True
+        return False
     while time.time() < deadline:  # until the kernel has run the cells before the sleep
         folder = next(iter((root/"research/deliver").glob("*_cut")), None)
-        if folder and (folder/"metrics.json").is_file(): break
+        if folder and (folder/"metrics.json").is_file() and sleeping(folder): break
         time.sleep(0.1)
     procs = [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
     for proc in procs:
