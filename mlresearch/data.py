@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/data.html.md"""
 
 # %% ../nbs/05_data.ipynb #82f04df3
 from __future__ import annotations
-import contextlib, datetime as dt, hashlib, json, os, shutil, tempfile
+import contextlib, datetime as dt, json, os, shutil, tempfile
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path
 from typing import Optional
@@ -21,12 +21,13 @@ from .command import Commands
 from .config import MLResearchError, Paths, RecordError, check_slug, get_paths, is_slug, read_record, slugify
 from .files import atomic_write, copy_hashed, current_run, disk_full_as_error, note_run, sha256_file, shown_path
 from .runtime import get_logger
-from .sources import SKLEARN_SETS, DataError, download, parse_spec, read_sklearn, read_table, table_format
+from .sources import (CHUNK_ROWS, SKLEARN_SETS, STREAM_BYTES, DataError, content_hash, download, infer_task, parse_spec,
+                                read_sklearn, read_table_file, table_format)
 
 # %% auto #0
 __all__ = ['log', 'MANIFEST', 'ENTRY_KEYS', 'data_app', 'slug', 'check_name', 'raw_filename', 'read_manifest', 'write_manifest',
-           'manifest_lock', 'content_hash', 'infer_task', 'acquire', 'list_datasets', 'verify', 'parse_ref', 'find',
-           'raw_path', 'load', 'load_images', 'ensure_dataset', 'data_acquire', 'data_list', 'data_verify']
+           'manifest_lock', 'acquire', 'list_datasets', 'verify', 'parse_ref', 'find', 'raw_path', 'load',
+           'load_images', 'ensure_dataset', 'data_acquire', 'data_list', 'data_verify']
 
 # %% ../nbs/05_data.ipynb #17cb5a0c
 log = get_logger("data")
@@ -86,30 +87,16 @@ def manifest_lock(paths:Paths):
         finally:
             if fcntl: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/05_data.ipynb #57693817
-def content_hash(df:pd.DataFrame)->str:
-    "A fingerprint of a DataFrame's columns, dtypes and values"
-    h = hashlib.sha256(json.dumps([[c, str(t)] for c, t in df.dtypes.items()]).encode())
-    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
-    return h.hexdigest()
-
-# %% ../nbs/05_data.ipynb #57693817-2
-def infer_task(y:pd.Series)->str:
-    "`classification` for labels (text, bool, or few distinct integers), else `regression`"
-    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y): return "classification"
-    if pd.api.types.is_integer_dtype(y) and y.nunique() <= max(20, int(0.05 * len(y))): return "classification"
-    return "regression"
-
-# %% ../nbs/05_data.ipynb #511dac06
-def _read_source(kind:str, value:str, paths:Paths, sha256:str|None)->tuple[pd.DataFrame, str|None, str]:
-    "Read a source; return the table, the sha256 of the source bytes (None for sklearn) and the source as recorded"
+# %% ../nbs/05_data.ipynb #511dac06-1
+def _read_source(kind:str, value:str, paths:Paths, sha256:str|None, chunk_rows:int|None=None)->tuple[pd.DataFrame|dict, str|None, str]:
+    "Read a source; return the table (or a staged Parquet file, see `read_table_file`), the sha256 of the source bytes (None for sklearn) and the source as recorded"
     if kind == "sklearn": return read_sklearn(value), None, f"sklearn:{value}"
     if kind == "url":
         paths.tmp.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(dir=paths.tmp))
         try:
             f = download(value, scratch, sha256)
-            return read_table(f, label=value), sha256_file(f), value
+            return read_table_file(f, paths.raw, value, chunk_rows), sha256_file(f), value
         finally: shutil.rmtree(scratch, ignore_errors=True)
     p = Path(value).expanduser().resolve()
     if not p.is_file(): raise DataError(f"file {value} does not exist; check the path")
@@ -118,8 +105,9 @@ def _read_source(kind:str, value:str, paths:Paths, sha256:str|None)->tuple[pd.Da
     try:  # the bytes hashed are the bytes parsed: a file replaced while it is read cannot be recorded with the other file's hash
         copy, digest = copy_hashed(p, scratch/p.name)
         if sha256 and digest != sha256.lower(): raise DataError(f"checksum mismatch for {value}: expected {sha256}, got {digest}; check the file or the expected sha256")
-        return read_table(copy, label=value), digest, shown_path(p)
+        return read_table_file(copy, paths.raw, value, chunk_rows), digest, shown_path(p)
     finally: shutil.rmtree(scratch, ignore_errors=True)
+
 
 # %% ../nbs/05_data.ipynb #511dac06-2
 def _default_name(kind:str, value:str)->str:
@@ -128,33 +116,37 @@ def _default_name(kind:str, value:str)->str:
     return slug(stem.split(".")[0])
 
 # %% ../nbs/05_data.ipynb #511dac06-3
-def _publish(df:pd.DataFrame, dest:Path):
-    "Write `df` to `dest` as Parquet without ever replacing an existing file, then make it read-only"
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
+def _publish(table:pd.DataFrame|dict, dest:Path):
+    "Write the table (a DataFrame, or a staged Parquet file) to `dest` without ever replacing an existing file, then make it read-only"
+    staged = isinstance(table, dict)
+    if staged: tmp = table["file"]
+    else: fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent); os.close(fd)
     try:
         with disk_full_as_error(dest):
-            df.to_parquet(tmp, index=False)
+            if not staged: table.to_parquet(tmp, index=False)
             os.link(tmp, dest)  # unlike a rename, a link refuses to replace an existing file
     except FileExistsError: raise DataError(f"{dest} already exists but is not in the manifest; move it out of data/raw") from None
-    finally: os.unlink(tmp)
+    finally:
+        if not staged: os.unlink(tmp)
     os.chmod(dest, 0o444)
 
+
 # %% ../nbs/05_data.ipynb #a605ff91-t
-def _pick_target(df:pd.DataFrame, target:str|None, kind:str, name:str, spec:str)->str|None:
+def _pick_target(columns:list, target:str|None, kind:str, name:str, spec:str)->str|None:
     "The target column: the one named (refused when the data lacks it), else `target` where the data has one, as the scikit-learn sets do"
-    if target is None and "target" in df.columns:
+    if target is None and "target" in columns:
         target = "target"
         if kind != "sklearn": log.info("took column 'target' as the target of %s (--target chooses another)", name)
-    if target is not None and target not in df.columns:
-        cols = ", ".join(list(df.columns)[:20]) + (", ..." if len(df.columns) > 20 else "")
+    if target is not None and target not in columns:
+        cols = ", ".join(list(columns)[:20]) + (", ..." if len(columns) > 20 else "")
         raise DataError(f"target column {target!r} is not in {spec}; columns are: {cols}")
     return target
 
 # %% ../nbs/05_data.ipynb #a605ff91-v
-def _add_version(paths:Paths, name:str, df:pd.DataFrame, about:dict, desc:str)->dict:
+def _add_version(paths:Paths, name:str, table:pd.DataFrame|dict, about:dict, desc:str)->dict:
     "Under the manifest's lock: the entry that already holds this content, or a new version written to data/raw and listed"
-    fingerprint = content_hash(df)
+    staged = isinstance(table, dict)  # written in chunks: its fingerprint, rows and columns came with it
+    fingerprint = table["content_hash"] if staged else content_hash(table)
     with manifest_lock(paths):
         entries = read_manifest(paths.root)
         mine = [e for e in entries if e["name"] == name]
@@ -167,16 +159,18 @@ def _add_version(paths:Paths, name:str, df:pd.DataFrame, about:dict, desc:str)->
                 return e
         version = max((e["version"] for e in mine), default=0) + 1
         dest = paths.raw/raw_filename(name, desc, version)
-        _publish(df, dest)
-        t = about["target"]
+        _publish(table, dest)
+        t, rows = about["target"], table["rows"] if staged else len(table)
+        columns = table["columns"] if staged else {c: str(d) for c, d in table.dtypes.items()}
+        y = (pd.read_parquet(dest, columns=[t])[t] if staged else table[t]) if t else None
         entry = dict(name=name, version=version, file=dest.name, sha256=sha256_file(dest), content_hash=fingerprint,
-                     source=about["source"], source_sha256=about["source_sha256"], rows=len(df), columns={c: str(d) for c, d in df.dtypes.items()},
-                     target=t, task=infer_task(df[t]) if t else None, image_shape=about["image_shape"],
+                     source=about["source"], source_sha256=about["source_sha256"], rows=rows, columns=columns,
+                     target=t, task=infer_task(y) if t else None, image_shape=about["image_shape"],
                      acquired_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         try: write_manifest(paths, entries + [entry])
         except BaseException:  # never a raw file the manifest does not list (a full disk, say): it would block every later acquire
             dest.chmod(0o644); dest.unlink(missing_ok=True); raise
-    log.info("acquired %s v%d: %d rows -> %s", name, version, len(df), dest)
+    log.info("acquired %s v%d: %d rows -> %s", name, version, rows, dest)
     return entry
 
 # %% ../nbs/05_data.ipynb #a605ff91
@@ -187,18 +181,23 @@ def acquire(
     sha256:str|None=None,  # expected sha256 of the downloaded or local file
     desc:str|None=None,    # the `desc` part of the file name; the source kind when `None`
     root=None,             # project root; found from the working directory when `None`
+    chunk_rows:int|None=None, # read a file this many rows at a time; `None`: whole, unless larger than `STREAM_BYTES`
 )->dict:
     "Copy the dataset named by `spec` into data/raw once and return its manifest entry"
     # a name keeps its meaning: a new version is the same source (file path, URL or sklearn set) with other content
     paths = get_paths(root)
     kind, value = parse_spec(spec)
     name = check_name(name or _default_name(kind, value))
-    df, source_sha, source = _read_source(kind, value, paths, sha256)
-    note_run("data", path=source, sha256=source_sha)
-    target = _pick_target(df, target, kind, name, spec)
-    desc = desc or ("sklearn" if kind == "sklearn" else "url" if kind == "url" else table_format(Path(value)))
-    image_shape = list(SKLEARN_SETS[value]["image_shape"] or []) or None if kind == "sklearn" else None
-    return _add_version(paths, name, df, dict(source=source, source_sha256=source_sha, target=target, image_shape=image_shape), desc)
+    if chunk_rows is not None and chunk_rows < 1: raise DataError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    table, source_sha, source = _read_source(kind, value, paths, sha256, chunk_rows)
+    try:
+        note_run("data", path=source, sha256=source_sha)
+        target = _pick_target(list(table["columns"] if isinstance(table, dict) else table.columns), target, kind, name, spec)
+        desc = desc or ("sklearn" if kind == "sklearn" else "url" if kind == "url" else table_format(Path(value)))
+        image_shape = list(SKLEARN_SETS[value]["image_shape"] or []) or None if kind == "sklearn" else None
+        return _add_version(paths, name, table, dict(source=source, source_sha256=source_sha, target=target, image_shape=image_shape), desc)
+    finally:
+        if isinstance(table, dict): table["file"].unlink(missing_ok=True)  # published by a link, or not wanted
 
 # %% ../nbs/05_data.ipynb #71d932b4
 def list_datasets(
@@ -320,9 +319,10 @@ def data_acquire(
     target:Optional[str]=typer.Option(None, "--target", help="Target column"),
     sha256:Optional[str]=typer.Option(None, "--sha256", help="Expected sha256 of the file or download"),
     desc:Optional[str]=typer.Option(None, "--desc", help="Description part of the raw file name"),
+    chunk_rows:Optional[int]=typer.Option(None, "--chunk-rows", help=f"Read a CSV/Parquet file this many rows at a time (default: whole, or in chunks of {CHUNK_ROWS} above {STREAM_BYTES >> 20} MB)"),
 ):
     "Copy a dataset into data/raw once (read-only, hashed, in the manifest)"
-    e = acquire(spec, name=name, target=target, sha256=sha256, desc=desc)
+    e = acquire(spec, name=name, target=target, sha256=sha256, desc=desc, chunk_rows=chunk_rows)
     typer.echo(f"{e['name']} v{e['version']}: {e['rows']} rows x {len(e['columns'])} columns, target {e['target'] or '(none)'} -> data/raw/{e['file']}")
 
 # %% ../nbs/05_data.ipynb #02c00004

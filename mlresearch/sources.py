@@ -6,21 +6,27 @@ Docs: https://mlresearch.github.io/mlresearch/sources.html.md"""
 
 # %% ../nbs/04_sources.ipynb #04s00003
 from __future__ import annotations
-import hashlib, re
+import contextlib, hashlib, json, os, re, tempfile
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path
 
 import pandas as pd
 
 from .config import MLResearchError, first_line
-from .files import atomic_path
+from .files import atomic_path, disk_full_as_error
+from .runtime import get_logger
 
 # %% auto #0
-__all__ = ['SKLEARN_SETS', 'TABLE_SUFFIXES', 'DataError', 'parse_spec', 'read_sklearn', 'table_format', 'read_table', 'download']
+__all__ = ['log', 'SKLEARN_SETS', 'TABLE_SUFFIXES', 'STREAM_BYTES', 'CHUNK_ROWS', 'TEXT', 'DataError', 'parse_spec',
+           'read_sklearn', 'table_format', 'read_table', 'table_chunks', 'table_schema', 'content_hash', 'infer_task',
+           'write_chunks', 'read_table_file', 'download']
 
 # %% ../nbs/04_sources.ipynb #04s00005
 class DataError(MLResearchError):
     "A dataset that cannot be acquired, read or trusted"
+
+log = get_logger("data")
+
 
 # %% ../nbs/04_sources.ipynb #5ebc9b68
 def _sk(loader:str, task:str, image_shape=None): return dict(loader=loader, task=task, image_shape=image_shape)
@@ -67,6 +73,23 @@ def table_format(path:Path)->str:
     return fmt
 
 # %% ../nbs/04_sources.ipynb #a670b95c-3
+@contextlib.contextmanager
+def _table_errors(label:str, fmt:str):
+    "The ways a table file can be wrong, each as a one-line `DataError`"
+    try: yield
+    except pd.errors.EmptyDataError: raise DataError(f"{label} is empty; it needs a header row and data rows") from None
+    except pd.errors.ParserError as e: raise DataError(f"{label} is malformed CSV: {first_line(e)}; fix that line") from None
+    except UnicodeDecodeError: raise DataError(f"{label} is not UTF-8 text; is it really a {fmt.upper()} file?") from None
+    except (OSError, ValueError) as e: raise DataError(f"{label} could not be read as {fmt}: {first_line(e)}") from None
+
+
+# %% ../nbs/04_sources.ipynb #a670b95c-3c
+def _check_columns(columns, label:str)->list[str]:
+    if len(columns) < 1 or all(str(c).startswith("Unnamed:") for c in columns): raise DataError(f"{label} has no named columns; the first row must be a header")
+    return [str(c) for c in columns]
+
+
+# %% ../nbs/04_sources.ipynb #a670b95c-3b
 def read_table(
     path:str|Path,        # a CSV, TSV or Parquet file (CSV may be gzip-compressed)
     fmt:str|None=None,    # `csv`, `tsv` or `parquet`; from the suffix when `None`
@@ -76,17 +99,122 @@ def read_table(
     path = Path(path); label = label or str(path)
     if not path.is_file(): raise DataError(f"file {label} does not exist; check the path")
     fmt = fmt or table_format(path)
-    try:
-        if fmt == "parquet": df = pd.read_parquet(path)
-        else: df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",")
-    except pd.errors.EmptyDataError: raise DataError(f"{label} is empty; it needs a header row and data rows") from None
-    except pd.errors.ParserError as e: raise DataError(f"{label} is malformed CSV: {first_line(e)}; fix that line") from None
-    except UnicodeDecodeError: raise DataError(f"{label} is not UTF-8 text; is it really a {fmt.upper()} file?") from None
-    except (OSError, ValueError) as e: raise DataError(f"{label} could not be read as {fmt}: {first_line(e)}") from None
+    with _table_errors(label, fmt):
+        df = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path, sep="\t" if fmt == "tsv" else ",")
     if len(df) == 0: raise DataError(f"{label} has a header but no data rows")
-    if len(df.columns) < 1 or all(str(c).startswith("Unnamed:") for c in df.columns): raise DataError(f"{label} has no named columns; the first row must be a header")
-    df.columns = [str(c) for c in df.columns]
+    df.columns = _check_columns(df.columns, label)
     return df
+
+
+# %% ../nbs/04_sources.ipynb #04s0c002
+STREAM_BYTES = 128 << 20  # a table file larger than this is acquired in chunks
+CHUNK_ROWS = 100_000      # rows per chunk
+TEXT = str(pd.Series(["a"]).dtype)  # the dtype pandas reads text as
+
+def table_chunks(
+    path:str|Path,           # a CSV, TSV or Parquet file
+    fmt:str|None=None,       # its format; from the suffix when `None`
+    chunk_rows:int=CHUNK_ROWS, # rows per chunk
+    dtype:dict|None=None,    # column -> dtype for every chunk (see `table_schema`)
+    label:str|None=None,     # how to name the file in errors
+):
+    "DataFrames of at most `chunk_rows` rows of a table file, with `read_table`'s one-line errors"
+    path = Path(path); label = label or str(path); fmt = fmt or table_format(path)
+    if not path.is_file(): raise DataError(f"file {label} does not exist; check the path")
+    with _table_errors(label, fmt):
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+            chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
+        else:
+            chunks = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", chunksize=chunk_rows, low_memory=False,
+                                 dtype={c: (str if t == TEXT else t) for c, t in (dtype or {}).items() if t != "int64"} or None)
+        for df in chunks:
+            df.columns = _check_columns(df.columns, label)
+            yield df.astype(dtype) if dtype and fmt == "parquet" else df
+
+
+# %% ../nbs/04_sources.ipynb #04s0c003
+def _wider(a:str, b:str)->str:
+    "The kind (`i`, `f`, `b`, `O`) that holds the values of both"
+    return a if a == b else "f" if {a, b} <= {"i", "f"} else "O"
+
+
+# %% ../nbs/04_sources.ipynb #04s0c003-2
+def table_schema(
+    path:str|Path, fmt:str|None=None, chunk_rows:int=CHUNK_ROWS, label:str|None=None,
+)->dict[str, str]:
+    "Column -> the dtype (`int64`, `float64`, `bool` or text as pandas reads it: `str`, or `object` before pandas 3) that holds every chunk's values: one pass over the file"
+    kinds, rows = {}, 0
+    for df in table_chunks(path, fmt, chunk_rows, label=label):
+        rows += len(df)
+        for c, t in df.dtypes.items(): kinds[c] = _wider(kinds.get(c, t.kind), t.kind if t.kind in "ifbO" else "O")
+    if rows == 0: raise DataError(f"{label or path} has a header but no data rows")
+    return {c: {"i": "int64", "f": "float64", "b": "bool"}.get(k, TEXT) for c, k in kinds.items()}
+
+
+# %% ../nbs/04_sources.ipynb #57693817
+def _hash_start(dtypes:dict):
+    return hashlib.sha256(json.dumps([[c, str(t)] for c, t in dtypes.items()]).encode())
+
+
+# %% ../nbs/04_sources.ipynb #57693817-1
+def _hash_rows(h, df:pd.DataFrame): h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+
+
+# %% ../nbs/04_sources.ipynb #57693817-1b
+def content_hash(df:pd.DataFrame)->str:
+    "A fingerprint of a DataFrame's columns, dtypes and values"
+    h = _hash_start(dict(df.dtypes.items()))
+    _hash_rows(h, df)
+    return h.hexdigest()
+
+
+# %% ../nbs/04_sources.ipynb #57693817-2
+def infer_task(y:pd.Series)->str:
+    "`classification` for labels (text, bool, or few distinct integers), else `regression`"
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y): return "classification"
+    if pd.api.types.is_integer_dtype(y) and y.nunique() <= max(20, int(0.05 * len(y))): return "classification"
+    return "regression"
+
+# %% ../nbs/04_sources.ipynb #04s0c004
+_ARROW = {"int64": "int64", "float64": "float64", "bool": "bool_", TEXT: "string"}
+
+def write_chunks(
+    chunks,            # DataFrames, each of the columns and dtypes of `schema`
+    dest_dir:str|Path, # where the Parquet file is written (the folder it will be published in)
+    schema:dict,       # column -> dtype, as `table_schema` gives
+)->dict:
+    "Write `chunks` to a new temporary Parquet file in `dest_dir`, one row group each, fingerprinting them as `content_hash` would the whole table; its path, content hash, rows and columns"
+    import pyarrow as pa, pyarrow.parquet as pq
+    arrow = pa.schema([(c, getattr(pa, _ARROW[t])()) for c, t in schema.items()])
+    fd, tmp = tempfile.mkstemp(prefix=".acquire.", suffix=".tmp", dir=dest_dir)
+    os.close(fd)
+    h, rows = _hash_start(schema), 0
+    try:
+        with disk_full_as_error(Path(tmp)), pq.ParquetWriter(tmp, arrow) as w:
+            for df in chunks:
+                _hash_rows(h, df)
+                w.write_table(pa.Table.from_pandas(df, schema=arrow, preserve_index=False))
+                rows += len(df)
+    except BaseException: os.unlink(tmp); raise
+    return dict(file=Path(tmp), content_hash=h.hexdigest(), rows=rows, columns=dict(schema))
+
+
+# %% ../nbs/04_sources.ipynb #04s0c004-2
+def read_table_file(
+    f:Path,               # a CSV, TSV or Parquet file
+    dest_dir:Path,        # where a table read in chunks is staged (the folder it will be published in)
+    label:str,            # how to name the file in errors
+    chunk_rows:int|None,  # rows per chunk; `None`: the whole file at once unless it is larger than `STREAM_BYTES`
+)->pd.DataFrame|dict:
+    "The table, read whole; or, read in chunks, what `write_chunks` says of the Parquet file it staged in `dest_dir`"
+    if chunk_rows is None and f.stat().st_size <= STREAM_BYTES: return read_table(f, label=label)
+    n = chunk_rows or CHUNK_ROWS
+    schema = table_schema(f, chunk_rows=n, label=label)
+    log.info("reading %s in chunks of %d rows (%.0f MB)", label, n, f.stat().st_size / 1e6)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    return write_chunks(table_chunks(f, chunk_rows=n, dtype=schema, label=label), dest_dir, schema)
+
 
 # %% ../nbs/04_sources.ipynb #3f91211d
 def download(
