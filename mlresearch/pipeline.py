@@ -91,7 +91,8 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, ro
     from mlresearch.models import build_model, code_identity, model_spec
     from mlresearch.training import Trainer
     name = params["model"]
-    arch = _arch(model_spec(name), p, params)
+    spec = model_spec(name)
+    arch = _arch(spec, p, params)
     cfg = TrainConfig(**{k: params[k] for k in TRAINER_KEYS}, progress=not quiet)
     # a regression target is standardized for training; the scale is saved with the model
     scale = (float(p.y["train"].mean()), float(p.y["train"].std()) or 1.0) if p.task == "regression" else None
@@ -103,7 +104,7 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, ro
     if not params.get("cv"): tr.callbacks += _run_callbacks()  # cross-validation's folds report nothing per epoch
     if scale: tr.target_sd = scale[1]
     note_run("device", device=str(tr.device), name=device_name(tr.device))
-    note_run("code", **code_identity(model_spec(name)))
+    note_run("code", **code_identity(spec))
     has_val = len(p.y["val"]) > 0
     try: tr.fit(p.X["train"], y["train"], p.X["val"] if has_val else None, y["val"] if has_val else None, resume=resume)
     finally: tr.close()
