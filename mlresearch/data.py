@@ -21,7 +21,7 @@ from .command import Commands
 from .config import MLResearchError, Paths, RecordError, check_slug, get_paths, is_slug, read_record, slugify
 from .files import atomic_write, copy_hashed, current_run, disk_full_as_error, note_run, sha256_file, shown_path
 from .runtime import get_logger
-from .sources import (CHUNK_ROWS, SKLEARN_SETS, STREAM_BYTES, DataError, content_hash, download, infer_task, parse_spec,
+from .sources import (CHUNK_ROWS, SKLEARN_SETS, STREAM_BYTES, DataError, content_hash, download, infer_task, parquet_task, parse_spec,
                                 read_sklearn, read_table_file, table_format)
 
 # %% auto #0
@@ -162,10 +162,9 @@ def _add_version(paths:Paths, name:str, table:pd.DataFrame|dict, about:dict, des
         _publish(table, dest)
         t, rows = about["target"], table["rows"] if staged else len(table)
         columns = table["columns"] if staged else {c: str(d) for c, d in table.dtypes.items()}
-        y = (pd.read_parquet(dest, columns=[t])[t] if staged else table[t]) if t else None
         entry = dict(name=name, version=version, file=dest.name, sha256=sha256_file(dest), content_hash=fingerprint,
                      source=about["source"], source_sha256=about["source_sha256"], rows=rows, columns=columns,
-                     target=t, task=infer_task(y) if t else None, image_shape=about["image_shape"],
+                     target=t, task=(parquet_task(dest, t, columns[t], rows) if staged else infer_task(table[t])) if t else None, image_shape=about["image_shape"],
                      acquired_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         try: write_manifest(paths, entries + [entry])
         except BaseException:  # never a raw file the manifest does not list (a full disk, say): it would block every later acquire

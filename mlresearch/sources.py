@@ -10,6 +10,7 @@ import contextlib, hashlib, json, os, re, tempfile
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .config import MLResearchError, first_line
@@ -19,7 +20,7 @@ from .runtime import get_logger
 # %% auto #0
 __all__ = ['log', 'SKLEARN_SETS', 'TABLE_SUFFIXES', 'STREAM_BYTES', 'CHUNK_ROWS', 'TEXT', 'DataError', 'parse_spec',
            'read_sklearn', 'table_format', 'read_table', 'table_chunks', 'table_schema', 'content_hash', 'infer_task',
-           'write_chunks', 'read_table_file', 'download']
+           'write_chunks', 'parquet_task', 'read_table_file', 'download']
 
 # %% ../nbs/04_sources.ipynb #04s00005
 class DataError(MLResearchError):
@@ -198,6 +199,23 @@ def write_chunks(
                 rows += len(df)
     except BaseException: os.unlink(tmp); raise
     return dict(file=Path(tmp), content_hash=h.hexdigest(), rows=rows, columns=dict(schema))
+
+
+# %% ../nbs/04_sources.ipynb #04s0c004-1
+def parquet_task(
+    path:str|Path,  # a Parquet file
+    column:str,     # its target column
+    dtype:str,      # the column's dtype
+    rows:int,       # the file's rows
+)->str:
+    "`infer_task` of one column of a Parquet file, read a row group at a time (integers: until they are too many distinct values for labels)"
+    if dtype != "int64": return infer_task(pd.Series([], dtype=dtype))  # text and bool are labels, floats are not, whatever the values
+    import pyarrow.parquet as pq
+    seen, most = set(), max(20, int(0.05 * rows))
+    for b in pq.ParquetFile(path).iter_batches(columns=[column]):
+        seen.update(np.unique(b.column(0).to_numpy(zero_copy_only=False)).tolist())
+        if len(seen) > most: return "regression"
+    return "classification"
 
 
 # %% ../nbs/04_sources.ipynb #04s0c004-2
