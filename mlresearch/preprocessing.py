@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/preprocessing.html.md"""
 
 # %% ../nbs/07_preprocessing.ipynb #110ff23d
 from __future__ import annotations
-import dataclasses, hashlib, json, os, time
+import dataclasses, hashlib, itertools, json, os, time
 try: import fcntl
 except ImportError: fcntl = None  # Windows: no lock, as for data/raw's manifest
 from pathlib import Path
@@ -274,8 +274,12 @@ def cache_problem(
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7d
 def _set_aside(npz:Path, meta_file:Path, why:str, root)->Path:
     "Move a cache entry that does not verify into data/tmp (`data clean` removes it), saying so"
-    dest = get_paths(root).tmp/f"corrupt-{npz.stem}-{time.strftime('%Y%m%dT%H%M%S')}"
-    dest.mkdir(parents=True, exist_ok=True)
+    base = get_paths(root).tmp/f"corrupt-{npz.stem}-{time.strftime('%Y%m%dT%H%M%S')}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):  # an entry set aside twice within a second keeps both: neither is merged into the other
+        dest = base.with_name(base.name + (f"-{n}" if n > 1 else ""))
+        try: dest.mkdir(); break
+        except FileExistsError: continue
     for f in (npz, meta_file, _sums_file(npz)):
         if f.exists(): os.replace(f, dest/f.name)
     msg = f"cache entry {npz.stem}: {why}; moved it to {shown_path(dest)} and rebuilding it"
