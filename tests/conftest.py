@@ -1,4 +1,4 @@
-import contextlib, fcntl, os, shutil, subprocess, sys
+import contextlib, fcntl, os, shutil, signal, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def run(*args, env=None, cwd=None, check=None):
-    "Run a command from the venv; return the CompletedProcess"
-    cmd = [str(BIN/args[0]) if (BIN/args[0]).exists() else args[0], *map(str, args[1:])]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
-    if check is not None: assert res.returncode == check, f"{cmd} exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+def run(*args, env=None, cwd=None, check=None, fresh=False):
+    """Run a command from the venv; return the CompletedProcess. `mlresearch ...` runs through its entry point in this process
+    (`mlresearch_here`: the same code and exit status without a new interpreter's imports, which cost 1 to 5 s a call); `fresh=True`
+    starts it as a new process, for a test about the process itself (its signals, its own imports, what it inherits)"""
+    if args[0] == "mlresearch" and not fresh: res = mlresearch_here(*args[1:], env=env, cwd=cwd)
+    else:
+        cmd = [str(BIN/args[0]) if (BIN/args[0]).exists() else args[0], *map(str, args[1:])]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    if check is not None: assert res.returncode == check, f"{res.args} exited {res.returncode}\n{res.stdout}\n{res.stderr}"
     return res
 
 
@@ -87,15 +91,43 @@ def clone_with_runs(digits_runs, tmp_path):
     return work, env, runs
 
 
-def mlresearch_here(*args, env=None) -> subprocess.CompletedProcess:
-    """`mlresearch ARGS` through the console script's entry point (`cli.main`) in this process, with `env` as its environment:
-    the same code and exit status as the command, without a new interpreter's imports (for tests that make many quick calls)"""
+@contextlib.contextmanager
+def restored_process():
+    """Put back what a command or a lesson run in this process may change: the environment, the working directory, `sys.argv`
+    and `sys.path`, the SIGINT and SIGTERM handlers, logging as a new process has it, matplotlib's settings and figures"""
+    import logging
+    env, cwd, argv, path = dict(os.environ), os.getcwd(), sys.argv[:], sys.path[:]
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    mpl = dict(sys.modules["matplotlib"].rcParams) if "matplotlib" in sys.modules else None
+    # a handler an earlier command left on the `mlresearch` logger writes to a stream that command closed (`setup_logging`, which a
+    # command calls, replaces it; a lesson calling a verb's functions does not)
+    loggers = [logging.getLogger(), logging.getLogger("mlresearch")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    for lg, level in zip(loggers, (logging.WARNING, logging.NOTSET)): lg.handlers, lg.level, lg.propagate = [], level, True
+    try: yield
+    finally:
+        for lg, hs, level, propagate in saved: lg.handlers, lg.level, lg.propagate = hs, level, propagate
+        os.environ.clear(); os.environ.update(env)
+        os.chdir(cwd); sys.argv[:], sys.path[:] = argv, path
+        for s, h in handlers.items(): signal.signal(s, h)
+        if "matplotlib" in sys.modules:
+            import matplotlib, matplotlib.pyplot as plt
+            plt.close("all")
+            matplotlib.rcParams.update(mpl if mpl is not None else matplotlib.rcParamsOrig)
+
+
+def mlresearch_here(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    """`mlresearch ARGS` through the console script's entry point (`cli.main`) in this process, with `env` as its whole environment
+    (as `subprocess.run` takes it: a variable it lacks is unset) and `cwd` as its working directory: the same code and exit status
+    as the command, without a new interpreter's imports"""
     from typer.testing import CliRunner
     from mlresearch.cli import main
     argv = ["mlresearch", *map(str, args)]
-    with CliRunner().isolation(env=env) as (out, err, _):
-        saved, sys.argv = sys.argv, argv
-        try: main(); code = 0
-        except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
-        finally: sys.argv = saved
-        return subprocess.CompletedProcess(argv, code, out.getvalue().decode(), err.getvalue().decode())
+    with restored_process():
+        if env is not None: os.environ.clear(); os.environ.update(env)
+        if cwd is not None: os.chdir(cwd)
+        with CliRunner().isolation() as (out, err, _):
+            sys.argv = argv
+            try: main(); code = 0
+            except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
+            return subprocess.CompletedProcess(argv, code, out.getvalue().decode(), err.getvalue().decode())

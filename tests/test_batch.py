@@ -1,6 +1,6 @@
 """`mlresearch predict`: the digits CNN run scores the raw test rows exactly as its notebook did, a 1,000,000-row CSV is
 scored with flat memory, bad files are named, and runs that must not be used are refused."""
-import json, pickle, resource, shutil, subprocess, sys
+import json, pickle, shutil, subprocess, sys
 
 import pandas as pd
 

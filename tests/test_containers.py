@@ -2,7 +2,7 @@
 runs as root, the torch they install is the Makefile's, and the commands they run are run here for real: the API's
 command from compose.yaml serves a real run, the image's HEALTHCHECK passes against it and fails without it,
 Prometheus's scrape target and path answer in its text format, and the training image's default command delivers a run."""
-import json, os, re, shlex, signal, socket, subprocess, sys, time, tomllib
+import json, re, shlex, signal, socket, subprocess, sys, time, tomllib
 
 import httpx
 import pytest

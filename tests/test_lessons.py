@@ -4,39 +4,17 @@ Run here, the lessons share pytest-xdist's workers with the other tests, so neit
 `nbdev-test` before pytest they took 2 to 4.5 minutes, much of it with one core idle behind the slowest notebook. Each lesson runs in
 the worker's process, as in nbdev-test's pool of processes; what a notebook may leave changed there (the environment, the working
 directory, `sys.path`, the SIGINT handler, logging, matplotlib's settings and figures) is put back before the next test."""
-import contextlib, io, logging, os, signal, sys
+import contextlib, io, sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, restored_process
 
 NBS = REPO/"nbs"
 LESSONS = sorted(p.name for p in NBS.glob("*.ipynb"))
 # the slowest first, so that no worker is left with one of them at the end (seconds on a quiet 2-core machine)
 SLOW_FIRST = ("23_search.ipynb", "24_site.ipynb", "22_sweeps.ipynb", "32_onnx.ipynb", "37_adding_a_model.ipynb", "19_runs.ipynb",
               "16_execute.ipynb", "26_batch.ipynb")
-
-
-@contextlib.contextmanager
-def _restored():
-    "Put back the process state a notebook may change"
-    env, cwd, path, sigint = dict(os.environ), os.getcwd(), list(sys.path), signal.getsignal(signal.SIGINT)
-    mpl = dict(sys.modules["matplotlib"].rcParams) if "matplotlib" in sys.modules else None
-    # logging as a new process has it: a handler an earlier test's command left on the `mlresearch` logger writes to a stream
-    # that test closed (`setup_logging`, called by the command, replaces it; a lesson calling one verb's commands does not)
-    loggers = [logging.getLogger(), logging.getLogger("mlresearch")]
-    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
-    for lg, level in zip(loggers, (logging.WARNING, logging.NOTSET)): lg.handlers, lg.level, lg.propagate = [], level, True
-    try: yield
-    finally:
-        for lg, handlers, level, propagate in saved: lg.handlers, lg.level, lg.propagate = handlers, level, propagate
-        os.environ.clear(); os.environ.update(env)
-        os.chdir(cwd); sys.path[:] = path
-        signal.signal(signal.SIGINT, sigint)
-        if "matplotlib" in sys.modules:
-            import matplotlib, matplotlib.pyplot as plt
-            plt.close("all")
-            matplotlib.rcParams.update(mpl if mpl is not None else matplotlib.rcParamsOrig)
 
 
 @pytest.mark.parametrize("notebook", sorted(LESSONS, key=lambda n: (n not in SLOW_FIRST, SLOW_FIRST.index(n) if n in SLOW_FIRST else 0, n)))
@@ -46,7 +24,7 @@ def test_lessons(notebook):
     cfg = get_config(NBS)
     skip = cfg.tst_flags.split() if isinstance(cfg.tst_flags, str) else list(cfg.tst_flags)
     err = io.StringIO()
-    with _restored(), contextlib.redirect_stdout(io.StringIO()):
+    with restored_process(), contextlib.redirect_stdout(io.StringIO()):
         saved, sys.__stderr__ = sys.__stderr__, err  # where test_nb writes the failing cell's traceback
         try: ok, _ = test_nb(NBS/notebook, skip_flags=skip, force_flags=[], basepath=cfg.config_path, cell_timeout=cfg.cell_timeout or None)
         finally: sys.__stderr__ = saved

@@ -22,8 +22,9 @@ def own(tmp_path_factory):
 
 
 def mlr(own, *args, check=None):
+    "`mlresearch ARGS` in the copy, as a process of its own: the copy's package, with the model notebook's module, is not this one"
     root, env, _ = own
-    return run("mlresearch", *args, env=env, cwd=root, check=check)
+    return run("mlresearch", *args, env=env, cwd=root, check=check, fresh=True)
 
 
 def _free_port():
@@ -154,7 +155,7 @@ def test_the_notebook_passes_nbdev_test_and_check(own):
     root, env, nb = own
     # the new notebook, and lessons that list the registered models
     run("nbdev-test", "--n-workers", "2", "--file-re", rf"^({nb.stem}|09_models|35_cli)\.ipynb$", env=env, cwd=root, check=0)
-    res = run("mlresearch", "check", env=env, cwd=root)
+    res = run("mlresearch", "check", env=env, cwd=root, fresh=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
 

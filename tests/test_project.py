@@ -1,5 +1,5 @@
 "The project's own machinery: plain papermill on the templates, nbdev's two spellings, the README, mlresearch check (the docs site: test_browser)."
-import os, shutil, subprocess
+import subprocess
 
 import nbformat
 

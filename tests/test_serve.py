@@ -383,7 +383,7 @@ def _slow_headers(port, seconds=20):
             try:
                 got = s.recv(4096)
                 return got.decode(errors="replace"), time.time() - start
-            except socket.timeout:
+            except TimeoutError:
                 try: s.sendall(b"a")
                 except OSError: break
         return "", time.time() - start
