@@ -8,7 +8,7 @@ Docs: https://mlresearch.github.io/mlresearch/eda.html.md"""
 from __future__ import annotations
 import functools, math
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -38,7 +38,7 @@ def themed(draw):
     "Decorate a figure function so that it draws under the project's theme, whatever the caller's matplotlib settings"
     @functools.wraps(draw)
     def wrapper(*args, **kw):
-        with plt.rc_context(_theme_rc()): return draw(*args, **kw)
+        with matplotlib.rc_context(_theme_rc()): return draw(*args, **kw)
     return wrapper
 
 # %% ../nbs/06_eda.ipynb #a7c1e001-4
@@ -75,6 +75,7 @@ def new_figure(
     **kw,               # passed on to `plt.subplots`
 ):
     "A closed pyplot figure and its axes in the project's theme (shown only where returned or displayed)"
+    import matplotlib.pyplot as plt  # here, not at the top: pyplot's 0.5 s would be paid by every command that never draws
     fig, axes = plt.subplots(nrows, ncols, figsize=size, **kw)
     plt.close(fig)
     return fig, axes
@@ -254,7 +255,7 @@ def plot_pairs(
     if task == "classification": g.add_legend(title=target)
     g.figure.suptitle(f"the {len(cols)} features most related to {target}")
     g.figure.subplots_adjust(top=0.92)
-    plt.close(g.figure)
+    matplotlib.pyplot.close(g.figure)  # seaborn has imported pyplot
     return g.figure
 
 # %% ../nbs/06_eda.ipynb #a7c1e014

@@ -117,14 +117,14 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
                          ["export", "model", "-o", str(root/f"research/exports/model-{free_kb}")],
                          ["runs", "archive", "old", "--to", str(root/f"outs/runs-{free_kb}.tar.gz")]):
                 if args[:2] == ["runs", "archive"] and not list((root/"research/deliver").glob("*_old")): continue  # archived at a level before
-                res = subprocess.run([str(BIN/"mlresearch"), *args], env=env, capture_output=True, text=True)
+                res = mlresearch_here(*args, env=env)  # the command's entry point in this process; the disk it fills is real
                 print(f"{free_kb} KB free: {args[0]} {args[1]} exit {res.returncode}: {(res.stderr.strip().splitlines() or [''])[-1][:160]}")
                 assert res.returncode == 0 or (res.returncode == 1 and "Traceback" not in res.stderr and
                                                ("the disk is full" in res.stderr or "No space left on device" in res.stderr)), (free_kb, args, res.stderr[-2000:])
             filler.unlink()
             assert _no_temporaries(root) == []
             assert run("mlresearch", "data", "verify", env=env, check=0).returncode == 0
-            verify = subprocess.run([str(BIN/"mlresearch"), "runs", "verify"], env=env, capture_output=True, text=True)
+            verify = mlresearch_here("runs", "verify", env=env)
             assert "unfinished" not in verify.stdout, verify.stdout
             kept = lambda s: {k: v for k, v in s.items() if not k.endswith("manifest.json")}  # a command that succeeded adds to the manifest
             archived = lambda s: {k: v for k, v in s.items() if "_old/" not in k}  # `runs archive` moves its run out once it succeeds
@@ -142,7 +142,7 @@ def test_a_real_full_disk_during_deliver_and_acquire(project, tmp_path):
                 while True: f.write(b"\0" * (1 << 16))
             except OSError: pass
         os.truncate(filler, max(0, filler.stat().st_size - 12 * 1024))
-        res = subprocess.run([str(BIN/"mlresearch"), "docs"], env={k: v for k, v in env.items() if k != "MLRESEARCH_ROOT"}, cwd=work, capture_output=True, text=True)
+        res = mlresearch_here("docs", env={k: v for k, v in env.items() if k != "MLRESEARCH_ROOT"}, cwd=work)
         filler.unlink()
         print(f"12 KB free: docs exit {res.returncode}: {(res.stderr.strip().splitlines() or [''])[-1][:160]}")
         assert res.returncode == 1 and res.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in res.stderr, res.stderr[-2000:]
