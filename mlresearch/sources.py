@@ -18,7 +18,7 @@ from .files import atomic_path, disk_full_as_error
 from .runtime import get_logger
 
 # %% auto #0
-__all__ = ['log', 'SKLEARN_SETS', 'TABLE_SUFFIXES', 'STREAM_BYTES', 'CHUNK_ROWS', 'TEXT', 'DataError', 'parse_spec',
+__all__ = ['log', 'SKLEARN_SETS', 'TABLE_SUFFIXES', 'STREAM_BYTES', 'CHUNK_ROWS', 'TEXT', 'BOOLS_NA', 'DataError', 'parse_spec',
            'read_sklearn', 'table_format', 'read_table', 'table_chunks', 'table_schema', 'content_hash', 'infer_task',
            'write_chunks', 'parquet_task', 'read_table_file', 'download']
 
@@ -111,6 +111,8 @@ def read_table(
 STREAM_BYTES = 128 << 20  # a table file larger than this is acquired in chunks
 CHUNK_ROWS = 100_000      # rows per chunk
 TEXT = str(pd.Series(["a"]).dtype)  # the dtype pandas reads text as
+# bools and missing values, as pandas reads them whole: objects (before pandas 3, where text is `object` too, they stay text)
+BOOLS_NA = "object" if TEXT != "object" else TEXT
 
 def table_chunks(
     path:str|Path,           # a CSV, TSV or Parquet file
@@ -128,29 +130,41 @@ def table_chunks(
             chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
         else:
             chunks = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", chunksize=chunk_rows, low_memory=False,
-                                 dtype={c: (str if t == TEXT else t) for c, t in (dtype or {}).items() if t != "int64"} or None)
+                                 dtype={c: (str if t == TEXT else t) for c, t in (dtype or {}).items() if t != "int64" and (t != BOOLS_NA or t == TEXT)} or None)
         for df in chunks:
             df.columns = _check_columns(df.columns, label)
-            yield df.astype(dtype) if dtype and fmt == "parquet" else df
+            # parsed as pandas parses it, then made the schema's type; bools with missing values are objects (`object`), as read whole
+            cast = dtype if fmt == "parquet" else {c: t for c, t in (dtype or {}).items() if t == BOOLS_NA != TEXT}
+            yield df.astype(cast) if cast else df
 
 
 # %% ../nbs/04_sources.ipynb #04s0c003
+def _kind(col:pd.Series)->str:
+    "What one chunk says of a column: `n` (no value), `i`, `f`, `b` (bools), `B` (bools and missing values) or `O` (anything else)"
+    if col.isna().all(): return "n"
+    if col.dtype.kind in "ifb": return col.dtype.kind
+    if col.dtype != object or not isinstance(col[col.first_valid_index()], bool): return "O"  # text, mostly: no scan of its values
+    return "B" if col.dropna().map(type).eq(bool).all() else "O"
+
+# %% ../nbs/04_sources.ipynb #04s0c003-1
 def _wider(a:str, b:str)->str:
-    "The kind (`i`, `f`, `b`, `O`) that holds the values of both"
-    return a if a == b else "f" if {a, b} <= {"i", "f"} else "O"
+    "The kind that holds the values of both: a column missing in one chunk takes the other's kind, with room for missing values"
+    if a == b: return a
+    if "n" in (a, b): return {"i": "f", "b": "B"}.get(other := b if a == "n" else a, other)
+    return "f" if {a, b} <= {"i", "f"} else "B" if {a, b} <= {"b", "B"} else "O"
 
 
 # %% ../nbs/04_sources.ipynb #04s0c003-2
 def table_schema(
     path:str|Path, fmt:str|None=None, chunk_rows:int=CHUNK_ROWS, label:str|None=None,
 )->dict[str, str]:
-    "Column -> the dtype (`int64`, `float64`, `bool` or text as pandas reads it: `str`, or `object` before pandas 3) that holds every chunk's values: one pass over the file"
+    "Column -> the dtype that holds every chunk's values as the whole file read at once has it (`int64`, `float64`, `bool`, `object` for bools with missing values, or text as pandas reads it: `str`, or `object` before pandas 3): one pass over the file"
     kinds, rows = {}, 0
     for df in table_chunks(path, fmt, chunk_rows, label=label):
         rows += len(df)
-        for c, t in df.dtypes.items(): kinds[c] = _wider(kinds.get(c, t.kind), t.kind if t.kind in "ifbO" else "O")
+        for c in df.columns: kinds[c] = _wider(kinds.get(c, _kind(df[c])), _kind(df[c]))
     if rows == 0: raise DataError(f"{label or path} has a header but no data rows")
-    return {c: {"i": "int64", "f": "float64", "b": "bool"}.get(k, TEXT) for c, k in kinds.items()}
+    return {c: {"i": "int64", "f": "float64", "n": "float64", "b": "bool", "B": BOOLS_NA}.get(k, TEXT) for c, k in kinds.items()}
 
 
 # %% ../nbs/04_sources.ipynb #57693817
@@ -178,7 +192,7 @@ def infer_task(y:pd.Series)->str:
     return "regression"
 
 # %% ../nbs/04_sources.ipynb #04s0c004
-_ARROW = {"int64": "int64", "float64": "float64", "bool": "bool_", TEXT: "string"}
+_ARROW = {"int64": "int64", "float64": "float64", "bool": "bool_", BOOLS_NA: "bool_", TEXT: "string"}  # TEXT last: before pandas 3 it is BOOLS_NA
 
 def write_chunks(
     chunks,            # DataFrames, each of the columns and dtypes of `schema`
