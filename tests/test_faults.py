@@ -7,7 +7,7 @@ import hashlib, json, os, shutil, subprocess
 
 import pytest
 
-from conftest import BIN, mlresearch_here, run
+from conftest import mlresearch_here, run
 from test_deliver import make_template
 from mlresearch import files
 from mlresearch.files import FAULT_ENV
@@ -56,11 +56,10 @@ def test_a_full_disk_at_each_write_of_every_command_that_writes(project, tmp_pat
     for what, args in commands:
         for n in range(1, 40):
             before = _state(root)
-            if what == "deliver":  # its kernel counts its own writes: a process of its own, as a user runs it
-                res = subprocess.run([str(BIN/"mlresearch"), *args], env={**env, FAULT_ENV: str(n)}, capture_output=True, text=True)
-            else:  # the same entry point in this process, its count of writes started again: no interpreter start per write
-                files._writes[0] = 0
-                res = mlresearch_here(*args, env={**env, FAULT_ENV: str(n)})
+            # the command's entry point in this process, its count of writes started again (a deliver run's kernel, a process of
+            # its own, counts its own): no interpreter start per write
+            files._writes[0] = 0
+            res = mlresearch_here(*args, env={**env, FAULT_ENV: str(n)})
             assert res.returncode == 0 or _one_disk_full_line(res), (what, n, res.stderr[-2000:])
             assert _no_temporaries(root) == [], (what, n)
             assert mlresearch_here("data", "verify", env=env).returncode == 0
