@@ -255,7 +255,8 @@ def plot_pairs(
     if task == "classification": g.add_legend(title=target)
     g.figure.suptitle(f"the {len(cols)} features most related to {target}")
     g.figure.subplots_adjust(top=0.92)
-    matplotlib.pyplot.close(g.figure)  # seaborn has imported pyplot
+    import matplotlib.pyplot as plt  # loaded by seaborn already: here, as in new_figure, so that the module does not load it
+    plt.close(g.figure)
     return g.figure
 
 # %% ../nbs/06_eda.ipynb #a7c1e014

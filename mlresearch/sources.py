@@ -111,8 +111,7 @@ def read_table(
 STREAM_BYTES = 128 << 20  # a table file larger than this is acquired in chunks
 CHUNK_ROWS = 100_000      # rows per chunk
 TEXT = str(pd.Series(["a"]).dtype)  # the dtype pandas reads text as
-# bools and missing values, as pandas reads them whole: objects (before pandas 3, where text is `object` too, they stay text)
-BOOLS_NA = "object" if TEXT != "object" else TEXT
+BOOLS_NA = "object"  # bools and missing values, as pandas reads them whole (before pandas 3, where that is TEXT too, they stay text)
 
 def table_chunks(
     path:str|Path,           # a CSV, TSV or Parquet file
@@ -128,13 +127,13 @@ def table_chunks(
         if fmt == "parquet":
             import pyarrow.parquet as pq
             chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
-        else:
+        else:  # bools with missing values parsed as pandas parses them, then made objects, as read whole
+            bools = [c for c, t in (dtype or {}).items() if t == BOOLS_NA != TEXT]
             chunks = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", chunksize=chunk_rows, low_memory=False,
-                                 dtype={c: (str if t == TEXT else t) for c, t in (dtype or {}).items() if t != "int64" and (t != BOOLS_NA or t == TEXT)} or None)
+                                 dtype={c: (str if t == TEXT else t) for c, t in (dtype or {}).items() if t != "int64" and c not in bools} or None)
         for df in chunks:
             df.columns = _check_columns(df.columns, label)
-            # parsed as pandas parses it, then made the schema's type; bools with missing values are objects (`object`), as read whole
-            cast = dtype if fmt == "parquet" else {c: t for c, t in (dtype or {}).items() if t == BOOLS_NA != TEXT}
+            cast = dtype if fmt == "parquet" else dict.fromkeys(bools, BOOLS_NA)
             yield df.astype(cast) if cast else df
 
 
@@ -162,7 +161,9 @@ def table_schema(
     kinds, rows = {}, 0
     for df in table_chunks(path, fmt, chunk_rows, label=label):
         rows += len(df)
-        for c in df.columns: kinds[c] = _wider(kinds.get(c, _kind(df[c])), _kind(df[c]))
+        for c in df.columns:
+            k = _kind(df[c])
+            kinds[c] = _wider(kinds.get(c, k), k)
     if rows == 0: raise DataError(f"{label or path} has a header but no data rows")
     return {c: {"i": "int64", "f": "float64", "n": "float64", "b": "bool", "B": BOOLS_NA}.get(k, TEXT) for c, k in kinds.items()}
 

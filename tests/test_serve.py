@@ -233,8 +233,7 @@ def test_malformed_binary_tensors_are_a_4xx_that_names_the_input(served):
 def test_a_prediction_over_the_time_limit_answers_504_then_503_while_busy(served):
     root, env, runs, kept, rows = served
     big = {"records": pd.concat([rows] * 60).to_dict("records")}  # 21,600 rows: about a second on 2 cores
-    # a limit 4 times below the big batch's second, and 10 times above what 200 rows take on a loaded machine: 0.05 s made those
-    # 200 rows answer 504 in one CI run
+    # a limit 4 times below the big batch's second; with 0.05 s, the 200 rows below answered 504 on a loaded CI machine
     with _client(runs["digits-cnn"], root, timeout_s=0.25, max_rows=30_000, max_body_mb=100) as c:
         r = c.post("/predict", json=big)
         assert r.status_code == 504 and "longer than the limit of 0.25 s" in r.json()["detail"]
