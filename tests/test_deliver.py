@@ -42,14 +42,13 @@ def test_train_template_parameters_are_train_defaults():
     assert template_parameters(REPO/"research/templates/train.ipynb") == TRAIN_DEFAULTS
 
 
-def test_two_deterministic_cpu_runs_give_equal_metrics(project):
+def test_a_deterministic_cpu_run_keeps_everything_a_run_folder_must(project):
+    # that a second deterministic run gives the same bytes is `runs reproduce`'s to show, on a CNN (test_own_model's killed run: the
+    # weights byte-equal) and on an MLP and a baseline (test_a_run_pins_its_data_version_and_reproduces_exactly: metrics.json byte-equal)
     root, env = project
     args = ("-p", "epochs=3", "-p", "deterministic=true", "-p", "device=cpu")
-    a = run("mlresearch", "deliver", "train", "--name", "cnn-a", *args, env=env, check=0)
-    b = run("mlresearch", "deliver", "train", "--name", "cnn-b", *args, env=env, check=0)
-    ra, rb = run_folder(a), run_folder(b)
-    ma, mb = (ra/"metrics.json").read_bytes(), (rb/"metrics.json").read_bytes()
-    assert ma == mb
+    ra = run_folder(run("mlresearch", "deliver", "train", "--name", "cnn-a", *args, env=env, check=0))
+    ma = (ra/"metrics.json").read_bytes()
     assert json.loads(ma)["accuracy"] > 0.9
     # everything the issue asks of a run folder
     assert sorted(p.name for p in ra.iterdir()) == ["SHA256SUMS", "artifacts", "metrics.json", "params.toml", "provenance.json", "train.ipynb"]
