@@ -37,7 +37,8 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-run: $(VENV)/.installed ## the main job on the default data: acquire it, deliver the EDA, a baseline and the CNN, list the runs
+# `run` installs the dev extra too: the README's daily workflow (nbdev_export, nbdev_test, jupyter lab, pytest) is typed right after it
+run: $(VENV)/.dev-installed ## the main job on the default data: acquire it, deliver the EDA, a baseline and the CNN, list the runs
 	$(BIN)/mlresearch data acquire $(DATASET) --name $(NAME)
 	$(BIN)/mlresearch deliver eda --name eda-$(NAME) --auto-suffix -p dataset=$(NAME)
 	$(BIN)/mlresearch deliver train --name $(NAME)-logreg --auto-suffix -p dataset=$(NAME) -p model=logreg

@@ -17,7 +17,7 @@ import typer
 from .command import Commands, TemplateOpt
 from .config import ConfigError, lower_is_better
 from .eda import class_palette, new_figure, themed
-from .execute import develop_path
+from .record import develop_path
 from .files import atomic_path
 from .runs import format_table, metric_column, runs_index, select_runs
 

@@ -14,57 +14,22 @@ import typer
 
 from .command import AllowCodeChangeOpt, Commands, ConfigOpt, MetricOpt, ModelOpt, ParamOpt, TimeoutOpt, UsageError, command_line, metrics_line
 from .config import ROOT_ENV, ConfigError, MLResearchError, check_slug, first_line, get_paths
-from .files import (DISK_FULL, RESUME_FILE, RUN_ENV, RUN_PROGRESS, DiskFull, atomic_path, atomic_write, current_run, disk_full,
+from .files import (DISK_FULL, RESUME_FILE, RUN_ENV, RUN_PROGRESS, DiskFull, atomic_path, atomic_write, disk_full,
                               read_run_notes, sha256_file)
 from .runtime import get_logger
-from .execute import (NotebookError, figures_in, describe_failure, develop_path, error_record, execute_notebook,
+from .execute import (NotebookError, figures_in, describe_failure, error_record, execute_notebook,
                                 find_template, resolve_parameters, template_parameters, user_id)
 from .modelfile import load_run_model
 from .record import (ARTIFACTS, GIT_PATCH, METRICS, PARAMS, PROVENANCE, chosen_run, find_run, git_patch, git_state, installed_distributions,
                                make_read_only, read_params, read_provenance, rel_path, write_checksums, write_json)
+from .record import artifacts_dir, log_metrics  # noqa: F401 (a template's calls, defined in record; templates written before import them from here)
 
 # %% auto #0
-__all__ = ['log', 'THREAD_VARS', 'PRUNED_ERROR', 'commands', 'log_metrics', 'artifacts_dir', 'RunError', 'Interrupted',
-           'sigterm_raises', 'signals_blocked', 'pin_dataset', 'resume_point', 'deliver', 'deliver_cmd', 'evaluate_cmd']
+__all__ = ['log', 'THREAD_VARS', 'PRUNED_ERROR', 'commands', 'RunError', 'Interrupted', 'sigterm_raises', 'signals_blocked',
+           'pin_dataset', 'resume_point', 'deliver', 'deliver_cmd', 'evaluate_cmd']
 
 # %% ../nbs/18_deliver.ipynb #d1e10005
 log = get_logger("deliver")
-
-# %% ../nbs/18_deliver.ipynb #672b4bd6
-_metrics:dict = {}  # outside a deliver run
-
-def _plain(v, key:str):
-    "A metric value as plain JSON: numbers, strings, booleans, and lists or dicts of them"
-    if hasattr(v, "item") and getattr(v, "ndim", 1) == 0: v = v.item()  # numpy and torch scalars
-    if v is None or isinstance(v, (bool, int, float, str)): return v
-    if isinstance(v, (list, tuple)) or hasattr(v, "tolist"): return [_plain(x, key) for x in (v.tolist() if hasattr(v, "tolist") else v)]
-    if isinstance(v, dict): return {str(k): _plain(x, key) for k, x in v.items()}
-    raise ConfigError(f"metric {key!r} is a {type(v).__name__}; log numbers, strings, booleans, or lists and dicts of them")
-
-# %% ../nbs/18_deliver.ipynb #672b4bd6-2
-def log_metrics(
-    metrics:dict|None=None, # metrics by name
-    **more,                 # more metrics as keywords
-)->dict:
-    "Record metrics of the current run in its `metrics.json`; return all recorded so far"
-    new = {k: _plain(v, k) for k, v in {**(metrics or {}), **more}.items()}
-    run = current_run()
-    if run is None:
-        _metrics.update(new)
-        return dict(_metrics)
-    f = run/METRICS
-    merged = {**(json.loads(f.read_text()) if f.exists() else {}), **new}
-    atomic_write(f, json.dumps(merged, indent=1, sort_keys=True) + "\n")
-    return merged
-
-# %% ../nbs/18_deliver.ipynb #672b4bd6-3
-def artifacts_dir(
-    desc:str="artifacts", # a short slug naming the folder outside a run
-    root=None,            # project root
-)->Path:
-    "`artifacts/` of the current deliver run; outside one, a new folder in research/develop"
-    run = current_run()
-    return run/ARTIFACTS if run is not None else develop_path(desc, root, suffix="")
 
 # %% ../nbs/18_deliver.ipynb #6297b105
 class RunError(MLResearchError):

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/execute.html.md"""
 
 # %% ../nbs/16_execute.ipynb #83c83008
 from __future__ import annotations
-import ast, datetime as dt, getpass, logging, os, re, tempfile
+import ast, datetime as dt, logging, os, re, tempfile
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -14,16 +14,16 @@ import typer
 
 from .command import Commands, ConfigOpt, ParamOpt
 from .baselines import BASELINES
-from .config import ConfigError, MLResearchError, check_slug, first_line, get_paths, given_values, slugify, resolve_config
+from .config import ConfigError, MLResearchError, first_line, get_paths, given_values, resolve_config
 from .data import ensure_dataset
 from .files import AtomicSaves, atomic_write
-from .record import PARAMS, find_run, read_provenance, rel_path
+from .record import PARAMS, develop_path, find_run, read_provenance, rel_path, unique_path, user_id
 
 # %% auto #0
-__all__ = ['USER_ENV', 'KERNEL_ENV', 'KERNEL_LAUNCHER', 'KERNEL_NOISE', 'SHUTDOWN_NOISE', 'STARTER', 'commands', 'find_template',
-           'template_parameters', 'resolve_parameters', 'unique_path', 'user_id', 'develop_path', 'relay_kernel_log',
-           'kernel_manager', 'unfinished_cell', 'count_figures', 'figures_in', 'NotebookError', 'error_record',
-           'describe_failure', 'execute_notebook', 'new_develop', 'eda', 'develop_cmd']
+__all__ = ['KERNEL_ENV', 'KERNEL_LAUNCHER', 'KERNEL_NOISE', 'SHUTDOWN_NOISE', 'STARTER', 'commands', 'find_template',
+           'template_parameters', 'resolve_parameters', 'relay_kernel_log', 'kernel_manager', 'unfinished_cell',
+           'count_figures', 'figures_in', 'NotebookError', 'error_record', 'describe_failure', 'execute_notebook',
+           'new_develop', 'eda', 'develop_cmd']
 
 # %% ../nbs/16_execute.ipynb #5e2f73ac
 def find_template(
@@ -70,32 +70,6 @@ def resolve_parameters(
         from mlresearch.models import model_parameters  # PyTorch is imported only for a template that trains a PyTorch model
         defaults = model_parameters(defaults, config, overrides)
     return resolve_config(defaults, config, overrides)
-
-# %% ../nbs/16_execute.ipynb #42eba1c5
-USER_ENV = "MLRESEARCH_USER"
-
-def unique_path(path:Path)->Path:
-    "`path`, or `path` with the first free `-N` suffix"
-    n, cand = 2, path
-    while cand.exists() or cand.with_name(cand.stem + ".failed.ipynb").exists():
-        cand, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
-    return cand
-
-# %% ../nbs/16_execute.ipynb #42eba1c5-2
-def user_id()->str:
-    "Who is working: `$MLRESEARCH_USER`, else the login name, as a slug"
-    return slugify(os.environ.get(USER_ENV) or getpass.getuser() or "user") or "user"
-
-# %% ../nbs/16_execute.ipynb #42eba1c5-3
-def develop_path(
-    desc:str,                # what the notebook is about (a slug)
-    root=None,               # project root
-    date:dt.date|None=None,  # its date; today when `None`
-    suffix:str=".ipynb",     # `.ipynb`, or `''` for a folder
-)->Path:
-    "A free path in research/develop for a notebook (or, with `suffix=''`, a folder) described by `desc`"
-    date = date or dt.date.today()
-    return unique_path(get_paths(root).develop/f"{date:%Y-%m-%d}_{user_id()}_{check_slug(desc, 'description')}{suffix}")
 
 # %% ../nbs/16_execute.ipynb #e5a1c002
 KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}

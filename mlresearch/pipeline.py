@@ -18,12 +18,12 @@ from .baselines import BASELINES, baseline_names, fit_baseline
 from .command import Commands, ConfigOpt, ParamOpt
 from .config import ConfigError, split_override
 from .data import ensure_dataset, find, load
-from .execute import develop_path, resolve_parameters
+from .execute import resolve_parameters
 from .files import RESUME_FILE, atomic_path, current_run, note_run
 from .metrics import best_epoch, classification_metrics, regression_metrics
 from .modelfile import load_run_model, reference_sample, save_model
 from .preprocessing import ImageTransform, Prepared, TabularTransform, prepare, split_indices, target_rows
-from .record import PROVENANCE, read_provenance
+from .record import PROVENANCE, develop_path, read_provenance
 from .runtime import device_name, get_device, get_logger, seed_everything
 from .trainconfig import TrainConfig
 from .weights import SklearnModel, TorchModel

@@ -6,18 +6,19 @@ Docs: https://mlresearch.github.io/mlresearch/record.html.md"""
 
 # %% ../nbs/13_record.ipynb #09a00003
 from __future__ import annotations
-import importlib, importlib.metadata, json, os, re, subprocess, tempfile
+import datetime as dt, getpass, importlib, importlib.metadata, json, os, re, subprocess, tempfile
 from pathlib import Path
 from typing import Iterable
 
-from .config import MLResearchError, get_paths, read_record
-from .files import atomic_write, sha256_file
+from .config import ConfigError, MLResearchError, check_slug, get_paths, read_record, slugify
+from .files import atomic_write, current_run, sha256_file
 
 # %% auto #0
-__all__ = ['METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'RUN_FIX', 'RUN_CHOOSERS', 'PACKAGES', 'GIT_PATCH',
-           'write_json', 'read_json', 'read_provenance', 'read_params', 'write_checksums', 'read_checksums',
-           'make_read_only', 'verify_run', 'run_folders', 'find_run', 'chosen_run', 'package_versions',
-           'installed_distributions', 'git_state', 'git_patch', 'rel_path']
+__all__ = ['METRICS', 'PARAMS', 'PROVENANCE', 'CHECKSUMS', 'ARTIFACTS', 'RUN_FIX', 'USER_ENV', 'RUN_CHOOSERS', 'PACKAGES',
+           'GIT_PATCH', 'write_json', 'read_json', 'read_provenance', 'read_params', 'unique_path', 'user_id',
+           'develop_path', 'log_metrics', 'artifacts_dir', 'write_checksums', 'read_checksums', 'make_read_only',
+           'verify_run', 'run_folders', 'find_run', 'chosen_run', 'package_versions', 'installed_distributions',
+           'git_state', 'git_patch', 'rel_path']
 
 # %% ../nbs/13_record.ipynb #09a00006
 METRICS = "metrics.json"       # what the template logged with `log_metrics`
@@ -51,6 +52,68 @@ def read_provenance(folder:str|Path)->dict:
 def read_params(folder:str|Path)->dict:
     "A run's `params.toml`: one line naming the file when it is missing or does not parse"
     return read_record(Path(folder)/PARAMS, "run parameters", None, RUN_FIX)
+
+# %% ../nbs/13_record.ipynb #42eba1c5
+USER_ENV = "MLRESEARCH_USER"
+
+def unique_path(path:Path)->Path:
+    "`path`, or `path` with the first free `-N` suffix"
+    n, cand = 2, path
+    while cand.exists() or cand.with_name(cand.stem + ".failed.ipynb").exists():
+        cand, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
+    return cand
+
+# %% ../nbs/13_record.ipynb #42eba1c5-2
+def user_id()->str:
+    "Who is working: `$MLRESEARCH_USER`, else the login name, as a slug"
+    return slugify(os.environ.get(USER_ENV) or getpass.getuser() or "user") or "user"
+
+# %% ../nbs/13_record.ipynb #42eba1c5-3
+def develop_path(
+    desc:str,                # what the notebook is about (a slug)
+    root=None,               # project root
+    date:dt.date|None=None,  # its date; today when `None`
+    suffix:str=".ipynb",     # `.ipynb`, or `''` for a folder
+)->Path:
+    "A free path in research/develop for a notebook (or, with `suffix=''`, a folder) described by `desc`"
+    date = date or dt.date.today()
+    return unique_path(get_paths(root).develop/f"{date:%Y-%m-%d}_{user_id()}_{check_slug(desc, 'description')}{suffix}")
+
+# %% ../nbs/13_record.ipynb #672b4bd6
+_metrics:dict = {}  # outside a deliver run
+
+def _plain(v, key:str):
+    "A metric value as plain JSON: numbers, strings, booleans, and lists or dicts of them"
+    if hasattr(v, "item") and getattr(v, "ndim", 1) == 0: v = v.item()  # numpy and torch scalars
+    if v is None or isinstance(v, (bool, int, float, str)): return v
+    if isinstance(v, (list, tuple)) or hasattr(v, "tolist"): return [_plain(x, key) for x in (v.tolist() if hasattr(v, "tolist") else v)]
+    if isinstance(v, dict): return {str(k): _plain(x, key) for k, x in v.items()}
+    raise ConfigError(f"metric {key!r} is a {type(v).__name__}; log numbers, strings, booleans, or lists and dicts of them")
+
+# %% ../nbs/13_record.ipynb #672b4bd6-2
+def log_metrics(
+    metrics:dict|None=None, # metrics by name
+    **more,                 # more metrics as keywords
+)->dict:
+    "Record metrics of the current run in its `metrics.json`; return all recorded so far"
+    new = {k: _plain(v, k) for k, v in {**(metrics or {}), **more}.items()}
+    run = current_run()
+    if run is None:
+        _metrics.update(new)
+        return dict(_metrics)
+    f = run/METRICS
+    merged = {**(json.loads(f.read_text()) if f.exists() else {}), **new}
+    atomic_write(f, json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    return merged
+
+# %% ../nbs/13_record.ipynb #672b4bd6-3
+def artifacts_dir(
+    desc:str="artifacts", # a short slug naming the folder outside a run
+    root=None,            # project root
+)->Path:
+    "`artifacts/` of the current deliver run; outside one, a new folder in research/develop"
+    run = current_run()
+    return run/ARTIFACTS if run is not None else develop_path(desc, root, suffix="")
 
 # %% ../nbs/13_record.ipynb #09a00014
 def write_checksums(folder:Path)->Path:

@@ -17,9 +17,9 @@ from .command import Commands, RunArg, TemplateOpt, command_line, friendly
 from .config import ConfigError, MLResearchError, get_paths, load_toml, lower_is_better
 from .files import RESUME_FILE, RUN_NOTES, RUN_PROGRESS, pid_alive, sha256_file
 from .deliver import RunError
-from .execute import describe_failure, resolve_parameters, template_parameters, unique_path
+from .execute import describe_failure, resolve_parameters, template_parameters
 from .record import (GIT_PATCH, METRICS, PARAMS, PROVENANCE, find_run, git_patch, git_state, read_checksums, read_json, read_params,
-                               read_provenance, rel_path, run_folders, verify_run)
+                               read_provenance, rel_path, run_folders, unique_path, verify_run)
 
 # %% auto #0
 __all__ = ['INDEX_COLUMNS', 'WALL_CLOCK', 'runs_app', 'read_run', 'runs_index', 'select_runs', 'metric_column', 'runs_table',

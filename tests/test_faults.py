@@ -30,7 +30,7 @@ def _one_disk_full_line(res):
 
 def _tiny(root):
     "A template that reads a dataset, logs a metric and saves an artifact: the writes of a run, without the time of a training"
-    make_template(root, "small", ["dataset = 'iris'", "from mlresearch.data import load\nfrom mlresearch.deliver import artifacts_dir, log_metrics\n"
+    make_template(root, "small", ["dataset = 'iris'", "from mlresearch.data import load\nfrom mlresearch.record import artifacts_dir, log_metrics\n"
                                   "from mlresearch.files import atomic_write\n"
                                   "df = load(dataset)\nlog_metrics(rows=len(df))\natomic_write(artifacts_dir()/'head.csv', df.head().to_csv())"])
 

@@ -202,6 +202,9 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(project):
     rep = run("mlresearch", "runs", "reproduce", full_dir.name, env=env, check=0)
     assert rep.stdout.splitlines()[-1].startswith("identical: ") and "artifacts/model/model.safetensors byte-equal" in " ".join(rep.stdout.split()), rep.stdout
     assert "artifacts/training/metrics.jsonl equal but for wall-clock times" in " ".join(rep.stdout.split()), rep.stdout
+    repro = root/"research/deliver"/rep.stdout.splitlines()[0].split()[-1]
+    assert json.loads((repro/"provenance.json").read_text())["reproduces"] == dict(run=full_dir.name, template_changed=False)
+    assert (repro/"metrics.json").read_bytes() == (full_dir/"metrics.json").read_bytes()
 
 
 def test_a_warm_start_is_recorded_and_refused_for_another_architecture(project):

@@ -7,7 +7,10 @@ from conftest import REPO, clone_with_runs, run
 
 
 def test_plain_papermill_runs_the_eda_template(project, tmp_path):
+    "Headless servers and CI export MPLBACKEND=Agg; the kernel's backend is the project's choice, not the shell's, under plain papermill too"
+    from mlresearch.execute import count_figures
     root, env = project
+    env = {**env, "MPLBACKEND": "Agg"}
     run("mlresearch", "data", "acquire", "sklearn:breast_cancer", env=env, check=0)
     out = tmp_path/"out.ipynb"
     run("papermill", "--no-progress-bar", "--log-level", "WARNING", REPO/"research/templates/eda.ipynb", out,
@@ -15,6 +18,7 @@ def test_plain_papermill_runs_the_eda_template(project, tmp_path):
     nb = nbformat.read(out, as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
     assert sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs) >= 4
+    assert count_figures(nb) >= 4
 
 
 def test_templates_keep_their_parameters_tag():
