@@ -2,7 +2,7 @@
 input as a 4xx, a real uvicorn process (two workers, 200 concurrent clients, a 50 MB body, SIGTERM with a request in
 flight, metrics added up across workers, NVIDIA's own V2 client with its defaults), a schemathesis run against the app's
 own OpenAPI schema, and runs that must not be served."""
-import concurrent.futures, gzip, json, os, pickle, shutil, signal, socket, subprocess, threading, time
+import concurrent.futures, gzip, http.client, json, os, pickle, shutil, signal, socket, subprocess, threading, time
 
 import httpx
 import numpy as np
@@ -413,13 +413,22 @@ def test_slow_and_vanishing_clients_beside_ordinary_load(served, server):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n" + b" " * 5000)
     # each ordinary request on its own connection: one httpx.Client shared by 100 threads once handed a request a pooled
-    # connection that another thread was closing (the client's own "ReadError: [Errno 9] Bad file descriptor", in one CI run)
+    # connection that another thread was closing (the client's own "ReadError: [Errno 9] Bad file descriptor", in one CI run);
+    # a plain http.client connection, since a new httpx client each time builds its TLS context (the test's CPU, 25 s, went to that)
+    body = json.dumps(recs).encode()
+    def ordinary():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            c.request("POST", "/predict", body, {"Content-Type": "application/json"})
+            r = c.getresponse(); r.read()
+            return r.status
+        finally: c.close()
     with concurrent.futures.ThreadPoolExecutor(100) as ex:
         slow = [ex.submit(_slow_headers, port) for _ in range(50)]
         stall = ex.submit(_slow_body, port)
         cut = [ex.submit(hang_up) for _ in range(20)]
-        ok = [ex.submit(httpx.post, f"{url}/predict", json=recs, timeout=60) for _ in range(500)]
-        codes = [f.result().status_code for f in ok]
+        ok = [ex.submit(ordinary) for _ in range(500)]
+        codes = [f.result() for f in ok]
         for f in cut: f.result()
         answers = [f.result() for f in slow]
         stalled = stall.result()

@@ -21,7 +21,8 @@ def test_cnn_on_digits_reaches_098(root):
 
 
 def test_best_baseline_on_digits_reaches_096(root):
-    scores = {m: train(dict(dataset="sklearn:digits", model=m), root=root).metrics["accuracy"] for m in ("logreg", "random_forest", "hist_gb")}
+    # hist_gb (0.961 here, never the best) is trained by the CSV test below; on one thread it cost this test more than the other two
+    scores = {m: train(dict(dataset="sklearn:digits", model=m), root=root).metrics["accuracy"] for m in ("logreg", "random_forest")}
     assert max(scores.values()) >= 0.96, scores
 
 
