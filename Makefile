@@ -31,11 +31,11 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e .
 	touch $@
-	@echo "the environment is ready in $(VENV); in each new shell, activate it to type its commands as the README does: source $(VENV)/bin/activate"
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
+	@echo "the environment is ready in $(VENV); in each new shell, activate it to type its commands as the README does: source $(VENV)/bin/activate"
 
 # `run` installs the dev extra too: the README's daily workflow (nbdev_export, nbdev_test, jupyter lab, pytest) is typed right after it
 run: $(VENV)/.dev-installed ## the main job on the default data: acquire it, deliver the EDA, a baseline and the CNN, list the runs

@@ -105,3 +105,12 @@ def test_the_readme_commands_work_in_a_fresh_shell_after_activating():
     res = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0 and res.stdout == "", res.stdout + res.stderr
     assert {"mlresearch", "papermill", "nbdev_export", "nbdev_test", "pytest"} <= set(exes), exes
+
+
+def test_make_run_on_a_fresh_machine_installs_the_daily_workflows_tools_first():
+    "What `make run` would do with no environment yet (`make -n`): the dev extra (nbdev, JupyterLab, pytest) before the main job, then the activation line"
+    steps = subprocess.run(["make", "-n", "run", "VENV=/nonexistent/venv"], cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
+    dev = next(i for i, s in enumerate(steps) if s.startswith("/nonexistent/venv/bin/pip install") and '".[dev]"' in s)
+    first_job = next(i for i, s in enumerate(steps) if s.startswith("/nonexistent/venv/bin/mlresearch "))
+    said = next(i for i, s in enumerate(steps) if "source /nonexistent/venv/bin/activate" in s)
+    assert dev < said < first_job, steps
