@@ -1,4 +1,4 @@
-"""Acquire datasets into `data/raw` once, immutable and hashed, with a manifest; verify them; load them as DataFrames or images. Reading each kind of source is the sources notebook's.
+"""Acquire datasets into `data/raw` once, immutable and hashed, with a manifest; verify them; load them as DataFrames. Reading each kind of source is the sources notebook's.
 
 Docs: https://mlresearch.github.io/mlresearch/data.html.md"""
 
@@ -21,13 +21,14 @@ from .command import Commands
 from .config import MLResearchError, Paths, RecordError, check_slug, get_paths, is_slug, read_record, slugify
 from .files import atomic_write, copy_hashed, current_run, disk_full_as_error, note_run, sha256_file, shown_path
 from .runtime import get_logger
+from .images import read_image_folder
 from .sources import (CHUNK_ROWS, SKLEARN_SETS, STREAM_BYTES, DataError, content_hash, download, infer_task, parquet_task, parse_spec,
                                 read_sklearn, read_table_file, table_format)
 
 # %% auto #0
 __all__ = ['log', 'MANIFEST', 'ENTRY_KEYS', 'data_app', 'slug', 'check_name', 'raw_filename', 'read_manifest', 'write_manifest',
            'manifest_lock', 'acquire', 'list_datasets', 'verify', 'parse_ref', 'find', 'raw_path', 'load',
-           'load_images', 'ensure_dataset', 'data_acquire', 'data_list', 'data_verify']
+           'ensure_dataset', 'data_acquire', 'data_list', 'data_verify']
 
 # %% ../nbs/05_data.ipynb #17cb5a0c
 log = get_logger("data")
@@ -89,7 +90,7 @@ def manifest_lock(paths:Paths):
 
 # %% ../nbs/05_data.ipynb #511dac06-1
 def _read_source(kind:str, value:str, paths:Paths, sha256:str|None, chunk_rows:int|None=None)->tuple[pd.DataFrame|dict, str|None, str]:
-    "Read a source; return the table (or a staged Parquet file, see `read_table_file`), the sha256 of the source bytes (None for sklearn) and the source as recorded"
+    "Read a source; return the table (or a staged Parquet file, see `read_table_file` and `read_image_folder`), the sha256 of the source bytes (None for sklearn) and the source as recorded"
     if kind == "sklearn": return read_sklearn(value), None, f"sklearn:{value}"
     if kind == "url":
         paths.tmp.mkdir(parents=True, exist_ok=True)
@@ -99,6 +100,11 @@ def _read_source(kind:str, value:str, paths:Paths, sha256:str|None, chunk_rows:i
             return read_table_file(f, paths.raw, value, chunk_rows), sha256_file(f), value
         finally: shutil.rmtree(scratch, ignore_errors=True)
     p = Path(value).expanduser().resolve()
+    if p.is_dir():  # a folder of class folders of images: each file hashed and decoded as it is read
+        staged = read_image_folder(p, paths.raw, value)
+        if sha256 and staged["source_sha256"] != sha256.lower():
+            staged["file"].unlink(); raise DataError(f"checksum mismatch for {value}: expected {sha256}, got {staged['source_sha256']}; check the folder or the expected sha256")
+        return staged, staged["source_sha256"], shown_path(p)
     if not p.is_file(): raise DataError(f"file {value} does not exist; check the path")
     paths.tmp.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=paths.tmp))
@@ -107,7 +113,6 @@ def _read_source(kind:str, value:str, paths:Paths, sha256:str|None, chunk_rows:i
         if sha256 and digest != sha256.lower(): raise DataError(f"checksum mismatch for {value}: expected {sha256}, got {digest}; check the file or the expected sha256")
         return read_table_file(copy, paths.raw, value, chunk_rows), digest, shown_path(p)
     finally: shutil.rmtree(scratch, ignore_errors=True)
-
 
 # %% ../nbs/05_data.ipynb #511dac06-2
 def _default_name(kind:str, value:str)->str:
@@ -129,7 +134,6 @@ def _publish(table:pd.DataFrame|dict, dest:Path):
     finally:
         if not staged: os.unlink(tmp)
     os.chmod(dest, 0o444)
-
 
 # %% ../nbs/05_data.ipynb #a605ff91-t
 def _pick_target(columns:list, target:str|None, kind:str, name:str, spec:str)->str|None:
@@ -165,7 +169,7 @@ def _add_version(paths:Paths, name:str, table:pd.DataFrame|dict, about:dict, des
         entry = dict(name=name, version=version, file=dest.name, sha256=sha256_file(dest), content_hash=fingerprint,
                      source=about["source"], source_sha256=about["source_sha256"], rows=rows, columns=columns,
                      target=t, task=(parquet_task(dest, t, columns[t], rows) if staged else infer_task(table[t])) if t else None, image_shape=about["image_shape"],
-                     acquired_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                     acquired_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **about.get("extra", {}))
         try: write_manifest(paths, entries + [entry])
         except BaseException:  # never a raw file the manifest does not list (a full disk, say): it would block every later acquire
             dest.chmod(0o644); dest.unlink(missing_ok=True); raise
@@ -174,7 +178,7 @@ def _add_version(paths:Paths, name:str, table:pd.DataFrame|dict, about:dict, des
 
 # %% ../nbs/05_data.ipynb #a605ff91
 def acquire(
-    spec:str,              # `sklearn:digits`, a CSV/Parquet path or an http(s) URL
+    spec:str,              # `sklearn:digits`, a CSV/Parquet path, an http(s) URL or a folder of class folders of images
     name:str|None=None,    # dataset name; from the spec when `None`
     target:str|None=None,  # the target column (sklearn sets: `target`)
     sha256:str|None=None,  # expected sha256 of the downloaded or local file
@@ -191,10 +195,12 @@ def acquire(
     table, source_sha, source = _read_source(kind, value, paths, sha256, chunk_rows)
     try:
         note_run("data", path=source, sha256=source_sha)
-        target = _pick_target(list(table["columns"] if isinstance(table, dict) else table.columns), target, kind, name, spec)
-        desc = desc or ("sklearn" if kind == "sklearn" else "url" if kind == "url" else table_format(Path(value)))
+        images = isinstance(table, dict) and "modes" in table  # an image folder: its class is its target
+        target = _pick_target(list(table["columns"] if isinstance(table, dict) else table.columns), target or ("label" if images else None), kind, name, spec)
+        desc = desc or ("sklearn" if kind == "sklearn" else "url" if kind == "url" else "images" if images else table_format(Path(value)))
         image_shape = list(SKLEARN_SETS[value]["image_shape"] or []) or None if kind == "sklearn" else None
-        return _add_version(paths, name, table, dict(source=source, source_sha256=source_sha, target=target, image_shape=image_shape), desc)
+        extra = dict(kind="images", modes=table["modes"]) if images else {}
+        return _add_version(paths, name, table, dict(source=source, source_sha256=source_sha, target=target, image_shape=image_shape, extra=extra), desc)
     finally:
         if isinstance(table, dict): table["file"].unlink(missing_ok=True)  # published by a link, or not wanted
 
@@ -276,22 +282,10 @@ def load(
     version:int|None=None,  # the latest when `None`
     root=None,              # project root
     check:bool=True,        # refuse a file whose bytes changed since acquisition
+    columns:list|None=None, # only these columns (an image folder's metadata without its image bytes, say)
 )->pd.DataFrame:
     "Load an acquired dataset as a DataFrame"
-    return pd.read_parquet(raw_path(find(name, version, root), root, check))
-
-# %% ../nbs/05_data.ipynb #1dc5d987-5
-def load_images(
-    name:str,               # an image dataset's name
-    version:int|None=None,  # the version; the latest when `None`
-    root=None,              # project root
-)->tuple[np.ndarray, np.ndarray]:
-    "An image dataset as `(X, y)`: `X` float32 of shape N x 1 x H x W, `y` the targets"
-    e = find(name, version, root)
-    if not e.get("image_shape"): raise DataError(f"dataset {name!r} is tabular, not images")
-    df = pd.read_parquet(raw_path(e, root))
-    X = df.drop(columns=[e["target"]]).to_numpy(np.float32)
-    return X.reshape(len(df), 1, *e["image_shape"]), df[e["target"]].to_numpy()
+    return pd.read_parquet(raw_path(find(name, version, root), root, check), columns=columns)
 
 # %% ../nbs/05_data.ipynb #0af30abe
 def ensure_dataset(
@@ -313,7 +307,7 @@ data_app = Commands(no_args_is_help=True, help="The raw datasets in data/raw (im
 # %% ../nbs/05_data.ipynb #02c00003
 @data_app.command("acquire")
 def data_acquire(
-    spec:str=typer.Argument(..., help="sklearn:<name> (digits, iris, wine, breast_cancer, diabetes), a CSV/Parquet path, or an http(s) URL"),
+    spec:str=typer.Argument(..., help="sklearn:<name> (digits, iris, wine, breast_cancer, diabetes), a CSV/Parquet path, an http(s) URL, or a folder with one subfolder of images per class"),
     name:Optional[str]=typer.Option(None, "--name", help="Dataset name (lower-case, digits, hyphens); from the spec by default"),
     target:Optional[str]=typer.Option(None, "--target", help="Target column"),
     sha256:Optional[str]=typer.Option(None, "--sha256", help="Expected sha256 of the file or download"),

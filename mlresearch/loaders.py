@@ -8,6 +8,7 @@ Docs: https://mlresearch.github.io/mlresearch/loaders.html.md"""
 from __future__ import annotations
 import math
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
@@ -50,9 +51,11 @@ class ArrayRows:
 
 # %% ../nbs/09a_loaders.ipynb #ld000011
 class _EpochSampler:
-    "A batch sampler that yields the batches it is given for the epoch"
-    def __init__(self): self.index = []
-    def __iter__(self): return (b.tolist() for b in self.index)
+    "A batch sampler that yields the batches it is given for the epoch: indices, or `(index, epoch)` pairs for a dataset that asks for them"
+    def __init__(self, pairs:bool=False): self.index, self.epoch, self.pairs = [], 0, pairs
+    def __iter__(self):
+        if self.pairs: return ([(i, self.epoch) for i in b.tolist()] for b in self.index)
+        return (b.tolist() for b in self.index)
     def __len__(self)->int: return len(self.index)
 
 # %% ../nbs/09a_loaders.ipynb #ld000012
@@ -80,7 +83,7 @@ class DatasetRows:
         pin = device.type == "cuda"
         if isinstance(data, DataLoader): self.loader = data
         else:
-            self.sampler, self.gen = _EpochSampler(), torch.Generator()
+            self.sampler, self.gen = _EpochSampler(getattr(data, "epoch_items", False)), torch.Generator()
             kw = dict(batch_sampler=self.sampler) if self.indexed else dict(batch_size=batch_size)
             self.loader = DataLoader(data, num_workers=num_workers, pin_memory=pin, generator=self.gen,
                                      persistent_workers=num_workers > 0 and not deterministic, **kw)
@@ -93,7 +96,7 @@ class DatasetRows:
         if self.indexed: return len(shard_batches(torch.arange(len(self)), batch_size, rank, world))
         return len(self.loader) if hasattr(self.loader, "__len__") else math.ceil(len(self) / batch_size)
     def batches(self, index:list[torch.Tensor]|None, epoch:int):
-        if self.indexed: self.sampler.index = index
+        if self.indexed: self.sampler.index, self.sampler.epoch = index, epoch
         if hasattr(self, "gen"): self.gen.manual_seed(self.seed * 100003 + epoch)  # the workers' seeds for this epoch
         for target in (self.data, getattr(self.loader, "sampler", None), getattr(self.data, "dataset", None)):
             if hasattr(target, "set_epoch"): target.set_epoch(epoch)
@@ -106,7 +109,7 @@ class DatasetRows:
 
 # %% ../nbs/09a_loaders.ipynb #ld000014
 def rows_of(
-    X,                        # arrays or tensors, a `torch.utils.data` dataset, or a DataLoader
+    X,                        # arrays or tensors, a `torch.utils.data` dataset (or any map-style one: `__getitem__` and `__len__`), or a DataLoader
     y,                        # the targets of arrays (`None` for a dataset, whose items hold them)
     device:torch.device,      # where the batches go
     regression:bool=False,    # float targets
@@ -116,7 +119,7 @@ def rows_of(
     deterministic:bool=False, # workers started afresh each epoch
 )->ArrayRows|DatasetRows:
     "The rows the Trainer trains or measures on: arrays kept on the device, or a dataset through a DataLoader; which is said by `describe()`"
-    if isinstance(X, (Dataset, DataLoader)):
+    if isinstance(X, (Dataset, DataLoader)) or (y is None and not isinstance(X, (torch.Tensor, np.ndarray)) and hasattr(X, "__getitem__") and hasattr(X, "__len__")):
         if y is not None: raise ConfigError("a dataset's items hold their targets: pass the dataset alone, without y")
         return DatasetRows(X, device, batch_size, num_workers, seed, deterministic)
     if y is None: raise ConfigError("arrays need their targets: pass X and y")

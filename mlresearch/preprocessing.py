@@ -1,4 +1,4 @@
-"""Seeded, stratified splits; feature transforms fitted on the training split only and saved as plain JSON; image tensors; a cache in `data/processed` keyed by the inputs.
+"""Seeded, stratified splits; feature transforms fitted on the training split only and saved as plain JSON; image tensors; the processed splits cached in `data/processed` (`mlresearch.cache`).
 
 Docs: https://mlresearch.github.io/mlresearch/preprocessing.html.md"""
 
@@ -6,23 +6,23 @@ Docs: https://mlresearch.github.io/mlresearch/preprocessing.html.md"""
 
 # %% ../nbs/07_preprocessing.ipynb #110ff23d
 from __future__ import annotations
-import dataclasses, hashlib, itertools, json, os, time
-try: import fcntl
-except ImportError: fcntl = None  # Windows: no lock, as for data/raw's manifest
+import dataclasses, json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from .config import MLResearchError, get_paths
-from .files import atomic_path, atomic_write, current_run, note_run, progress_line, sha256_file, shown_path
+from .config import MLResearchError
+from .files import atomic_path, atomic_write
 from .runtime import get_logger
 from .data import find, infer_task, load
+from .images import ImageFileTransform
+from .cache import cache_files, cached, note_cache, record_entry, recorded
 
 # %% auto #0
 __all__ = ['log', 'split_indices', 'TabularTransform', 'ImageTransform', 'transform_from_dict', 'encode_labels',
-           'check_learnable', 'Prepared', 'target_rows', 'cache_problem', 'prepare']
+           'check_learnable', 'Prepared', 'target_rows', 'prepare']
 
 # %% ../nbs/07_preprocessing.ipynb #02aab437
 log = get_logger("preprocessing")
@@ -147,9 +147,9 @@ class ImageTransform:
     def from_dict(cls, d:dict)->ImageTransform: return cls(shape=d["shape"], columns=d["columns"], scale=d["scale"])
 
 # %% ../nbs/07_preprocessing.ipynb #1882d18e-2
-def transform_from_dict(d:dict)->TabularTransform|ImageTransform:
-    "Rebuild a saved transform"
-    return (ImageTransform if d["kind"] == "image" else TabularTransform).from_dict(d)
+def transform_from_dict(d:dict)->TabularTransform|ImageTransform|ImageFileTransform:
+    "Rebuild a saved transform: of a table, of pixel columns, or of an image folder"
+    return {"image": ImageTransform, "image_files": ImageFileTransform}.get(d["kind"], TabularTransform).from_dict(d)
 
 # %% ../nbs/07_preprocessing.ipynb #2e2d73a4
 def encode_labels(y:pd.Series)->tuple[np.ndarray, list]:
@@ -197,27 +197,11 @@ class Prepared:
     @property
     def n_features(self)->int: return int(np.prod(self.X["train"].shape[1:]))
 
-# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-2
-def _cache_key(entry:dict, params:dict)->str:
-    return hashlib.sha256(json.dumps(dict(raw=entry["sha256"], **params), sort_keys=True).encode()).hexdigest()[:16]
-
-# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-3
-def _cache_files(entry:dict, params:dict, root)->tuple[Path, Path]:
-    "The `.npz` arrays and `.json` meta of a dataset version processed with `params`"
-    stem = f"{entry['name']}_processed_{_cache_key(entry, params)}_v{entry['version']}"
-    d = get_paths(root).processed
-    return d/f"{stem}.npz", d/f"{stem}.json"
-
-# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-4
-def _note_cache(npz:Path, entry:dict, sha256:str):
-    "Record in the current run the processed file it used (its checksum, verified or just written), as derived from its raw file (`data clean` keeps what runs used)"
-    if current_run(): note_run("data", path=str(npz), sha256=sha256, derived_from=entry["sha256"], raw=f"data/raw/{entry['file']}")
-
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-5
 def _read_cache(npz:Path, meta_file:Path, entry:dict)->Prepared:
     "A cache hit, recorded in the current run"
     meta = json.loads(meta_file.read_text())
-    _note_cache(npz, entry, _recorded(npz)[npz.name])  # `cache_problem` has just checked the file against it
+    note_cache(npz, entry, recorded(npz)[npz.name])  # `cache_problem` has just checked the file against it
     with np.load(npz) as z:
         log.info("cache hit: %s", npz.name)
         return Prepared(*({k: z[f"{a}_{k}"] for k in ("train", "val", "test")} for a in "Xy"), transform_from_dict(meta["transform"]),
@@ -247,47 +231,7 @@ def _write_cache(npz:Path, meta_file:Path, p:Prepared)->str:
     with atomic_path(npz) as tmp:
         with open(tmp, "wb") as f: np.savez(f, **{f"{a}_{k}": v for a, d in dict(X=p.X, y=p.y, rows=p.rows).items() for k, v in d.items()})
     atomic_write(meta_file, json.dumps(dict(meta=p.meta, transform=p.transform.to_dict()), default=str))
-    sums = {f.name: sha256_file(f) for f in (npz, meta_file)}
-    atomic_write(_sums_file(npz), "".join(f"{d}  {name}\n" for name, d in sums.items()))  # last: an entry without it is unfinished
-    return sums[npz.name]
-
-# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7b
-def _sums_file(npz:Path)->Path: return npz.with_suffix(".sha256")  # the entry's checksums, as `sha256sum -c` reads them
-
-# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7b-2
-def _recorded(npz:Path)->dict[str, str]:
-    "The checksums written with a cache entry: {file name: sha256}"
-    return {name: digest for digest, _, name in (line.partition("  ") for line in _sums_file(npz).read_text().splitlines())}
-
-# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7c
-def cache_problem(
-    npz:Path,        # a cache entry's arrays
-    meta_file:Path,  # and its meta
-)->str|None:
-    "Why a cache entry must not be used (a file missing, or not matching the checksum written with it), or `None`"
-    sums = _sums_file(npz)
-    for f in (npz, meta_file, sums):
-        if not f.is_file(): return f"{f.name} is missing"
-    want = _recorded(npz)
-    return next((f"{f.name} does not match the sha256 recorded in {sums.name} when it was written" for f in (npz, meta_file) if want.get(f.name) != sha256_file(f)), None)
-
-# %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-7d
-def _set_aside(npz:Path, meta_file:Path, why:str, root)->Path:
-    "Move a cache entry that does not verify into data/tmp (`data clean` removes it), saying so"
-    base = get_paths(root).tmp/f"corrupt-{npz.stem}-{time.strftime('%Y%m%dT%H%M%S')}"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for n in itertools.count(1):  # an entry set aside twice within a second keeps both: neither is merged into the other
-        dest = base.with_name(base.name + (f"-{n}" if n > 1 else ""))
-        try: dest.mkdir(); break
-        except FileExistsError: continue
-    for f in (npz, meta_file, _sums_file(npz)):
-        if f.exists(): os.replace(f, dest/f.name)
-    msg = f"cache entry {npz.stem}: {why}; moved it to {shown_path(dest)} and rebuilding it"
-    log.warning(msg)
-    if current_run():  # also in the run's record, and on the screen of whoever runs `deliver` (its progress lines)
-        note_run("cache", entry=npz.stem, problem=why, moved_to=shown_path(dest))
-        progress_line(f"warning: {msg}")
-    return dest
+    return record_entry([npz, meta_file])[npz.name]
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-8
 def prepare(
@@ -305,14 +249,9 @@ def prepare(
     target = target or entry["target"]
     if not target: raise MLResearchError(f"dataset {dataset!r} has no target column; pass target=")
     is_img = bool(images and entry.get("image_shape"))
-    npz, meta_file = _cache_files(entry, dict(target=target, test_size=test_size, val_size=val_size, seed=seed, images=is_img, format=2), root)
-    npz.parent.mkdir(parents=True, exist_ok=True)
-    with open(npz.parent/".lock", "w") as lock:  # one process builds or checks an entry at a time; the others wait for it
-        if fcntl: fcntl.flock(lock, fcntl.LOCK_EX)
-        if npz.exists() or meta_file.exists():
-            if (why := cache_problem(npz, meta_file)) is None: return _read_cache(npz, meta_file, entry)
-            _set_aside(npz, meta_file, why, root)
-        return _build(entry, target, test_size, val_size, seed, is_img, npz, meta_file, root)
+    npz, meta_file = cache_files(entry, dict(target=target, test_size=test_size, val_size=val_size, seed=seed, images=is_img, format=2), root)
+    return cached([npz, meta_file], root, lambda: _read_cache(npz, meta_file, entry),
+                  lambda: _build(entry, target, test_size, val_size, seed, is_img, npz, meta_file, root))
 
 # %% ../nbs/07_preprocessing.ipynb #a9d1e3ba-8b
 def _build(entry:dict, target:str, test_size:float, val_size:float, seed:int, is_img:bool, npz:Path, meta_file:Path, root)->Prepared:
@@ -326,6 +265,6 @@ def _build(entry:dict, target:str, test_size:float, val_size:float, seed:int, is
                 seed=seed, test_size=test_size, val_size=val_size, sizes={k: len(v) for k, v in splits.items()}, file=npz.name)
     p = Prepared(X={k: tf.transform(feats.iloc[ix]) for k, ix in splits.items()}, y={k: y[ix] for k, ix in splits.items()}, transform=tf, meta=meta,
                  rows={k: kept[ix] for k, ix in splits.items()})
-    _note_cache(npz, entry, _write_cache(npz, meta_file, p))
+    note_cache(npz, entry, _write_cache(npz, meta_file, p))
     log.info("processed %s v%d -> %s", entry["name"], entry["version"], npz.name)
     return Prepared(p.X, p.y, tf, {**meta, "cache": "miss"}, p.rows)
