@@ -1,4 +1,4 @@
-"""`mlresearch predict RUN INPUT --output FILE`: a delivered model scores a CSV or Parquet file of any size, in chunks, with every row checked against the model's schema; the output is written atomically, with a sidecar that records what made it.
+"""`mlresearch predict RUN INPUT --output FILE`: a delivered model scores a CSV or Parquet file of any size (an image model: a folder of images, an image file, or a Parquet file of image bytes), in chunks, with every row checked against the model's schema; the output is written atomically, with a sidecar that records what made it.
 
 Docs: https://mlresearch.github.io/mlresearch/batch.html.md"""
 
@@ -18,12 +18,13 @@ from .command import AllowCodeChangeOpt, Commands, MetricOpt, ModelOpt, RunArg
 from .config import MLResearchError
 from .files import atomic_path, atomic_write, sha256_file
 from .runtime import get_logger
+from .images import IMAGE_SUFFIXES, folder_sha256, image_files
 from .modelfile import COLUMN_RULES, column_kinds, load_run_model, model_checksums
 from .record import chosen_run, package_versions
 
 # %% auto #0
-__all__ = ['log', 'FORMATS', 'commands', 'file_format', 'read_chunks', 'check_chunk', 'predict_file', 'sidecar', 'labelled',
-           'default_output', 'predict_cmd']
+__all__ = ['log', 'FORMATS', 'IMAGE_CHUNK', 'commands', 'file_format', 'read_chunks', 'check_chunk', 'read_images',
+           'input_chunks', 'predict_file', 'sidecar', 'labelled', 'default_output', 'predict_cmd']
 
 # %% ../nbs/26_batch.ipynb #a15b0006
 log = get_logger("batch")
@@ -92,11 +93,58 @@ def check_chunk(
         else: out[c] = s
     return pd.DataFrame(out, index=df.index)
 
+# %% ../nbs/26_batch.ipynb #a15b0031
+IMAGE_CHUNK = 256  # images read, scored and written at a time
+
+def _image_file_rows(folder:Path, rels:list, chunk_rows:int):
+    for i in range(0, len(rels), chunk_rows):
+        part = rels[i:i + chunk_rows]
+        yield pd.DataFrame(dict(path=part, image=[(folder/r).read_bytes() for r in part]))
+
+# %% ../nbs/26_batch.ipynb #a15b0032
+def read_images(
+    path:str|Path,               # a folder of images, an image file, or a Parquet file with an `image` column
+    chunk_rows:int=IMAGE_CHUNK,  # images per chunk
+):
+    "DataFrames of `path` (where each image came from) and `image` (its bytes), at most `chunk_rows` rows each"
+    path = Path(path)
+    if path.is_dir():
+        if not (rels := image_files(path)): raise MLResearchError(f"{path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        yield from _image_file_rows(path, rels, chunk_rows)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file(): raise MLResearchError(f"input {path} does not exist")
+        yield from _image_file_rows(path.parent, [path.name], 1)
+    elif path.suffix.lower() in (".parquet", ".pq") and path.is_file():
+        import pyarrow.parquet as pq
+        f, n = pq.ParquetFile(path), 0
+        if "image" not in f.schema_arrow.names: raise MLResearchError(f"{path} has no 'image' column; the model reads images (their bytes, as an acquired image folder holds them)")
+        for b in f.iter_batches(batch_size=chunk_rows, columns=[c for c in ("path", "image") if c in f.schema_arrow.names]):
+            df = b.to_pandas()
+            if "path" not in df.columns: df.insert(0, "path", [f"row {n + i + 1}" for i in range(len(df))])
+            n += len(df)
+            yield df
+    elif not path.exists(): raise MLResearchError(f"input {path} does not exist")
+    else: raise MLResearchError(f"input {path} is not a folder of images, an image file ({', '.join(IMAGE_SUFFIXES)}) or a Parquet file with an 'image' column")
+
+# %% ../nbs/26_batch.ipynb #a15b0035
+def input_chunks(
+    path:str|Path,        # the input: a CSV or Parquet file; for an image model, images as `read_images` takes them
+    kinds:dict,           # column -> kind, as `column_kinds` gives them
+    chunk_rows:int=50_000,# rows per chunk (images: at most `IMAGE_CHUNK`)
+):
+    "Chunks of a model's input: its images with their paths, or its columns' rows, each chunk checked by `check_chunk`"
+    if "image" in kinds.values(): yield from read_images(path, min(chunk_rows, IMAGE_CHUNK)); return
+    n = 1
+    for chunk in read_chunks(path, kinds, chunk_rows):
+        yield check_chunk(chunk, kinds, n, path)
+        n += len(chunk)
+
 # %% ../nbs/26_batch.ipynb #a15b0008
 def _out_frame(m, df:pd.DataFrame)->pd.DataFrame:
     out, probs = m.predict_features(m.transform.transform(df))
-    if probs is None: return pd.DataFrame(dict(prediction=out), index=df.index)
-    d = {"prediction": np.asarray(m.classes, dtype=object)[out]}
+    where = {"path": df["path"]} if "image" in df.columns else {}  # which image each prediction is of
+    if probs is None: return pd.DataFrame(dict(**where, prediction=out), index=df.index)
+    d = {**where, "prediction": np.asarray(m.classes, dtype=object)[out]}
     d.update({f"proba_{k}": probs[:, j] for j, k in enumerate(m.classes)})
     return pd.DataFrame(d, index=df.index)
 
@@ -121,7 +169,7 @@ def _write(chunks, out_path:Path, fmt:str)->tuple[int, list]:
 # %% ../nbs/26_batch.ipynb #a15b0008-3
 def predict_file(
     run,                         # a deliver run: its name, folder name or path
-    input:str|Path,              # a CSV or Parquet file with the model's columns (others are ignored)
+    input:str|Path,              # a CSV or Parquet file with the model's columns (others are ignored); images for an image model
     output:str|Path,             # the predictions: .csv or .parquet
     root=None,                   # project root
     chunk_rows:int=50_000,       # rows read, scored and written at a time
@@ -134,24 +182,22 @@ def predict_file(
     input, output = Path(input), Path(output)
     if chunk_rows < 1: raise MLResearchError(f"chunk_rows must be at least 1, not {chunk_rows}")
     out_fmt = file_format(output, "output")
-    file_format(input, "input")
+    if not (input.is_dir() or input.suffix.lower() in IMAGE_SUFFIXES): file_format(input, "input")  # else images, for an image model
     if output.resolve() == input.resolve(): raise MLResearchError(f"the output {output} is the input; choose another file")
     m = load_run_model(run, root, model, allow_code_change)
     kinds = column_kinds(m)
     bar = tqdm(unit=" rows", unit_scale=True, desc=f"predict {input.name}", disable=not progress, file=sys.stderr)
     def scored():
-        n = 1
-        for chunk in read_chunks(input, kinds, chunk_rows):
-            df = check_chunk(chunk, kinds, n, input)
+        for df in input_chunks(input, kinds, chunk_rows):
             yield _out_frame(m, df)
-            n += len(chunk); bar.update(len(chunk))
+            bar.update(len(df))
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(output) as tmp:  # the predictions and their record both written whole before either is renamed into place
             rows, cols = _write(scored(), tmp, out_fmt)
             if rows == 0: raise MLResearchError(f"{input} has no rows to score")
             rec = dict(run=m.run.name, run_folder=str(m.run), model_folder=m.folder.relative_to(m.run).as_posix(), model_sha256=model_checksums(m),
-                       input=str(input.resolve()), input_sha256=sha256_file(input), rows=rows, output=str(output.resolve()),
+                       input=str(input.resolve()), input_sha256=folder_sha256(input) if input.is_dir() else sha256_file(input), rows=rows, output=str(output.resolve()),
                        output_sha256=sha256_file(tmp), columns=cols, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        mlresearch=package_versions(("mlresearch",))["mlresearch"], **({"code_change": m.code_change} if m.code_change else {}))
             atomic_write(sidecar(output), json.dumps(rec, indent=1) + "\n")
@@ -201,7 +247,7 @@ def default_output(input:Path)->Path:
 @commands.command("predict")
 def predict_cmd(
     run:RunArg,
-    input:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns"),
+    input:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns; for an image model, a folder of images, an image file, or a Parquet file with an 'image' column"),
     output:Optional[Path]=typer.Option(None, "--output", "-o", help="Where the predictions go: .csv or .parquet, replaced atomically [default: INPUT's name with .predictions.csv]"),
     chunk_rows:int=typer.Option(50_000, "--chunk-rows", help="Rows read, scored and written at a time"),
     model:ModelOpt=None,

@@ -11,7 +11,6 @@ import urllib.error, urllib.parse, urllib.request
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 try: import fcntl
 except ImportError: fcntl = None  # Windows: acquisitions are not locked against each other

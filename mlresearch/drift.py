@@ -1,4 +1,4 @@
-"""Has new data moved away from what the model was trained on? Per feature, a two-sample test and the population stability index against the training rows saved in the model folder; `mlresearch monitor RUN DATA` for a file, `GET /monitoring/drift` for the requests a service has answered.
+"""Has new data moved away from what the model was trained on? Per feature, a two-sample test and the population stability index against the training rows saved in the model folder (for an image model, each image's size and mean brightness per channel); `mlresearch drift RUN DATA` for a file, `GET /monitoring/drift` for the requests a service has answered.
 
 Docs: https://mlresearch.github.io/mlresearch/drift.html.md"""
 
@@ -14,19 +14,20 @@ import numpy as np
 import pandas as pd
 import typer
 
-from .batch import check_chunk, read_chunks
+from .batch import input_chunks
 from .command import Commands, MetricOpt, ModelOpt, RunArg
 from .record import chosen_run
 from .config import MLResearchError
 from .files import atomic_path, atomic_write
 from .eda import new_figure, themed
+from .images import ImageFileTransform
 from .modelfile import COLUMN_RULES, REFERENCE_FILE, column_kinds, load_run_model
 
 # %% auto #0
 __all__ = ['P_VALUE', 'PSI_WATCH', 'PSI_ALERT', 'DATASET_SHARE', 'PSI_BINS', 'CATEGORICAL_MAX_UNIQUE', 'MISSING', 'commands',
            'FAIL_RULES', 'psi', 'psi_level', 'numeric_drift', 'categorical_drift', 'DriftReport', 'drift_report',
-           'plot_drift', 'sample_file', 'unavailable', 'file_drift', 'write_report', 'DriftWindow', 'fails',
-           'drift_cmd']
+           'plot_drift', 'sample_file', 'unavailable', 'drift_kinds', 'file_drift', 'write_report', 'DriftWindow',
+           'fails', 'drift_cmd']
 
 # %% ../nbs/27_drift.ipynb #a16d0006
 P_VALUE = 0.05                  # a feature drifted when its test's p-value is below this
@@ -196,12 +197,13 @@ def sample_file(
     max_rows:int=100_000,   # the most rows kept
     seed:int=0,             # the sample's seed
     chunk_rows:int=50_000,  # rows read at a time
+    describe=None,          # `chunk ->` the rows compared, when they are not the input's (an image model's: its images' statistics)
 )->tuple[pd.DataFrame, int]:
-    "A uniform random sample of at most `max_rows` checked rows of a CSV or Parquet file, and the file's row count"
+    "A uniform random sample of at most `max_rows` checked rows of a model's input (a CSV or Parquet file; images), and its row count"
     if max_rows < 1: raise MLResearchError(f"max_rows must be at least 1, not {max_rows}")
     rng, kept, keys, n = np.random.default_rng(seed), None, np.array([]), 0
-    for chunk in read_chunks(path, kinds, chunk_rows):
-        df = check_chunk(chunk, kinds, n + 1, path)
+    for chunk in input_chunks(path, kinds, chunk_rows):
+        df = describe(chunk) if describe else chunk
         n += len(df)
         kept = df if kept is None else pd.concat([kept, df], ignore_index=True)
         keys = np.r_[keys, rng.random(len(df))]
@@ -218,10 +220,16 @@ def unavailable(m)->str|None:
     who = f"run {m.run.name}" if m.run is not None else str(m.folder)
     return f"drift unavailable: {who} was trained before mlresearch saved a reference sample with each model; deliver a new training run to monitor drift"
 
+# %% ../nbs/27_drift.ipynb #a16d0020-2b
+def drift_kinds(m)->dict:
+    "What drift compares for a loaded model, with each column's kind: its input columns, or for an image model its images' statistics (`ImageFileTransform.stat_columns`)"
+    t = m.transform
+    return {c: "number" for c in t.stat_columns} if isinstance(t, ImageFileTransform) else column_kinds(m)
+
 # %% ../nbs/27_drift.ipynb #a16d0020-3
 def file_drift(
     run,                        # a deliver run: its name, folder name or path
-    data:str|Path,              # a CSV or Parquet file with the model's columns
+    data:str|Path,              # a CSV or Parquet file with the model's columns (an image model: images, as `predict` reads them)
     root=None,                  # project root
     model:str|None=None,        # the model folder in the run's artifacts, where it saved several
     max_rows:int=100_000,       # the most rows of `data` compared (a uniform sample)
@@ -230,10 +238,11 @@ def file_drift(
     "The drift of `data` against `run`'s training rows: `(report, summary, reference, sample)`; `(None, why, None, None)` without a reference"
     m = load_run_model(run, root, model)
     if (why := unavailable(m)) is not None: return None, why, None, None
-    kinds = column_kinds(m)
-    cur, n = sample_file(data, kinds, max_rows, seed)
+    t = m.transform
+    stats = (lambda c: t.stats(t.pixels(c["image"].tolist(), c["path"].tolist()))) if isinstance(t, ImageFileTransform) else None
+    cur, n = sample_file(data, column_kinds(m), max_rows, seed, describe=stats)
     ref = m.reference()
-    rep = drift_report(ref, cur, kinds)
+    rep = drift_report(ref, cur, drift_kinds(m))
     return rep, rep.summary() + (f"; a sample of {len(cur)} of {n} rows" if n > len(cur) else ""), ref, cur
 
 # %% ../nbs/27_drift.ipynb #a16d0020-4
@@ -298,7 +307,7 @@ def fails(report:DriftReport, rule:str="alert")->bool:
 @commands.command("drift")
 def drift_cmd(
     run:RunArg,
-    data:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns"),
+    data:Path=typer.Argument(..., help="A CSV or Parquet file holding the model's columns; for an image model, a folder of images, an image file, or a Parquet file with an 'image' column"),
     model:ModelOpt=None,
     report:Optional[Path]=typer.Option(None, "--report", help="Also write drift.csv, drift.json and drift.png into this folder"),
     max_rows:int=typer.Option(100_000, "--max-rows", help="Compare a uniform sample of at most this many rows of DATA"),

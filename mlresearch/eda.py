@@ -327,6 +327,7 @@ def plot_image_grid(
     y=None,              # labels to print over each image
     n:int=32,            # how many images
     ncols:int=8,         # images per row
+    cmap:str="gray_r",   # the colour map of one-channel images (`gray_r`: dark ink on light paper, as the digits)
 ):
     "A grid of the first `n` images with their labels"
     X = np.asarray(X)
@@ -334,7 +335,7 @@ def plot_image_grid(
     n = min(n, len(X))
     fig, axes = _grid(n, ncols, cell=(1.2, 1.35))
     for i, ax in zip(range(n), axes):
-        ax.imshow(X[i], cmap="gray_r" if X[i].ndim == 2 else None)
+        ax.imshow(X[i], cmap=cmap if X[i].ndim == 2 else None)
         ax.set_xticks([]); ax.set_yticks([]); ax.grid(False)
         if y is not None: ax.set_title(str(np.asarray(y)[i]), fontsize=8)
     fig.tight_layout()

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/images.html.md"""
 
 # %% ../nbs/04a_images.ipynb #04a00003
 from __future__ import annotations
-import dataclasses, hashlib, io, json, os, tempfile
+import dataclasses, hashlib, io, json, os, re, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,22 @@ from .files import disk_full_as_error
 from .sources import TEXT, DataError
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'RAW_COLUMNS', 'GROUP_BYTES', 'GREY_MODES', 'AUGMENTS', 'MAX_ANGLE', 'image_folder', 'inspect_image',
-           'read_image_folder', 'decode_image', 'parse_augment', 'augment_image', 'ImageFileTransform', 'ImageError']
+__all__ = ['IMAGE_SUFFIXES', 'RAW_COLUMNS', 'GROUP_BYTES', 'GREY_MODES', 'AUGMENTS', 'MAX_ANGLE', 'image_files', 'image_folder',
+           'inspect_image', 'folder_sha256', 'read_image_folder', 'decode_image', 'parse_augment', 'augment_image',
+           'ImageFileTransform', 'ImageError']
 
 # %% ../nbs/04a_images.ipynb #04a00006
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # what counts as an image file
 
+def image_files(
+    folder:str|Path,  # any folder
+)->list[str]:
+    "The image files under `folder` (hidden ones left out), as paths relative to it, sorted"
+    folder = Path(folder)
+    rels = (f.relative_to(folder) for f in sorted(folder.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES)
+    return [r.as_posix() for r in rels if not any(p.startswith(".") for p in r.parts) and (folder/r).is_file()]
+
+# %% ../nbs/04a_images.ipynb #04a00007
 def image_folder(
     folder:str|Path,  # a folder with one subfolder per class
 )->list[tuple[str, str]]:
@@ -31,15 +41,17 @@ def image_folder(
     folder = Path(folder)
     if not folder.is_dir(): raise DataError(f"{folder} is not a folder")
     found, loose = [], []
-    for f in sorted(folder.rglob("*")):
-        rel = f.relative_to(folder)
-        if f.suffix.lower() not in IMAGE_SUFFIXES or any(p.startswith(".") for p in rel.parts) or not f.is_file(): continue
-        (found if len(rel.parts) > 1 else loose).append((rel.as_posix(), rel.parts[0]))
+    for rel in image_files(folder): (found if "/" in rel else loose).append((rel, rel.split("/")[0]))
     if loose: raise DataError(f"{folder/loose[0][0]} is not in a class folder: put each class's images in a subfolder named by the class")
     if not found: raise DataError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) in class subfolders: put each class's images in a subfolder named by the class")
     return found
 
-# %% ../nbs/04a_images.ipynb #04a00011
+# %% ../nbs/04a_images.ipynb #04a00012
+def _why(e:Exception)->str:
+    "Pillow's reason, without the in-memory file's address it names"
+    return re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", first_line(e))
+
+# %% ../nbs/04a_images.ipynb #04a00013
 def inspect_image(
     data:bytes,  # an encoded image (PNG, JPEG, ...)
     name:str,    # the image's name in the error
@@ -51,9 +63,9 @@ def inspect_image(
             im.load()
             return im.width, im.height, im.mode
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError... for what it cannot decode
-        raise DataError(f"{name} is not a readable image ({first_line(e)}); remove or replace it") from None
+        raise DataError(f"{name} is not a readable image ({_why(e)}); remove or replace it") from None
 
-# %% ../nbs/04a_images.ipynb #04a00014
+# %% ../nbs/04a_images.ipynb #04a00016
 RAW_COLUMNS = {"path": TEXT, "label": TEXT, "image": "bytes", "width": "int64", "height": "int64", "mode": TEXT}  # an image folder's raw file
 GROUP_BYTES = 64 << 20  # image bytes per Parquet row group
 
@@ -61,7 +73,18 @@ def _raw_schema():
     import pyarrow as pa
     return pa.schema([("path", pa.string()), ("label", pa.string()), ("image", pa.binary()), ("width", pa.int64()), ("height", pa.int64()), ("mode", pa.string())])
 
-# %% ../nbs/04a_images.ipynb #04a00015
+# %% ../nbs/04a_images.ipynb #04a00017
+def _listed(rel:str, digest:str)->bytes: return f"{rel}\0{digest}\n".encode()  # a file's line in a folder's source hash
+
+def folder_sha256(
+    folder:str|Path,  # a folder of images
+)->str:
+    "The sha256 of a folder's images as `data acquire` records its source: each image's relative path and the sha256 of its bytes, in order"
+    h = hashlib.sha256()
+    for rel in image_files(folder): h.update(_listed(rel, hashlib.sha256((Path(folder)/rel).read_bytes()).hexdigest()))
+    return h.hexdigest()
+
+# %% ../nbs/04a_images.ipynb #04a00018
 def read_image_folder(
     folder:str|Path,   # a folder with one subfolder per class
     dest_dir:str|Path, # where the Parquet file is staged (the folder it will be published in)
@@ -80,7 +103,7 @@ def read_image_folder(
                 data = (folder/rel).read_bytes()
                 width, height, mode = inspect_image(data, f"{label.rstrip('/')}/{rel}")
                 digest = hashlib.sha256(data).hexdigest()
-                source.update(f"{rel}\0{digest}\n".encode()); content.update(f"{rel}\0{cls}\0{digest}\n".encode())
+                source.update(_listed(rel, digest)); content.update(f"{rel}\0{cls}\0{digest}\n".encode())
                 rows.append((rel, cls, data, width, height, mode)); modes.add(mode); size += len(data)
                 if size >= GROUP_BYTES or i == len(files) - 1:
                     w.write_table(pa.Table.from_pylist([dict(zip(RAW_COLUMNS, r)) for r in rows], schema=_raw_schema()))
@@ -88,7 +111,7 @@ def read_image_folder(
     except BaseException: os.unlink(tmp); raise
     return dict(file=Path(tmp), content_hash=content.hexdigest(), rows=len(files), columns=dict(RAW_COLUMNS), source_sha256=source.hexdigest(), modes=sorted(modes))
 
-# %% ../nbs/04a_images.ipynb #04a00020
+# %% ../nbs/04a_images.ipynb #04a00023
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow modes that hold one channel of intensity
 
 def decode_image(
@@ -106,10 +129,10 @@ def decode_image(
             im = im.convert("L" if channels == 1 else "RGB")
             if angle: im = im.rotate(angle, resample=Image.Resampling.BILINEAR)
             a = np.asarray(im.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR), dtype=np.uint8)
-    except Exception as e: raise DataError(f"{name} is not a readable image ({first_line(e)})") from None
+    except Exception as e: raise DataError(f"{name} is not a readable image ({_why(e)})") from None
     return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)), orig
 
-# %% ../nbs/04a_images.ipynb #04a00023
+# %% ../nbs/04a_images.ipynb #04a00026
 AUGMENTS = ("flip", "crop", "rotate")
 MAX_ANGLE = 15.0  # degrees, either way
 
@@ -121,7 +144,7 @@ def parse_augment(
     if bad := [n for n in names if n not in AUGMENTS]: raise ConfigError(f"augment: unknown {', '.join(map(repr, bad))}; choose from {', '.join(AUGMENTS)} (comma-separated), or '' for none")
     return tuple(a for a in AUGMENTS if a in names)
 
-# %% ../nbs/04a_images.ipynb #04a00025
+# %% ../nbs/04a_images.ipynb #04a00028
 def augment_image(
     data:bytes,            # an encoded image
     size:tuple|list,       # (height, width)
@@ -141,7 +164,7 @@ def augment_image(
         a = np.pad(a, ((0, 0), (ph, ph), (pw, pw)), mode="reflect")[:, dy:dy + h, dx:dx + w]
     return np.ascontiguousarray(a)
 
-# %% ../nbs/04a_images.ipynb #04a00028
+# %% ../nbs/04a_images.ipynb #04a00031
 @dataclasses.dataclass
 class ImageFileTransform:
     "Encoded images to float32 N x C x H x W: converted to grey or RGB, resized, each channel standardized with the training images' statistics; every parameter is JSON"
@@ -166,19 +189,19 @@ class ImageFileTransform:
     @classmethod
     def from_dict(cls, d:dict)->ImageFileTransform: return cls(d["size"], d["channels"], d["mean"], d["std"], d.get("column", "image"))
 
-# %% ../nbs/04a_images.ipynb #04a00029
+# %% ../nbs/04a_images.ipynb #04a00032
 class ImageError(DataError):
     "An image that cannot be decoded, with its position among those sent"
     def __init__(self, index:int, msg:str): super().__init__(msg); self.index = index
 
-# %% ../nbs/04a_images.ipynb #04a00030
+# %% ../nbs/04a_images.ipynb #04a00033
 @dataclasses.dataclass
 class _Pixels:
     "Decoded images: `uint8` N x C x H x W and each one's original (width, height)"
     arrays: np.ndarray
     sizes: np.ndarray
 
-# %% ../nbs/04a_images.ipynb #04a00032
+# %% ../nbs/04a_images.ipynb #04a00035
 @patch
 def pixels(self:ImageFileTransform, images, names=None)->_Pixels:
     "Decode encoded `images` (bytes) at the transform's size and channels; an `ImageError` names the first that fails"
@@ -188,14 +211,14 @@ def pixels(self:ImageFileTransform, images, names=None)->_Pixels:
         except DataError as e: raise ImageError(i, str(e)) from None
     return _Pixels(out, sizes)
 
-# %% ../nbs/04a_images.ipynb #04a00033
+# %% ../nbs/04a_images.ipynb #04a00036
 @patch
 def standardize(self:ImageFileTransform, a:np.ndarray)->np.ndarray:
     "float32 images from `uint8` N x C x H x W: on a 0-1 scale, then each channel less its mean, over its std"
     mean, std = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (self.mean, self.std))
     return ((a.astype(np.float32) / 255 - mean) / std).astype(np.float32)
 
-# %% ../nbs/04a_images.ipynb #04a00034
+# %% ../nbs/04a_images.ipynb #04a00037
 @patch
 def encode(self:ImageFileTransform, images, names=None)->np.ndarray:
     "float32 N x C x H x W from encoded `images`"
@@ -207,7 +230,7 @@ def transform(self:ImageFileTransform, df:pd.DataFrame)->np.ndarray:
     if self.column not in df.columns: raise DataError(f"missing column {self.column!r}: the model reads encoded images (PNG, JPEG, ...) from it")
     return self.encode(df[self.column].tolist(), df["path"].tolist() if "path" in df.columns else None)
 
-# %% ../nbs/04a_images.ipynb #04a00036
+# %% ../nbs/04a_images.ipynb #04a00039
 @patch(cls_method=True)
 def fit(
     cls:ImageFileTransform,
@@ -227,7 +250,7 @@ def fit(
     t.mean, t.std = mean.round(6).tolist(), np.where(std > 1e-6, std, 1.0).round(6).tolist()
     return t
 
-# %% ../nbs/04a_images.ipynb #04a00039
+# %% ../nbs/04a_images.ipynb #04a00042
 @patch
 def stats(self:ImageFileTransform, p:_Pixels)->pd.DataFrame:
     "One row per decoded image: its `stat_columns`"

@@ -14,14 +14,15 @@ import pandas as pd
 
 from .config import MLResearchError, read_record
 from .files import note_run
+from .images import ImageFileTransform
 from .preprocessing import ImageTransform, Prepared, transform_from_dict
 from .record import ARTIFACTS, PROVENANCE, find_run, read_checksums, read_json, verify_run
 from .weights import CodeChanged, SklearnModel, TorchModel
 
 # %% auto #0
-__all__ = ['REFERENCE_FILE', 'REFERENCE_ROWS', 'MODEL_FILES', 'MODEL_KINDS', 'COLUMN_RULES', 'feature_schema', 'reference_sample',
-           'save_model', 'LoadedModel', 'load_model', 'column_kinds', 'ColumnRule', 'json_kind', 'value_problem',
-           'model_folders', 'model_checksums', 'load_run_model']
+__all__ = ['REFERENCE_FILE', 'REFERENCE_ROWS', 'REFERENCE_IMAGES', 'MODEL_FILES', 'MODEL_KINDS', 'COLUMN_RULES', 'feature_schema',
+           'reference_sample', 'image_reference', 'save_model', 'LoadedModel', 'load_model', 'column_kinds',
+           'ColumnRule', 'json_kind', 'value_problem', 'model_folders', 'model_checksums', 'load_run_model']
 
 # %% ../nbs/15_modelfile.ipynb #de405a9f
 def feature_schema(
@@ -33,6 +34,7 @@ def feature_schema(
     cols = {}
     if t["kind"] == "image":
         for c in t["columns"]: cols[c] = dict(dtype=raw_columns.get(c, "float64"), min=0.0, max=t["scale"])
+    elif t["kind"] == "image_files": cols[t["column"]] = dict(dtype="image", channels=t["channels"], size=t["size"])
     else:
         for c, d in t["numeric"].items(): cols[c] = dict(dtype=d["dtype"], min=d["min"], max=d["max"])
         for c, d in t["categorical"].items(): cols[c] = dict(dtype=d["dtype"], categories=d["categories"])
@@ -49,6 +51,23 @@ def reference_sample(
     "At most `n` rows of `df`, drawn without replacement by `seed`, in their original order"
     if len(df) > n: df = df.iloc[np.sort(np.random.default_rng(seed).choice(len(df), n, replace=False))]
     return df.reset_index(drop=True)
+
+# %% ../nbs/15_modelfile.ipynb #de405a9f-2b
+REFERENCE_IMAGES = 64  # an image model's reference keeps the bytes of this many of its images: what an export is checked on
+
+def image_reference(
+    p:Prepared,                # an image folder as prepared (`imagedata.prepare_images`)
+    n:int=REFERENCE_ROWS,      # the most images described
+    keep:int=REFERENCE_IMAGES, # the first this many keep their bytes
+    seed:int=0,                # the draw's seed
+)->pd.DataFrame:
+    "Up to `n` training images drawn by `seed`: each one's statistics (what drift compares) and, for the first `keep`, its bytes"
+    split, t = p.X["train"], p.transform
+    idx = np.sort(np.random.default_rng(seed).choice(len(split), min(n, len(split)), replace=False))
+    data = [split.data(i) for i in idx]
+    st = t.stats(t.pixels(data))
+    st.insert(0, t.column, [d if j < keep else None for j, d in enumerate(data)])
+    return st
 
 # %% ../nbs/15_modelfile.ipynb #de405a9f-3
 def save_model(
@@ -71,7 +90,8 @@ def save_model(
                  "config.json": dict(model=weights, task=p.task, classes=p.classes, target=p.meta["target"], params=params,
                                      data={k: p.meta[k] for k in ("dataset", "version", "raw_sha256", "sizes")}, metrics=metrics)}
         for name, d in files.items(): (tmp/name).write_text(json.dumps(d, indent=1, default=str) + "\n")
-        if reference is not None: reference[p.transform.columns].to_parquet(tmp/REFERENCE_FILE, index=False)
+        if reference is not None:  # a table's raw columns; an image model's images and their statistics, as `image_reference` makes them
+            (reference if isinstance(p.transform, ImageFileTransform) else reference[p.transform.columns]).to_parquet(tmp/REFERENCE_FILE, index=False)
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
@@ -136,9 +156,10 @@ def load_model(
 
 # %% ../nbs/15_modelfile.ipynb #10a00012
 def column_kinds(m:LoadedModel)->dict:
-    "Each input column's kind, in the model's column order: `pixel`, `number`, `category` or `flag`"
+    "Each input column's kind, in the model's column order: `pixel`, `number`, `category`, `flag`, or `image` (encoded image bytes)"
     t = m.transform
     if isinstance(t, ImageTransform): return {c: "pixel" for c in t.columns}
+    if isinstance(t, ImageFileTransform): return {t.column: "image"}
     return {**{c: "number" for c in t.numeric}, **{c: "flag" if d["dtype"] == "bool" else "category" for c, d in t.categorical.items()}}
 
 # %% ../nbs/15_modelfile.ipynb #10a00013
@@ -151,7 +172,8 @@ class ColumnRule:
     nullable: bool  # a missing value is allowed
 
 COLUMN_RULES = {"pixel": ColumnRule(float, "a number", True, False), "number": ColumnRule(float|None, "a number or null", True, True),
-                "category": ColumnRule(str|None, "a string or null", False, True), "flag": ColumnRule(bool|None, "true, false or null", False, True)}
+                "category": ColumnRule(str|None, "a string or null", False, True), "flag": ColumnRule(bool|None, "true, false or null", False, True),
+                "image": ColumnRule(str, "an image (PNG, JPEG, ...) encoded in base64", False, False)}
 
 # %% ../nbs/15_modelfile.ipynb #10a00014
 def json_kind(v)->str:
@@ -171,7 +193,7 @@ def value_problem(
         try: ok = math.isfinite(float(v))
         except OverflowError: ok = False
         return None if ok else "expected a finite number (at most 1.8e308 in size)"
-    return None if isinstance(v, bool if kind == "flag" else str) else f"expected {rule.expect}, got {json_kind(v)}"
+    return None if isinstance(v, rule.type) and not (kind != "flag" and isinstance(v, bool)) else f"expected {rule.expect}, got {json_kind(v)}"
 
 # %% ../nbs/15_modelfile.ipynb #10a00017
 def model_folders(run:Path)->list[Path]:

@@ -18,6 +18,7 @@ from .config import MLResearchError, first_line, get_paths
 from .runtime import get_logger
 from .files import atomic_write, sha256_file
 from .modelfile import load_run_model, model_checksums
+from .images import ImageFileTransform
 from .preprocessing import ImageTransform
 from .record import chosen_run, package_versions
 
@@ -40,6 +41,10 @@ def _need(*modules:str):
 # %% ../nbs/32_onnx.ipynb #a17e0006-2
 def describe_preprocessing(t)->dict:
     "What a caller must do to raw columns before the graph, in words and numbers"
+    if isinstance(t, ImageFileTransform):
+        return dict(kind="image_files", input="pixels", steps=f"decode the image file, convert it to {'grey (L)' if t.channels == 1 else 'RGB'}, resize it to "
+                    f"{t.size[1]}x{t.size[0]} (width x height) with Pillow's bilinear filter, divide by 255 and send N x {t.channels} x {t.size[0]} x {t.size[1]} "
+                    "float32; the graph standardizes each channel with `mean` and `std`", size=t.size, channels=t.channels, mean=t.mean, std=t.std)
     if isinstance(t, ImageTransform):
         return dict(kind="image", input="pixels", steps="none: send the raw pixel values in `columns` order; the graph divides them by "
                     f"{t.scale:g} and reshapes them to {t.shape}", columns=list(t.columns), scale=t.scale, shape=t.shape)
@@ -53,19 +58,20 @@ def describe_preprocessing(t)->dict:
 def _torch_graph(m, path:Path)->dict:
     import torch
     tf, tm = m.transform, m.model
-    image = isinstance(tf, ImageTransform)
+    image, files = isinstance(tf, ImageTransform), isinstance(tf, ImageFileTransform)
+    if files: mean, std = (torch.tensor(v, dtype=torch.float32).reshape(1, -1, 1, 1) for v in (tf.mean, tf.std))
     class Serving(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.module = tm.module
         def forward(self, x):
             if image: x = (x / tf.scale).reshape(-1, *tf.shape)
+            if files: x = (x - mean) / std
             y = self.module(x).float()
             if tm.task == "classification": return torch.softmax(y, 1)
             mu, sd = tm.target_scale or (0.0, 1.0)
             return y.squeeze(-1) * sd + mu
-    width = len(tf.columns) if image else len(tf.feature_names)
-    x = torch.zeros(2, width)
+    x = torch.zeros(2, *tf.shape) if files else torch.zeros(2, len(tf.columns) if image else len(tf.feature_names))
     out = "probabilities" if tm.task == "classification" else "predictions"
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -73,7 +79,7 @@ def _torch_graph(m, path:Path)->dict:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):
             warnings.simplefilter("ignore")
-            torch.onnx.export(Serving().eval(), (x,), str(path), input_names=["pixels" if image else "features"], output_names=[out], dynamo=True,
+            torch.onnx.export(Serving().eval(), (x,), str(path), input_names=["pixels" if image or files else "features"], output_names=[out], dynamo=True,
                               dynamic_shapes=({0: torch.export.Dim("rows")},), external_data=False, verbose=False)
     except Exception as e: raise MLResearchError(f"torch.onnx could not export {tm.name}: {first_line(e)}") from None
     finally: quiet.setLevel(level)
@@ -111,6 +117,7 @@ def onnx_inputs(
 )->np.ndarray:
     "The graph's input for raw rows `df`: the pixels as they are, or the features `preprocessing.json` makes"
     t = m.transform
+    if isinstance(t, ImageFileTransform): return t.pixels(df[t.column].tolist()).arrays.astype(np.float32) / 255
     if isinstance(t, ImageTransform): return df[t.columns].to_numpy(np.float32)
     return t.transform(df).reshape(len(df), -1)
 
@@ -139,6 +146,7 @@ def check_onnx(
 # %% ../nbs/32_onnx.ipynb #a17e0012-3
 def _check_rows(m):
     ref = m.reference()
+    if ref is not None and isinstance(m.transform, ImageFileTransform): return ref[ref[m.transform.column].notna()], "the training images kept in the model's reference"
     if ref is not None: return ref, "the model's reference rows (training rows)"
     from mlresearch.serve.codec import RecordCodec
     import pandas as pd
@@ -155,7 +163,7 @@ def _export_record(m, tmp:Path, made:dict, check:dict, source:str)->dict:
                 opset={d.domain or "ai.onnx": d.version for d in g.opset_import}, run=m.run.name, run_folder=str(m.run),
                 model_folder=m.folder.relative_to(m.run).as_posix(), model_sha256=model_checksums(m), model=m.config["model"]["name"],
                 task=m.task, classes=m.classes, target=m.config.get("target"),
-                inputs=[dict(name=i.name, dtype="float32", shape=[None, i.shape[1]]) for i in s.get_inputs()],
+                inputs=[dict(name=i.name, dtype="float32", shape=[None, *i.shape[1:]]) for i in s.get_inputs()],
                 outputs=[dict(name=o.name, shape=[None if isinstance(d, str) else d for d in o.shape]) for o in s.get_outputs()],
                 preprocessing=describe_preprocessing(m.transform), check=dict(check, on=source),
                 created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **({"code_change": m.code_change} if m.code_change else {}),

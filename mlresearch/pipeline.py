@@ -17,27 +17,30 @@ import typer
 from .baselines import BASELINES, baseline_names, fit_baseline
 from .command import Commands, ConfigOpt, ParamOpt
 from .config import ConfigError, split_override
-from .data import ensure_dataset, find, load
+from .data import ensure_dataset, load
 from .execute import resolve_parameters
+from .folds import prepare_folds
+from .imagedata import ImageSplit, image_size, prepare_images
+from .images import parse_augment
 from .files import RESUME_FILE, atomic_path, current_run, note_run
 from .metrics import best_epoch, classification_metrics, regression_metrics
-from .modelfile import load_run_model, reference_sample, save_model
-from .preprocessing import ImageTransform, Prepared, TabularTransform, prepare, split_indices, target_rows
+from .modelfile import REFERENCE_ROWS, image_reference, load_run_model, reference_sample, save_model
+from .preprocessing import Prepared, prepare
 from .record import PROVENANCE, develop_path, read_provenance
 from .runtime import device_name, get_device, get_logger, seed_everything
 from .trainconfig import TrainConfig
 from .weights import SklearnModel, TorchModel
 
 # %% auto #0
-__all__ = ['log', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'EPOCH_REPORTERS', 'commands', 'fit', 'cv_splits', 'prepare_folds',
-           'TrainResult', 'save_predictions', 'split_metrics', 'test_metrics', 'train_parameters',
-           'notebook_parameters', 'cross_validate', 'train', 'train_cmd']
+__all__ = ['log', 'TRAINER_KEYS', 'TRAIN_DEFAULTS', 'EPOCH_REPORTERS', 'commands', 'fit', 'TrainResult', 'save_predictions',
+           'split_metrics', 'test_metrics', 'train_parameters', 'notebook_parameters', 'cross_validate', 'train',
+           'train_cmd']
 
 # %% ../nbs/17_pipeline.ipynb #3c59f5d9
 log = get_logger("pipeline")
 # the Trainer's settings a run may set; their defaults and meaning are `TrainConfig`'s
 TRAINER_KEYS = ("epochs", "lr", "batch_size", "weight_decay", "optimizer", "momentum", "schedule", "warmup", "clip_grad", "accumulate",
-                "patience", "monitor", "seed", "deterministic", "device", "amp", "compile", "threads", "checkpoint_every")
+                "patience", "monitor", "seed", "deterministic", "device", "amp", "compile", "threads", "num_workers", "checkpoint_every")
 
 TRAIN_DEFAULTS = dict(
     dataset="digits",     # an acquired dataset's name, or a spec to acquire first
@@ -49,6 +52,8 @@ TRAIN_DEFAULTS = dict(
     val_size=0.1,         # share of rows for the validation split
     cv=0,                 # folds of cross-validation on the non-test rows (0: off); the model kept is then refit on all of them
     n_jobs=1,             # processes for the random forests
+    image_size=32,        # image folders: the side in pixels every image is resized to
+    augment="",           # image folders: training augmentation, comma-separated: flip, crop, rotate ('' for none)
 )  # the chosen PyTorch model's config fields join these (`models.model_parameters`)
 
 # %% ../nbs/17_pipeline.ipynb #510a4a5d
@@ -105,8 +110,9 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, ro
     if scale: tr.target_sd = scale[1]
     note_run("device", device=str(tr.device), name=device_name(tr.device))
     note_run("code", **code_identity(spec))
-    has_val = len(p.y["val"]) > 0
-    try: tr.fit(p.X["train"], y["train"], p.X["val"] if has_val else None, y["val"] if has_val else None, resume=resume)
+    xy = {k: (p.X[k], None) if isinstance(p.X[k], ImageSplit) else (p.X[k], y[k]) for k in ("train", "val")}  # an image split's items hold their classes
+    if params["augment"]: xy["train"] = (p.X["train"].augmented(parse_augment(params["augment"]), params["seed"]), None)
+    try: tr.fit(*xy["train"], *(xy["val"] if len(p.y["val"]) else (None, None)), resume=resume)
     finally: tr.close()
     return TorchModel(name, arch, tr.model.cpu().eval(), p.task, scale), tr.history
 
@@ -128,58 +134,6 @@ def fit(
     note_run("device", device="cpu", name="cpu")
     est = fit_baseline(name, p.task, p.X["train"], p.y["train"], seed=params["seed"], n_jobs=params["n_jobs"])
     return SklearnModel(name, est, p.task), []
-
-# %% ../nbs/17_pipeline.ipynb #cv070002
-def cv_splits(
-    y:np.ndarray,          # the target of every row
-    task:str,              # `classification` stratifies the folds
-    rows:np.ndarray,       # the rows to fold (the non-test ones)
-    k:int=5,               # the number of folds
-    val_share:float=0.125, # the inner validation share of each fold's training rows (0: none)
-    seed:int=0,            # the folds' seed
-)->list[dict[str, np.ndarray]]:
-    "`k` folds of `rows`: each holds one fold out as `test` and splits the others into `train` and an inner `val`"
-    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-    if not 2 <= k <= len(rows): raise ConfigError(f"cv={k}: cross-validation takes from 2 folds up to the {len(rows)} non-test rows")
-    strat = task == "classification"
-    if strat and (least := int(np.unique(y[rows], return_counts=True)[1].min())) < k:
-        raise ConfigError(f"cv={k}: a class has only {least} non-test row(s), fewer than the {k} folds; use cv={max(2, least)} or fewer folds")
-    kf = (StratifiedKFold if strat else KFold)(n_splits=k, shuffle=True, random_state=seed)
-    out = []
-    for tr, te in kf.split(rows, y[rows] if strat else None):
-        tr, te = rows[tr], rows[te]
-        inner = (train_test_split(tr, test_size=val_share, random_state=seed, stratify=y[tr] if strat else None) if val_share > 0
-                 else (tr, np.array([], int)))
-        out.append(dict(train=np.sort(inner[0]), val=np.sort(inner[1]), test=np.sort(te)))
-    return out
-
-# %% ../nbs/17_pipeline.ipynb #cv070003
-def prepare_folds(
-    dataset:str,             # an acquired dataset's name
-    target:str|None=None,    # target column; the one recorded at acquisition when `None`
-    version:int|None=None,   # dataset version; the latest when `None`
-    test_size:float=0.2,     # share of rows for testing: `prepare`'s test split
-    val_size:float=0.1,      # the inner validation share of each fold, as a share of all rows (as for `prepare`)
-    seed:int=0,              # the split's and the folds' seed
-    k:int=5,                 # the number of folds
-    images:bool=True,        # image datasets as N x C x H x W (else flat pixels)
-    root=None,               # project root
-)->tuple[list[Prepared], Prepared]:
-    "The `k` folds of the non-test rows, each with the fold held out as its `test`, and every non-test row as one `Prepared` to refit on"
-    entry = find(dataset, version, root)
-    target = target or entry["target"]
-    if not target: raise ConfigError(f"dataset {dataset!r} has no target column; pass target=")
-    is_img = bool(images and entry.get("image_shape"))
-    df, kept, task, y, classes = target_rows(load(entry["name"], entry["version"], root), entry, target, test_size, val_size)
-    splits = split_indices(y, task, test_size, val_size, seed)
-    rest, feats = np.sort(np.concatenate([splits["train"], splits["val"]])), df.drop(columns=[target])
-    def made(sp:dict, fold:int|None)->Prepared:
-        tf = ImageTransform.fit(feats.iloc[sp["train"]], entry["image_shape"]) if is_img else TabularTransform.fit(feats.iloc[sp["train"]])
-        meta = dict(dataset=entry["name"], version=entry["version"], raw_sha256=entry["sha256"], task=task, target=target, classes=classes, seed=seed,
-                    test_size=test_size, val_size=val_size, sizes={s: len(ix) for s, ix in sp.items()}, file=None, cache="none", fold=fold, folds=k)
-        return Prepared({s: tf.transform(feats.iloc[ix]) for s, ix in sp.items()}, {s: y[ix] for s, ix in sp.items()}, tf, meta, {s: kept[ix] for s, ix in sp.items()})
-    folds = [made(sp, i) for i, sp in enumerate(cv_splits(y, task, rest, k, val_size / (1 - test_size), seed), 1)]
-    return folds, made(dict(train=rest, val=np.array([], int), test=splits["test"]), None)
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119
 @dataclasses.dataclass
@@ -237,6 +191,7 @@ def train_parameters(
     over = overrides if isinstance(overrides, dict) else list(overrides)
     params = resolve_parameters(defaults, config, over)
     TrainConfig(**{k: params[k] for k in TRAINER_KEYS})  # refuse a bad setting before any data is read
+    image_size(params["image_size"]); parse_augment(params["augment"])
     if params["cv"] != 0 and params["cv"] < 2: raise ConfigError(f"cv={params['cv']}: give 0 (no cross-validation) or the number of folds, 2 or more")
     return params
 
@@ -267,7 +222,7 @@ def _best_epoch(history:list)->dict:
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119-5c
 def cross_validate(
-    folds:list[Prepared],  # as `preprocessing.prepare_folds` makes them
+    folds:list[Prepared],  # as `folds.prepare_folds` makes them
     params:dict,           # the resolved parameters
     root=None,             # project root
 )->list[dict]:
@@ -286,6 +241,24 @@ def _cv_summary(folds:list[dict])->dict:
     "The folds' mean of each metric, as the validation figures (`val_*`) that selection uses"
     return {f"val_{k}": float(np.mean([r[k] for r in folds])) for k in folds[0] if k not in ("fold", "rows", "best_epoch")}
 
+# %% ../nbs/17_pipeline.ipynb #0f37d119-5e
+def _prepared(entry:dict, params:dict, spec, root)->tuple[Prepared, list, dict]:
+    "The data a run trains on; with `cv`, also the folds' figures and the settings of the refit on every non-test row (for the folds' mean kept epoch)"
+    images = spec is not None and spec.layout == "image"
+    split = (entry["name"], params["target"] or None, entry["version"], params["test_size"], params["val_size"], params["seed"])
+    if entry.get("kind") == "images":
+        if not images:
+            from mlresearch.models import registered
+            raise ConfigError(f"{entry['name']} is a folder of images: train an image model on it ({', '.join(n for n, s in registered().items() if s.layout == 'image')}), not {params['model']!r}")
+        if params["cv"]: raise ConfigError(f"cv={params['cv']}: cross-validation folds tables; {entry['name']} is a folder of images, scored on its validation split (cv=0)")
+        return prepare_images(*split, size=params["image_size"], root=root), [], {}
+    if params["augment"]: raise ConfigError(f"augment={params['augment']!r}: augmentation is for folders of images, and {entry['name']} is a table")
+    if not params["cv"]: return prepare(*split, images=images, root=root), [], {}
+    cv_data, p = prepare_folds(*split, k=params["cv"], images=images, root=root)
+    folds = cross_validate(cv_data, params, root)
+    kept = [r["best_epoch"] for r in folds if "best_epoch" in r]
+    return p, folds, dict(epochs=max(1, round(float(np.mean(kept)))), patience=0) if kept else {}
+
 # %% ../nbs/17_pipeline.ipynb #0f37d119-6
 def train(
     params:dict|None=None,         # parameters over TRAIN_DEFAULTS (typed values or `key=value` strings)
@@ -300,14 +273,7 @@ def train(
     spec = _torch_spec(params["model"])
     if spec is not None: get_device(params["device"])
     entry = ensure_dataset(params["dataset"], target=params["target"] or None, root=root)
-    images = spec is not None and spec.layout == "image"
-    split = (entry["name"], params["target"] or None, entry["version"], params["test_size"], params["val_size"], params["seed"])
-    folds, refit = [], {}
-    if params["cv"]:  # k folds of the non-test rows score the model; the one kept is refit on all of them, for the folds' mean kept epoch
-        cv_data, p = prepare_folds(*split, k=params["cv"], images=images, root=root)
-        folds = cross_validate(cv_data, params, root)
-        if kept_epochs := [r["best_epoch"] for r in folds if "best_epoch" in r]: refit = dict(epochs=max(1, round(float(np.mean(kept_epochs)))), patience=0)
-    else: p = prepare(*split, images=images, root=root)
+    p, folds, refit = _prepared(entry, params, spec, root)
     params = {**params, "dataset": f"{entry['name']}@{entry['version']}", "target": p.meta["target"]}  # the version it used
     with tempfile.TemporaryDirectory() as tmp:
         kept = Path(train_dir) if train_dir is not None else Path(tmp)
@@ -318,7 +284,8 @@ def train(
     if history and val and not folds: val.update(_best_epoch(history))
     log.info("%s on %s: %s", params["model"], entry["name"], metrics)
     if out:
-        ref = reference_sample(load(entry["name"], entry["version"], root=root).iloc[p.rows["train"]], seed=params["seed"])
+        ref = (image_reference(p, REFERENCE_ROWS, seed=params["seed"]) if isinstance(p.X["train"], ImageSplit)
+               else reference_sample(load(entry["name"], entry["version"], root=root).iloc[p.rows["train"]], seed=params["seed"]))
         folder = save_model(model, p, params, metrics, out, entry["columns"], ref)
     else: folder = None
     return TrainResult(params, metrics, val, history, p, model, folder, folds)

@@ -1,4 +1,4 @@
-"""The project's test fixtures, shared by lessons, `tests/` and `bench/`: a scratch project (this project's templates, the tiny template of `tests/fixtures/`, acquired data) and a tiny training run for the resume checks. Nothing a user runs imports this module.
+"""The project's test fixtures, shared by lessons, `tests/` and `bench/`: a scratch project (this project's templates, the tiny template of `tests/fixtures/`, acquired data), a folder of digit images, and a tiny training run for the resume checks. Nothing a user runs imports this module.
 
 Docs: https://mlresearch.github.io/mlresearch/testing.html.md"""
 
@@ -10,14 +10,15 @@ import os, shutil, tempfile
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import torch
 
 import mlresearch
 from .runtime import seed_everything
 
 # %% auto #0
-__all__ = ['FIXTURES', 'RESMLP_CELLS', 'scratch_project', 'mlresearch_templates', 'project_env', 'project_copy',
-           'write_model_notebook', 'copy_env', 'train_tiny', 'NoisyRows']
+__all__ = ['FIXTURES', 'DIGIT_NAMES', 'RESMLP_CELLS', 'scratch_project', 'mlresearch_templates', 'project_env', 'digit_folder',
+           'project_copy', 'write_model_notebook', 'copy_env', 'train_tiny', 'NoisyRows']
 
 # %% ../nbs/11_testing.ipynb #11x00006
 FIXTURES = Path(mlresearch.__file__).resolve().parents[1]/"tests"/"fixtures"  # the checkout's fixture files
@@ -56,6 +57,30 @@ def project_env(
 )->dict:
     "The environment of a command run on `root`: this one's, with `MLRESEARCH_ROOT` and `MLRESEARCH_USER` set"
     return {**os.environ, "MLRESEARCH_ROOT": str(root), "MLRESEARCH_USER": user}
+
+# %% ../nbs/11_testing.ipynb #11x00031
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+def digit_folder(
+    dest:str|Path,        # the folder to make: one subfolder per class
+    per_class:int=40,     # images of each class (at most about 175)
+    digits=(0, 1, 2),     # the digits, each a class named by its word
+    sizes=(16, 40),       # each image's width and height are drawn from this range of pixels
+    seed:int=0,           # the sizes', tints' and noise's seed
+)->Path:
+    "A folder of PNG images of scikit-learn's digits, one subfolder per class: each upscaled to a size of its own, tinted, noised; every fifth grey"
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    d, rng, dest = load_digits(), np.random.default_rng(seed), Path(dest)
+    for k in digits:
+        (dest/DIGIT_NAMES[k]).mkdir(parents=True, exist_ok=True)
+        for i, a in enumerate(d.images[d.target == k][:per_class]):
+            w, h = (int(v) for v in rng.integers(sizes[0], sizes[1] + 1, 2))
+            ink = np.asarray(Image.fromarray((a * 255 / 16).astype(np.uint8)).resize((w, h), Image.Resampling.BILINEAR), np.float32)[..., None] / 255
+            rgb = np.clip((1 - ink * rng.uniform(0.3, 1.0, 3)) * 255 + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+            im = Image.fromarray(rgb)
+            (im.convert("L") if i % 5 == 4 else im).save(dest/DIGIT_NAMES[k]/f"{i:04d}.png")
+    return dest
 
 # %% ../nbs/11_testing.ipynb #11x00021
 def project_copy(

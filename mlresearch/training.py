@@ -177,7 +177,7 @@ def load_state(self:Trainer, state:dict):
     "Continue from `state` (made by `state_dict` with the same settings)"
     mine, theirs = dataclasses.asdict(self.cfg), dict(state["config"])
     before = dataclasses.asdict(TrainConfig())  # a checkpoint older than a setting was made with its default
-    diff = [k for k in mine if k not in ("epochs", "progress", "device", "threads", "checkpoint_every") and mine[k] != theirs.get(k, before[k])]
+    diff = [k for k in mine if k not in ("epochs", "progress", "device", "threads", "num_workers", "checkpoint_every") and mine[k] != theirs.get(k, before[k])]
     if diff: raise CheckpointError(f"the checkpoint was made with other settings ({', '.join(f'{k}={theirs.get(k)!r}' for k in diff)}); resume with the same ones")
     self.model.load_state_dict(state["model"]); self.opt.load_state_dict(state["optimizer"]); self.sched.load_state_dict(state["scheduler"])
     self.epoch, self.best, self.best_state, self.bad_epochs, self.history = state["epoch"], state["best"], state["best_state"], state["bad_epochs"], state["history"]

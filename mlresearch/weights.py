@@ -136,8 +136,9 @@ class TorchModel:
     def scores(self, X:np.ndarray)->np.ndarray:
         import torch
         if self.module.training: self.module.eval()
-        with torch.inference_mode():
-            out = [self.module(torch.from_numpy(np.ascontiguousarray(X[i:i + 4096]))) for i in range(0, max(len(X), 1), 4096)]
+        step = max(1, min(4096, (1 << 26) // max(1, int(np.prod(X.shape[1:])))))  # at most 256 MB of float32 input at a time (large images)
+        with torch.inference_mode():  # `X` an array, or anything sliced into one (an image split)
+            out = [self.module(torch.from_numpy(np.ascontiguousarray(X[i:i + step]))) for i in range(0, max(len(X), 1), step)]
             out = (out[0] if len(out) == 1 else torch.cat(out)).float()
             if self.task == "classification": return torch.softmax(out, 1).numpy()
         mu, sd = self.target_scale or (0.0, 1.0)

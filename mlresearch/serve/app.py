@@ -114,7 +114,7 @@ async def infer(
         if not svc.ready: raise Problem(503, "the model is not ready yet; retry shortly")
         req = decode_v2(await read_body(request, svc.config.max_body), request.headers.get("inference-header-content-length"))
         wanted = v2_outputs(svc, req)
-        return v2_response(v2_answer(svc, req, *await svc.respond(*v2_values(req, svc.codec)), wanted), wanted)
+        return v2_response(v2_answer(svc, req, *await svc.respond(*v2_values(req, svc.codec), v2=True), wanted), wanted)
     except Problem as p: return json_response(dict(error=str(p)), p.status)
 
 # %% ../../nbs/31_serve_app.ipynb #23a00014-2

@@ -6,7 +6,7 @@ Docs: https://mlresearch.github.io/mlresearch/serve_codec.html.md"""
 
 # %% ../../nbs/28_serve_codec.ipynb #20a00003
 from __future__ import annotations
-import asyncio, itertools, json, zlib
+import asyncio, base64, binascii, io, itertools, json, zlib
 
 import msgspec
 import numpy as np
@@ -17,7 +17,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..runtime import get_logger
 from ..modelfile import COLUMN_RULES, column_kinds, json_kind, value_problem
+from ..images import ImageError, ImageFileTransform
 from ..preprocessing import ImageTransform
+from ..drift import drift_kinds
 
 # %% auto #0
 __all__ = ['MAX_LISTED', 'CLIENT_IDLE_S', 'Problem', 'short_name', 'check_rows', 'parse_json', 'read_body', 'decode_body',
@@ -143,7 +145,9 @@ class RecordCodec:
         self.transform, self.max_rows = m.transform, max_rows
         self.kinds = column_kinds(m)
         self.columns = list(self.kinds)
-        self.image = isinstance(m.transform, ImageTransform)
+        self.image = isinstance(m.transform, ImageTransform)  # pixel columns
+        self.files = isinstance(m.transform, ImageFileTransform)  # one column of encoded images
+        self.window_kinds = drift_kinds(m)  # what the drift window keeps of each request: its raw values, or its images' statistics
         self.n_num = sum(k == "number" for k in self.kinds.values())
         self.mixed = not self.image and self.n_num < len(self.columns)
         names = {f"f{i}": c for i, c in enumerate(self.columns)}
@@ -211,13 +215,44 @@ def values(self:RecordCodec, recs:list)->tuple[np.ndarray, dict]:
 
 # %% ../../nbs/28_serve_codec.ipynb #a14e0012-m5
 @patch
+def pixels(
+    self:RecordCodec,
+    values,          # an image model's `image` values: base64 text, or bytes (a binary V2 tensor)
+    v2:bool=False,   # name problems as a V2 input's elements, not as records' fields
+):
+    "The decoded images of a request; 422 naming the first that is not base64 or not an image"
+    where = (lambda i: ["inputs", self.columns[0], i]) if v2 else (lambda i: ["body", "records", i, self.columns[0]])
+    data = []
+    for i, v in enumerate(values):
+        if isinstance(v, str):
+            try: v = base64.b64decode(v, validate=True)
+            except (binascii.Error, ValueError): raise Problem(422, [dict(loc=where(i), msg="not base64: send the image file's bytes encoded in base64")]) from None
+        data.append(v)
+    try: return self.transform.pixels(data, ["the image"] * len(data))
+    except ImageError as e: raise Problem(422, [dict(loc=where(e.index), msg=f"{str(e).removeprefix('the image is ')}: send the bytes of a PNG, JPEG or other image file")]) from None
+
+# %% ../../nbs/28_serve_codec.ipynb #a14e0012-m5b
+@patch
+def features(
+    self:RecordCodec,
+    num:np.ndarray,  # the numeric columns, N x columns (NaN: missing)
+    cat:dict,        # text, flag and image columns by name
+    v2:bool=False,   # a V2 request (for the names in a problem)
+)->tuple[np.ndarray, tuple]:
+    "The feature matrix of raw values, and what the drift window keeps of them: the values themselves, or the images' statistics"
+    if not self.files: return (self.transform.encode(num) if self.image else self.transform.encode(num, cat)), (num, cat)
+    px = self.pixels(cat[self.columns[0]], v2)
+    return self.transform.standardize(px.arrays), (self.transform.stats(px).to_numpy(), {})
+
+# %% ../../nbs/28_serve_codec.ipynb #a14e0012-m5c
+@patch
 def encode(
     self:RecordCodec,
     num:np.ndarray,    # the numeric columns, N x columns (NaN: missing)
-    cat:dict,          # text and flag columns by name
+    cat:dict,          # text, flag and image columns by name
 )->np.ndarray:
     "The feature matrix of raw values"
-    return self.transform.encode(num) if self.image else self.transform.encode(num, cat)
+    return self.features(num, cat)[0]
 
 # %% ../../nbs/28_serve_codec.ipynb #a14e0012-m6
 @patch
@@ -232,6 +267,10 @@ def json_schema(self:RecordCodec, schema:dict)->dict:
     props = {}
     for c, k in self.kinds.items():
         s, d = schema["columns"].get(c, {}), {}
+        if k == "image":
+            props[c] = dict(type="string", contentEncoding="base64", contentMediaType="image/*",
+                            description=f"an image file (PNG, JPEG, ...) in base64, any size and mode; resized to {s['size'][1]}x{s['size'][0]}, {'grey' if s['channels'] == 1 else 'RGB'}")
+            continue
         if k == "category": d = dict(type=["string", "null"], examples=s.get("categories", [])[:5])
         elif k == "flag": d = dict(type=["boolean", "null"])
         else: d = dict(type="number" if k == "pixel" else ["number", "null"], examples=[s["min"]] if s.get("min") is not None else [])
@@ -242,6 +281,14 @@ def json_schema(self:RecordCodec, schema:dict)->dict:
     return dict(type="object", required=["records"], additionalProperties=False,
                 properties=dict(records=dict(type="array", items=record, minItems=1, maxItems=self.max_rows)))
 
+# %% ../../nbs/28_serve_codec.ipynb #a14e0012-m7b
+def _grey_png(size:list)->str:
+    "A mid-grey PNG of `size` ([height, width]), in base64: an image model's example record"
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("L", (size[1], size[0]), 128).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
 # %% ../../nbs/28_serve_codec.ipynb #a14e0012-m8
 @patch
 def example(self:RecordCodec, schema:dict)->dict:
@@ -249,5 +296,6 @@ def example(self:RecordCodec, schema:dict)->dict:
     ex = {}
     for c, k in self.kinds.items():
         s = schema["columns"].get(c, {})
+        if k == "image": ex[c] = _grey_png(s["size"]); continue
         ex[c] = (s.get("categories") or [None])[0] if k == "category" else False if k == "flag" else (s.get("min") if s.get("min") is not None else 0.0)
     return ex

@@ -127,7 +127,7 @@ class ModelService:
         self.codec = RecordCodec(self.model, self.config.max_rows)
         self.classes = np.asarray(self.model.classes, dtype=object) if self.model.task == "classification" else None
         self.metrics = Metrics()
-        self.window, self._reference = DriftWindow(self.codec.columns, self.config.drift_window), None
+        self.window, self._reference = DriftWindow(list(self.codec.window_kinds), self.config.drift_window), None
         self.ready, self._busy, self._pool, self.inline_rows = False, None, None, 0
         self._per_class = {}  # class index -> its predictions counter
 
@@ -189,11 +189,13 @@ async def predict(self:ModelService, X:np.ndarray)->tuple[np.ndarray, np.ndarray
 async def respond(
     self:ModelService,
     num:np.ndarray,     # the numeric columns, N x columns
-    cat:dict,           # text and flag columns by name
+    cat:dict,           # text, flag and image columns by name
+    v2:bool=False,      # a V2 request (for the names in a problem)
 )->tuple[np.ndarray, np.ndarray|None]:
-    "Predict for raw values, and keep them in the drift window once the model has answered"
-    res = await self.predict(self.codec.encode(num, cat))
-    self.window.add(num, cat)
+    "Predict for raw values, and keep them (an image model: its images' statistics) in the drift window once the model has answered"
+    X, seen = self.codec.features(num, cat, v2)
+    res = await self.predict(X)
+    self.window.add(*seen)
     return res
 
 # %% ../../nbs/30_serve_service.ipynb #22a00007-m6
@@ -206,7 +208,7 @@ async def drift(self:ModelService)->dict:
     parts = self.window.snapshot()  # on the event loop's thread, where rows are added
     if not parts: return dict(about, available=True, reason="no request answered yet", dataset_drifted=False, features=[])
     if self._reference is None: self._reference = self.model.reference()
-    rep = await asyncio.to_thread(lambda: drift_report(self._reference, self.window.frame(parts), self.codec.kinds))
+    rep = await asyncio.to_thread(lambda: drift_report(self._reference, self.window.frame(parts), self.codec.window_kinds))
     return dict(about, available=True, summary=rep.summary(), **rep.to_dict())
 
 # %% ../../nbs/30_serve_service.ipynb #22a00007-m7

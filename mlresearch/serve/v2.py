@@ -59,13 +59,13 @@ def _v2_datatype(values:list)->str:
     return "FP64" if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) else "BYTES"
 
 # %% ../../nbs/29_serve_v2.ipynb #a14e0014-4
-def _v2_data(inp:V2Input, i:int)->list|np.ndarray:
-    "The flat values of one input, checked against its datatype and shape: a list, or an array for a numeric binary tensor"
+def _v2_data(inp:V2Input, i:int, raw:bool=False)->list|np.ndarray:
+    "The flat values of one input, checked against its datatype and shape: a list, or an array for a numeric binary tensor (`raw`: a binary BYTES tensor's elements as bytes, not text)"
     where = f"inputs[{i}] ({short_name(inp.name)!r})"
     if any(s < 0 for s in inp.shape): raise Problem(422, f"{where}: shape {inp.shape} has a negative size")
     if inp.datatype not in V2_BINARY and inp.datatype != "BYTES":
         raise Problem(422, f"{where}: datatype {inp.datatype!r} is not one of {', '.join(sorted(V2_NUMERIC | {'BOOL', 'BYTES'}))}")
-    if isinstance(inp.data, memoryview): vals = _binary_values(inp.data, inp.datatype, math.prod(inp.shape), where)
+    if isinstance(inp.data, memoryview): vals = _binary_values(inp.data, inp.datatype, math.prod(inp.shape), where, raw)
     elif not len(inp.data): raise Problem(422, f"{where}: no data; send data, or binary_data_size and the tensor's bytes after the JSON header")
     elif inp.datatype == "BF16": raise Problem(422, f"{where}: JSON cannot carry BF16; send it as binary data (binary_data_size), or as FP32")
     else:
@@ -78,9 +78,9 @@ def _v2_data(inp:V2Input, i:int)->list|np.ndarray:
     return vals
 
 # %% ../../nbs/29_serve_v2.ipynb #a14e0015
-def _binary_values(buf:memoryview, datatype:str, n:int, where:str)->list|np.ndarray:
+def _binary_values(buf:memoryview, datatype:str, n:int, where:str, raw:bool=False)->list|np.ndarray:
     "The values of a binary tensor of `n` elements: an array (a view of the body) for numbers, a list for BOOL and BYTES; 400 where its bytes do not frame them, 422 for a value the datatype cannot hold"
-    if datatype == "BYTES": return _binary_strings(buf, n, where)
+    if datatype == "BYTES": return _binary_strings(buf, n, where, raw)
     size = np.dtype(V2_BINARY[datatype]).itemsize
     if len(buf) != n * size: raise Problem(400, f"{where}: {len(buf):,} bytes of binary data do not fill its shape as {datatype} ({n:,} values of {size} bytes: {n * size:,})")
     a = np.frombuffer(buf, V2_BINARY[datatype])
@@ -90,14 +90,14 @@ def _binary_values(buf:memoryview, datatype:str, n:int, where:str)->list|np.ndar
     return a.astype(bool).tolist()
 
 # %% ../../nbs/29_serve_v2.ipynb #a14e0015-2
-def _binary_strings(buf:memoryview, n:int, where:str)->list[str]:
-    "The elements of a binary BYTES tensor: each a 4-byte little-endian length, then that many bytes of UTF-8 text"
-    out, at, raw = [], 0, bytes(buf)
-    while at < len(raw):
-        if at + 4 > len(raw): raise Problem(400, f"{where}: its binary data ends inside a BYTES element's 4-byte length")
-        k = int.from_bytes(raw[at:at + 4], "little")
-        if at + 4 + k > len(raw): raise Problem(400, f"{where}: BYTES element {len(out)} runs past the end of its binary data ({k:,} bytes announced)")
-        try: out.append(raw[at + 4:at + 4 + k].decode())
+def _binary_strings(buf:memoryview, n:int, where:str, raw:bool=False)->list[str]|list[bytes]:
+    "The elements of a binary BYTES tensor: each a 4-byte little-endian length, then that many bytes of UTF-8 text (`raw`: any bytes, kept as they are: an image file's)"
+    out, at, data = [], 0, bytes(buf)
+    while at < len(data):
+        if at + 4 > len(data): raise Problem(400, f"{where}: its binary data ends inside a BYTES element's 4-byte length")
+        k = int.from_bytes(data[at:at + 4], "little")
+        if at + 4 + k > len(data): raise Problem(400, f"{where}: BYTES element {len(out)} runs past the end of its binary data ({k:,} bytes announced)")
+        try: out.append(data[at + 4:at + 4 + k] if raw else data[at + 4:at + 4 + k].decode())
         except UnicodeDecodeError: raise Problem(422, f"{where}: BYTES element {len(out)} is not UTF-8 text") from None
         at += 4 + k
         if len(out) > n: break  # more elements than the shape holds: named by the caller's count check
@@ -132,9 +132,10 @@ def v2_values(
         kind = codec.kinds[inp.name]
         ok = inp.datatype in V2_NUMERIC if COLUMN_RULES[kind].numeric else inp.datatype == ("BOOL" if kind == "flag" else "BYTES")
         if not ok: raise Problem(422, f"inputs[{i}] ({short_name(inp.name)!r}): this column takes {COLUMN_RULES[kind].expect.replace(' or null', '')}, not {inp.datatype}")
-        vals[inp.name] = _v2_data(inp, i)
+        vals[inp.name] = _v2_data(inp, i, raw=kind == "image")  # an image's bytes, binary or base64 text
     if n < 1: raise Problem(422, "send at least one row")
-    num = np.array([vals[c] for c in cols[:len(cols) if codec.image else codec.n_num]], dtype=np.float64).T.reshape(n, -1)
+    k = len(cols) if codec.image else codec.n_num
+    num = np.array([vals[c] for c in cols[:k]], dtype=np.float64).T.reshape(n, k)
     return _v2_rows(codec, num, {c: np.array(vals[c], dtype=object) for c in cols[codec.n_num:]} if codec.mixed else {})
 
 # %% ../../nbs/29_serve_v2.ipynb #a14e0014-6
@@ -201,7 +202,7 @@ def _attach_binary(
         raise Problem(400, f"the body holds {len(tail):,} bytes after its JSON header, but the inputs' binary_data_size add up to {at:,}")
 
 # %% ../../nbs/29_serve_v2.ipynb #21a00005
-V2_TYPES = {"pixel": "FP64", "number": "FP64", "category": "BYTES", "flag": "BOOL"}  # the datatype of each column kind
+V2_TYPES = {"pixel": "FP64", "number": "FP64", "category": "BYTES", "flag": "BOOL", "image": "BYTES"}  # the datatype of each column kind
 
 def v2_metadata(svc)->dict:
     "`GET /v2/models/{name}`: the model's name, version (its run), platform, one input per column and the outputs"
