@@ -61,7 +61,7 @@ def read_chunks(
             for df in pd.read_csv(path, chunksize=chunk_rows, low_memory=False): yield df[cols]  # all columns read: a row too long is an error
         else:
             import pyarrow.parquet as pq
-            f = pq.ParquetFile(path)
+            f = pq.ParquetFile(path, pre_buffer=False)  # what a pre-buffering reader read stays allocated: memory grew with the file
             _missing_columns(f.schema_arrow.names, kinds, path)
             for b in f.iter_batches(batch_size=chunk_rows, columns=cols): yield b.to_pandas()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
@@ -116,7 +116,7 @@ def read_images(
         yield from _image_file_rows(path.parent, [path.name], 1)
     elif path.suffix.lower() in (".parquet", ".pq") and path.is_file():
         import pyarrow.parquet as pq
-        f, n = pq.ParquetFile(path), 0
+        f, n = pq.ParquetFile(path, pre_buffer=False), 0
         if "image" not in f.schema_arrow.names: raise MLResearchError(f"{path} has no 'image' column; the model reads images (their bytes, as an acquired image folder holds them)")
         for b in f.iter_batches(batch_size=chunk_rows, columns=[c for c in ("path", "image") if c in f.schema_arrow.names]):
             df = b.to_pandas()

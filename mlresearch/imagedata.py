@@ -32,7 +32,7 @@ def _write_bytes(entry:dict, blob:Path, offsets_file:Path, root)->tuple[Path, np
     import pyarrow.parquet as pq
     ends = []
     with atomic_path(blob) as tmp, open(tmp, "wb") as f:
-        for b in pq.ParquetFile(raw_path(entry, root)).iter_batches(columns=["image"], batch_size=256):
+        for b in pq.ParquetFile(raw_path(entry, root), pre_buffer=False).iter_batches(columns=["image"], batch_size=256):
             for data in b.column(0).to_pylist():
                 f.write(data); ends.append(f.tell())
     offsets = np.array([0, *ends], np.int64)
@@ -56,7 +56,7 @@ def image_bytes(
 class ImageSplit:
     "One split of an image dataset read from the processed bytes: `(image, class)` items, augmented for training; `split[a:b]` the images as float32 N x C x H x W"
     epoch_items = True  # the Trainer's sampler passes `(index, epoch)`: augmentation is drawn per epoch, whatever process decodes
-    ndim = 4
+    holds_targets, ndim = True, 4
     def __init__(
         self,
         blob:Path,                   # the file of the images' bytes (`image_bytes`)

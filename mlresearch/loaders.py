@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from .config import ConfigError
 
 # %% auto #0
-__all__ = ['shard_batches', 'ArrayRows', 'DatasetRows', 'rows_of']
+__all__ = ['shard_batches', 'ArrayRows', 'DatasetRows', 'StreamRows', 'rows_of']
 
 # %% ../nbs/09a_loaders.ipynb #ld000006
 def shard_batches(
@@ -107,6 +107,39 @@ class DatasetRows:
             generator=torch.Generator().manual_seed(self.seed))  # its own generator: an iterator draws its workers' seed, which must not move torch's (dropout's)
         for batch in loader: yield _to(self.device, batch)
 
+# %% ../nbs/09a_loaders.ipynb #ld000013t
+class StreamRows:
+    "Rows of a split kept in a file (`streaming.TableSplit`), read a block at a time, in a seeded order of blocks and of rows within each"
+    indexed = False
+    def __init__(self, split, device:torch.device, regression:bool=False, batch_size:int=64, seed:int=0):
+        self.split, self.device, self.regression, self.batch_size, self.seed = split, device, regression, batch_size, seed
+        self.block = getattr(split, "block_rows", 65_536)
+        dist = torch.distributed
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    def __len__(self)->int: return len(self.split)
+    def describe(self)->str: return f"{len(self)} rows streamed from {self.split.path.name} in blocks of {self.block} to {self.device}"
+    def steps(self, batch_size:int, rank:int, world:int)->int:
+        n = len(self) // batch_size + (len(self) % batch_size > 1)  # a last batch of one row is dropped (BatchNorm)
+        return n // world if world > 1 else n
+    def _tensors(self, X, y):
+        return torch.from_numpy(X).to(self.device, non_blocking=True), torch.from_numpy(y).to(self.device).to(torch.float32 if self.regression else torch.int64)
+    def batches(self, index, epoch:int):
+        "This rank's batches of the epoch (`index` is unused: the order is drawn from the seed and the epoch)"
+        rng, (bs, rank, world) = np.random.default_rng([self.seed, epoch]), (self.batch_size, self.rank, self.world)
+        n, k, steps, held = len(self), 0, self.steps(bs, rank, world), None
+        for b in rng.permutation(-(-n // self.block)):
+            X, y = self.split.read(b * self.block, min(n, (b + 1) * self.block))
+            p = rng.permutation(len(y))
+            X, y = X[p], y[p]
+            if held is not None: X, y = np.concatenate([held[0], X]), np.concatenate([held[1], y])
+            while len(y) >= bs:
+                if k % world == rank and k // world < steps: yield self._tensors(X[:bs], y[:bs])
+                X, y, k = X[bs:], y[bs:], k + 1
+            held = (X, y)
+        if held is not None and len(held[1]) > 1 and k % world == rank and k // world < steps: yield self._tensors(*held)
+    def chunks(self, size:int):
+        for a in range(0, len(self), size): yield self._tensors(*self.split.read(a, min(len(self), a + size)))
+
 # %% ../nbs/09a_loaders.ipynb #ld000014
 def rows_of(
     X,                        # arrays or tensors, a `torch.utils.data` dataset (or any map-style one: `__getitem__` and `__len__`), or a DataLoader
@@ -117,8 +150,9 @@ def rows_of(
     num_workers:int=0,        # DataLoader workers (a dataset only)
     seed:int=0,               # the workers' seed
     deterministic:bool=False, # workers started afresh each epoch
-)->ArrayRows|DatasetRows:
-    "The rows the Trainer trains or measures on: arrays kept on the device, or a dataset through a DataLoader; which is said by `describe()`"
+)->ArrayRows|DatasetRows|StreamRows:
+    "The rows the Trainer trains or measures on: arrays kept on the device, a dataset through a DataLoader, or a table streamed from its file; which is said by `describe()`"
+    if getattr(X, "streamed", False): return StreamRows(X, device, regression, batch_size, seed)
     if isinstance(X, (Dataset, DataLoader)) or (y is None and not isinstance(X, (torch.Tensor, np.ndarray)) and hasattr(X, "__getitem__") and hasattr(X, "__len__")):
         if y is not None: raise ConfigError("a dataset's items hold their targets: pass the dataset alone, without y")
         return DatasetRows(X, device, batch_size, num_workers, seed, deterministic)

@@ -26,6 +26,7 @@ from .files import RESUME_FILE, atomic_path, current_run, note_run
 from .metrics import best_epoch, classification_metrics, regression_metrics
 from .modelfile import REFERENCE_ROWS, image_reference, load_run_model, reference_sample, save_model
 from .preprocessing import Prepared, prepare
+from .streaming import prepare_stream, streamed
 from .record import PROVENANCE, develop_path, read_provenance
 from .runtime import device_name, get_device, get_logger, seed_everything
 from .trainconfig import TrainConfig
@@ -101,7 +102,7 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, ro
     cfg = TrainConfig(**{k: params[k] for k in TRAINER_KEYS}, progress=not quiet)
     # a regression target is standardized for training; the scale is saved with the model
     scale = (float(p.y["train"].mean()), float(p.y["train"].std()) or 1.0) if p.task == "regression" else None
-    y = {k: (v - scale[0]) / scale[1] if scale else v for k, v in p.y.items()}
+    y = {k: (v - scale[0]) / scale[1] if scale else v for k, v in p.y.items() if not getattr(p.X[k], "holds_targets", False)}
     seed_everything(params["seed"], params["deterministic"])
     model = build_model(name, **arch)
     if params["init"]: _warm_start(model, name, arch, params["init"], root)
@@ -110,7 +111,8 @@ def _torch_fit(p:Prepared, params:dict, out_dir:Path|None, resume:bool=False, ro
     if scale: tr.target_sd = scale[1]
     note_run("device", device=str(tr.device), name=device_name(tr.device))
     note_run("code", **code_identity(spec))
-    xy = {k: (p.X[k], None) if isinstance(p.X[k], ImageSplit) else (p.X[k], y[k]) for k in ("train", "val")}  # an image split's items hold their classes
+    xy = {k: (p.X[k].scaled(scale) if scale else p.X[k], None) if getattr(p.X[k], "holds_targets", False) else (p.X[k], y[k])
+          for k in ("train", "val")}  # an image split or a streamed table holds its targets
     if params["augment"]: xy["train"] = (p.X["train"].augmented(parse_augment(params["augment"]), params["seed"]), None)
     try: tr.fit(*xy["train"], *(xy["val"] if len(p.y["val"]) else (None, None)), resume=resume)
     finally: tr.close()
@@ -132,7 +134,8 @@ def fit(
         from mlresearch.models import registered
         raise ConfigError(f"no model {name!r} for {p.task}; choose one of: {', '.join([*registered(), *baseline_names(p.task)])}")
     note_run("device", device="cpu", name="cpu")
-    est = fit_baseline(name, p.task, p.X["train"], p.y["train"], seed=params["seed"], n_jobs=params["n_jobs"])
+    X = p.X["train"] if isinstance(p.X["train"], np.ndarray) else p.X["train"][:]  # a streamed table's training rows, read whole: scikit-learn fits in memory
+    est = fit_baseline(name, p.task, X, np.asarray(p.y["train"]), seed=params["seed"], n_jobs=params["n_jobs"])
     return SklearnModel(name, est, p.task), []
 
 # %% ../nbs/17_pipeline.ipynb #0f37d119
@@ -253,6 +256,9 @@ def _prepared(entry:dict, params:dict, spec, root)->tuple[Prepared, list, dict]:
         if params["cv"]: raise ConfigError(f"cv={params['cv']}: cross-validation folds tables; {entry['name']} is a folder of images, scored on its validation split (cv=0)")
         return prepare_images(*split, size=params["image_size"], root=root), [], {}
     if params["augment"]: raise ConfigError(f"augment={params['augment']!r}: augmentation is for folders of images, and {entry['name']} is a table")
+    if streamed(entry):  # too large for memory: prepared in passes over the raw file, trained on a block at a time
+        if params["cv"]: raise ConfigError(f"cv={params['cv']}: cross-validation refits on folds in memory; {entry['name']} ({entry['rows']:,} rows) is streamed, so use its validation split (cv=0)")
+        return prepare_stream(*split, root=root), [], {}
     if not params["cv"]: return prepare(*split, images=images, root=root), [], {}
     cv_data, p = prepare_folds(*split, k=params["cv"], images=images, root=root)
     folds = cross_validate(cv_data, params, root)
@@ -284,8 +290,8 @@ def train(
     if history and val and not folds: val.update(_best_epoch(history))
     log.info("%s on %s: %s", params["model"], entry["name"], metrics)
     if out:
-        ref = (image_reference(p, REFERENCE_ROWS, seed=params["seed"]) if isinstance(p.X["train"], ImageSplit)
-               else reference_sample(load(entry["name"], entry["version"], root=root).iloc[p.rows["train"]], seed=params["seed"]))
+        if isinstance(p.X["train"], ImageSplit): ref = image_reference(p, REFERENCE_ROWS, seed=params["seed"])
+        else: ref = reference_sample(p.sample if p.sample is not None else load(entry["name"], entry["version"], root=root).iloc[p.rows["train"]], seed=params["seed"])
         folder = save_model(model, p, params, metrics, out, entry["columns"], ref)
     else: folder = None
     return TrainResult(params, metrics, val, history, p, model, folder, folds)

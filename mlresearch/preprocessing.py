@@ -184,11 +184,12 @@ def check_learnable(
 @dataclasses.dataclass
 class Prepared:
     "A dataset split and transformed, ready to train on"
-    X: dict          # split -> float32 features (N x F, or N x C x H x W for images)
+    X: dict          # split -> float32 features (N x F, or N x C x H x W for images), or a split read as needed (an image folder's, a streamed table's)
     y: dict          # split -> int64 codes (classification) or float32 targets (regression)
-    transform: TabularTransform|ImageTransform
+    transform: TabularTransform|ImageTransform|ImageFileTransform
     meta: dict       # dataset, version, raw sha256, task, target, classes, seed, split sizes, cache file
     rows: dict = dataclasses.field(default_factory=dict)  # split -> positions of its rows in the raw file
+    sample: pd.DataFrame|None = None  # raw training rows kept for drift checks, where the raw table is too large to load again (a streamed table)
 
     @property
     def task(self)->str: return self.meta["task"]

@@ -28,7 +28,6 @@ class DataError(MLResearchError):
 
 log = get_logger("data")
 
-
 # %% ../nbs/04_sources.ipynb #5ebc9b68
 def _sk(loader:str, task:str, image_shape=None): return dict(loader=loader, task=task, image_shape=image_shape)
 
@@ -83,12 +82,10 @@ def _table_errors(label:str, fmt:str):
     except UnicodeDecodeError: raise DataError(f"{label} is not UTF-8 text; is it really a {fmt.upper()} file?") from None
     except (OSError, ValueError) as e: raise DataError(f"{label} could not be read as {fmt}: {first_line(e)}") from None
 
-
 # %% ../nbs/04_sources.ipynb #a670b95c-3c
 def _check_columns(columns, label:str)->list[str]:
     if len(columns) < 1 or all(str(c).startswith("Unnamed:") for c in columns): raise DataError(f"{label} has no named columns; the first row must be a header")
     return [str(c) for c in columns]
-
 
 # %% ../nbs/04_sources.ipynb #a670b95c-3b
 def read_table(
@@ -105,7 +102,6 @@ def read_table(
     if len(df) == 0: raise DataError(f"{label} has a header but no data rows")
     df.columns = _check_columns(df.columns, label)
     return df
-
 
 # %% ../nbs/04_sources.ipynb #04s0c002
 STREAM_BYTES = 128 << 20  # a table file larger than this is acquired in chunks
@@ -126,7 +122,7 @@ def table_chunks(
     with _table_errors(label, fmt):
         if fmt == "parquet":
             import pyarrow.parquet as pq
-            chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
+            chunks = (b.to_pandas() for b in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows))
         else:  # bools with missing values parsed as pandas parses them, then made objects, as read whole
             bools = [c for c, t in (dtype or {}).items() if t == BOOLS_NA != TEXT]
             chunks = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", chunksize=chunk_rows, low_memory=False,
@@ -135,7 +131,6 @@ def table_chunks(
             df.columns = _check_columns(df.columns, label)
             cast = dtype if fmt == "parquet" else dict.fromkeys(bools, BOOLS_NA)
             yield df.astype(cast) if cast else df
-
 
 # %% ../nbs/04_sources.ipynb #04s0c003
 def _kind(col:pd.Series)->str:
@@ -152,7 +147,6 @@ def _wider(a:str, b:str)->str:
     if "n" in (a, b): return {"i": "f", "b": "B"}.get(other := b if a == "n" else a, other)
     return "f" if {a, b} <= {"i", "f"} else "B" if {a, b} <= {"b", "B"} else "O"
 
-
 # %% ../nbs/04_sources.ipynb #04s0c003-2
 def table_schema(
     path:str|Path, fmt:str|None=None, chunk_rows:int=CHUNK_ROWS, label:str|None=None,
@@ -167,15 +161,12 @@ def table_schema(
     if rows == 0: raise DataError(f"{label or path} has a header but no data rows")
     return {c: {"i": "int64", "f": "float64", "n": "float64", "b": "bool", "B": BOOLS_NA}.get(k, TEXT) for c, k in kinds.items()}
 
-
 # %% ../nbs/04_sources.ipynb #57693817
 def _hash_start(dtypes:dict):
     return hashlib.sha256(json.dumps([[c, str(t)] for c, t in dtypes.items()]).encode())
 
-
 # %% ../nbs/04_sources.ipynb #57693817-1
 def _hash_rows(h, df:pd.DataFrame): h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
-
 
 # %% ../nbs/04_sources.ipynb #57693817-1b
 def content_hash(df:pd.DataFrame)->str:
@@ -183,7 +174,6 @@ def content_hash(df:pd.DataFrame)->str:
     h = _hash_start(dict(df.dtypes.items()))
     _hash_rows(h, df)
     return h.hexdigest()
-
 
 # %% ../nbs/04_sources.ipynb #57693817-2
 def infer_task(y:pd.Series)->str:
@@ -215,7 +205,6 @@ def write_chunks(
     except BaseException: os.unlink(tmp); raise
     return dict(file=Path(tmp), content_hash=h.hexdigest(), rows=rows, columns=dict(schema))
 
-
 # %% ../nbs/04_sources.ipynb #04s0c004-1
 def parquet_task(
     path:str|Path,  # a Parquet file
@@ -227,11 +216,10 @@ def parquet_task(
     if dtype != "int64": return infer_task(pd.Series([], dtype=dtype))  # text and bool are labels, floats are not, whatever the values
     import pyarrow.parquet as pq
     seen, most = set(), max(20, int(0.05 * rows))
-    for b in pq.ParquetFile(path).iter_batches(columns=[column]):
+    for b in pq.ParquetFile(path, pre_buffer=False).iter_batches(columns=[column]):
         seen.update(np.unique(b.column(0).to_numpy(zero_copy_only=False)).tolist())
         if len(seen) > most: return "regression"
     return "classification"
-
 
 # %% ../nbs/04_sources.ipynb #04s0c004-2
 def read_table_file(
@@ -247,7 +235,6 @@ def read_table_file(
     log.info("reading %s in chunks of %d rows (%.0f MB)", label, n, f.stat().st_size / 1e6)
     dest_dir.mkdir(parents=True, exist_ok=True)
     return write_chunks(table_chunks(f, chunk_rows=n, dtype=schema, label=label), dest_dir, schema)
-
 
 # %% ../nbs/04_sources.ipynb #3f91211d
 def download(

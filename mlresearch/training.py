@@ -16,7 +16,7 @@ from fastcore.basics import patch
 
 from .config import ConfigError, MLResearchError, first_line
 from .files import atomic_path, atomic_write, progress_line
-from .loaders import ArrayRows, DatasetRows, rows_of, shard_batches
+from .loaders import ArrayRows, DatasetRows, StreamRows, rows_of, shard_batches
 from .runtime import dist_info, get_device, get_logger, init_dist, seed_everything
 from .trainconfig import TrainConfig
 
@@ -101,14 +101,24 @@ class Trainer:
 # %% ../nbs/10_training.ipynb #36e77f3d
 @patch
 @torch.no_grad()
-def _outputs(self:Trainer, batches)->torch.Tensor:
-    "Model outputs for each batch of features, on the device, float32, in one tensor"
+def _outputs(self:Trainer, batches, n:int)->torch.Tensor:
+    "Model outputs for each batch of features, on the device, float32, written into one tensor of `n` rows as they come"
     self.model.eval()
-    outs = []
+    out = _Filled(n, self.device)  # no list of pieces joined at the end: on a million rows that list left memory fragmented
     for xb in batches:
-        with self._autocast(): outs.append(self.model(xb.to(self.device, non_blocking=True)).float())
-    out = (outs[0] if len(outs) == 1 else torch.cat(outs)) if outs else torch.zeros(0, device=self.device)
+        with self._autocast(): out.add(self.model(xb.to(self.device, non_blocking=True)).float())
+    out = out.done()
     return out.squeeze(-1) if self.task == "regression" else out
+
+# %% ../nbs/10_training.ipynb #36e77f3d-0
+class _Filled:
+    "A tensor of `n` rows filled batch by batch (a DataLoader that drops rows leaves it shorter; one that gives more makes it grow)"
+    def __init__(self, n:int, device:torch.device): self.n, self.device, self.t, self.at = n, device, None, 0
+    def add(self, b:torch.Tensor):
+        if self.t is None: self.t = torch.empty((max(self.n, len(b)), *b.shape[1:]), dtype=b.dtype, device=self.device)
+        if self.at + len(b) > len(self.t): self.t = torch.cat([self.t[:self.at], b]); self.at = len(self.t); return
+        self.t[self.at:self.at + len(b)] = b; self.at += len(b)
+    def done(self)->torch.Tensor: return self.t[:self.at] if self.t is not None else torch.zeros(0, device=self.device)
 
 # %% ../nbs/10_training.ipynb #36e77f3d-2
 @patch
@@ -119,7 +129,7 @@ def predict(
 )->torch.Tensor:
     "Model outputs (logits, or values for regression) for `X`, on the CPU as float32"
     X = torch.as_tensor(X)
-    return self._outputs(X[i:i + batch_size] for i in range(0, len(X), batch_size)).cpu()
+    return self._outputs((X[i:i + batch_size] for i in range(0, len(X), batch_size)), len(X)).cpu()
 
 # %% ../nbs/10_training.ipynb #36e77f3d-2b
 def _macro_f1(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
@@ -133,7 +143,7 @@ def _macro_f1(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
 @patch
 def _rows(self:Trainer, X, y=None):
     "`X` and `y` (arrays, or a dataset alone) as the rows the loaders batch; rows already made pass through"
-    return X if isinstance(X, (ArrayRows, DatasetRows)) else rows_of(X, y, self.device, self.task == "regression", self.cfg.batch_size,
+    return X if isinstance(X, (ArrayRows, DatasetRows, StreamRows)) else rows_of(X, y, self.device, self.task == "regression", self.cfg.batch_size,
                                                                      self.cfg.num_workers, self.cfg.seed, self.cfg.deterministic)
 
 # %% ../nbs/10_training.ipynb #36e77f3d-3
@@ -146,11 +156,12 @@ def measure(
     prefix:str="",  # put before each metric's name (`val_`)
 )->dict:
     "The training loss, the task's metrics (accuracy and macro F1, or RMSE and R^2) and the model's own `metrics`, computed on the device"
-    ys = []
+    rows = self._rows(X, y)
+    ys = _Filled(len(rows), self.device)
     def features():  # the batches' features, keeping their targets
-        for xb, yb in self._rows(X, y).chunks(4096): ys.append(yb); yield xb
-    out = self._outputs(features())
-    y = torch.cat(ys)
+        for xb, yb in rows.chunks(4096): ys.add(yb); yield xb
+    out = self._outputs(features(), len(rows))
+    y = ys.done()
     if self.task == "classification": names, res = ("loss", "accuracy", "macro_f1"), [self.loss_fn(out, y), (out.argmax(1) == y).float().mean(), _macro_f1(out, y)]
     else:
         y = y.float()

@@ -204,6 +204,7 @@ class SklearnModel:
         self.name, self.est, self.task = name, est, task
         self._linear = linear_scorer(est, task)
     def scores(self, X:np.ndarray)->np.ndarray:
+        if not isinstance(X, np.ndarray): return np.concatenate([self.scores(X[i:i + 65_536]) for i in range(0, len(X), 65_536)])  # a streamed split
         X = X.reshape(len(X), -1)
         if self._linear is not None: return self._linear(X)
         return self.est.predict_proba(X) if self.task == "classification" else self.est.predict(X)
