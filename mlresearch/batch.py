@@ -53,6 +53,7 @@ def read_chunks(
 ):
     "DataFrames of the model's columns, at most `chunk_rows` rows each, from a CSV or Parquet file"
     path = Path(path)
+    if path.is_dir(): raise MLResearchError(f"input {path} is a folder; this model reads a CSV or Parquet file of its columns")
     if not path.is_file(): raise MLResearchError(f"input {path} does not exist")
     cols = list(kinds)
     try:

@@ -37,6 +37,8 @@ def proj(tmp_path_factory):
         run("mlresearch", "data", "acquire", spec, *extra, env=env, check=0)
     run("mlresearch", "deliver", "tiny", "--name", "done", env=env, check=0)
     (tmp/"not-a-project").mkdir()
+    (tmp/"no-images"/"cats").mkdir(parents=True); (tmp/"no-images"/"cats"/"notes.txt").write_text("no image here")
+    (tmp/"loose").mkdir(); (tmp/"loose"/"a.png").write_bytes(b"")
     return root, env, tmp
 
 
@@ -72,6 +74,8 @@ def cases(tmp):
         (["data", "acquire", "sklearn:wine", "--name", "digits"], "dataset name 'digits' holds data from sklearn:digits, not sklearn:wine", 1, {}),
         (["data", "acquire", f"{t}/ok.csv", "--name", "iris"], "a new version must come from the same source", 1, {}),
         (["data", "acquire"], "Missing argument", 2, {}),
+        (["data", "acquire", f"{t}/no-images"], "holds no images (.png, .jpg", 1, {}),
+        (["data", "acquire", f"{t}/loose"], "loose/a.png is not in a class folder: put each class's images in a subfolder named by the class", 1, {}),
         # data list
         (["data", "list", "nope"], "no dataset named 'nope'", 1, {}),
         # eda
@@ -127,6 +131,10 @@ def cases(tmp):
         (["train", "--dataset", "iris", "--model", "mlp", "-p", "hiden=[8]"], "did you mean 'hidden'?", 1, {}),
         (["train", "--dataset", "iris", "--model", "mlp", "-p", "optimizer=lion"], "optimizer 'lion' is not one of adamw, sgd", 1, {}),
         (["train", "--dataset", "iris", "--model", "mlp", "-p", "accumulate=0"], "accumulate must be at least 1", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "augment=flip,blur"], "augment: unknown 'blur'; choose from flip, crop, rotate", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "augment=flip"], "augmentation is for folders of images, and iris is a table", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "image_size=0"], "image_size=0: give a side in pixels", 1, {}),
+        (["train", "--dataset", "iris", "--model", "mlp", "-p", "num_workers=-1"], "num_workers must be 0 (read in this process) or more", 1, {}),
         (["models", "resnet"], "no PyTorch model named 'resnet'", 1, {}),
         # runs
         (["runs", "--sort", "nosuch"], "no run has a metric 'nosuch'; metrics are: score", 1, {}),

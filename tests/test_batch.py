@@ -77,6 +77,7 @@ def test_bad_files_are_named_and_leave_nothing_behind(digits_runs, tmp_path):
              (["short-row.csv"], "short-row.csv: row 1 column 'pixel_0_2' is missing"),
              (["missing.csv"], "row 6 column 'pixel_0_3' is missing"),
              (["nothing.csv"], "does not exist"),
+             (["."], "is a folder; this model reads a CSV or Parquet file of its columns"),
              (["bad.csv", "--chunk-rows", "0"], "chunk_rows must be at least 1")]
     for args, words in cases:
         res = run("mlresearch", "predict", "digits-cnn", *[tmp_path/args[0], *args[1:]], "-o", tmp_path/"keep.csv", env=env)

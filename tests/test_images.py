@@ -68,6 +68,9 @@ def test_an_image_folder_is_acquired_delivered_served_scored_checked_for_drift_a
     preds = pd.read_csv(out).set_index("path")
     assert preds.loc[raw["path"], "prediction"].tolist() == want
     assert (preds.index.str.split("/").str[0] == preds["prediction"]).mean() >= 0.9
+    (tmp_path/"rows.csv").write_text("a,b\n1,2\n")
+    r = run("mlresearch", "predict", "d3-cnn", tmp_path/"rows.csv", env=env, check=1)
+    assert "is not a folder of images, an image file (.png" in r.stderr.strip().splitlines()[-1], r.stderr
 
     darker = tmp_path/"darker"  # the same digits, photographed in a darker room
     for f in sorted(folder.rglob("*.png"))[::2]:
