@@ -6,7 +6,7 @@ what reading the table takes. A table read whole grows with its rows; read in ch
 for files over 128 MB) it stays flat; --whole reads each file whole, for comparison. Each size is measured --repeats times and the median kept. Last line: the ratio
 of the two medians (target: below 1.3).
 
-This measures acquiring only: training on a table that large still loads it whole (streaming `prepare` is not built).
+This measures acquiring only; bench/table_memory.py measures acquiring, preparing and training for an epoch.
 
     python bench/acquire_memory.py [--rows 1000000] [--factor 4] [--columns 8] [--chunk-rows 100000] [--repeats 3] [--whole]
 """
@@ -45,13 +45,28 @@ def write_csv(path:Path, rows:int, columns:int, seed:int=0):
             df.to_csv(f, index=False, header=start == 0)
 
 
-def measure(rows:int, columns:int, chunk_rows:int, work:Path)->dict:
+def measure(child:str, rows:int, columns:int, work:Path, *args)->dict:
+    "Run `child` (Python code: argv the project root, the CSV, `args`) on a CSV of `rows` rows in a new scratch project; what it printed, with its peak above the imports"
     root = testing.scratch_project(parent=work)
     csv = work/f"rows{rows}.csv"
     if not csv.exists(): write_csv(csv, rows, columns)
-    out = subprocess.run([sys.executable, "-c", CHILD, str(root), str(csv), str(chunk_rows)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", child, str(root), str(csv), *map(str, args)], capture_output=True, text=True)
+    if out.returncode: raise SystemExit(f"the measured process failed:\n{out.stderr}")
     r = json.loads(out.stdout.strip().splitlines()[-1])
     return dict(r, above_mb=r["peak_mb"] - r["base_mb"], csv_mb=csv.stat().st_size / 1e6)
+
+
+def compare(child:str, rows:int, factor:int, columns:int, repeats:int, *args, more=lambda runs: ""):
+    "Measure `rows` and `factor` times as many, `repeats` times each; print each size's median peak above the imports, and their ratio last"
+    with tempfile.TemporaryDirectory() as d:
+        work, medians = Path(d), []
+        for n in (rows, rows * factor):
+            runs = [measure(child, n, columns, work, *args) for _ in range(repeats)]
+            above = statistics.median(r["above_mb"] for r in runs)
+            medians.append(above)
+            print(f"{n:>10,} rows ({runs[0]['csv_mb']:.0f} MB CSV): peak above imports {above:.1f} MB "
+                  f"(runs: {', '.join(format(r['above_mb'], '.1f') for r in runs)}; after imports {runs[0]['base_mb']:.0f} MB{more(runs)})", flush=True)
+    print(f"peak memory ratio {factor}x rows / 1x rows: {medians[1] / medians[0]:.3f}")
 
 
 def main():
@@ -63,15 +78,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--whole", action="store_true", help="read each file whole, however large (what acquire does below 128 MB), for comparison")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        work, medians = Path(d), []
-        for rows in (a.rows, a.rows * a.factor):
-            runs = [measure(rows, a.columns, 0 if a.whole else a.chunk_rows, work) for _ in range(a.repeats)]
-            above = statistics.median(r["above_mb"] for r in runs)
-            medians.append(above)
-            print(f"{rows:>10,} rows ({runs[0]['csv_mb']:.0f} MB CSV): peak above imports {above:.1f} MB "
-                  f"(runs: {', '.join(format(r['above_mb'], '.1f') for r in runs)}; after imports {runs[0]['base_mb']:.0f} MB)", flush=True)
-    print(f"peak memory ratio {a.factor}x rows / 1x rows: {medians[1] / medians[0]:.3f}")
+    compare(CHILD, a.rows, a.factor, a.columns, a.repeats, 0 if a.whole else a.chunk_rows)
 
 
 if __name__ == "__main__": main()

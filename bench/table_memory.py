@@ -10,11 +10,9 @@ medians (target: below 1.3).
 
     python bench/table_memory.py [--rows 1000000] [--factor 4] [--columns 8] [--repeats 3]
 """
-import argparse, json, statistics, subprocess, sys, tempfile
-from pathlib import Path
+import argparse, statistics
 
-from acquire_memory import write_csv
-from mlresearch import testing
+from acquire_memory import compare
 
 CHILD = """
 import json, sys, time
@@ -42,16 +40,6 @@ print(json.dumps(dict(base_mb=base / 1024, peak_mb=status_kb('VmHWM') / 1024, ro
 """
 
 
-def measure(rows:int, columns:int, work:Path)->dict:
-    root = testing.scratch_project(parent=work)
-    csv = work/f"rows{rows}.csv"
-    if not csv.exists(): write_csv(csv, rows, columns)
-    out = subprocess.run([sys.executable, "-c", CHILD, str(root), str(csv)], capture_output=True, text=True)
-    if out.returncode: raise SystemExit(f"the measured process failed:\n{out.stderr}")
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    return dict(r, above_mb=r["peak_mb"] - r["base_mb"], csv_mb=csv.stat().st_size / 1e6)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -59,16 +47,8 @@ def main():
     ap.add_argument("--columns", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        work, medians = Path(d), []
-        for rows in (a.rows, a.rows * a.factor):
-            runs = [measure(rows, a.columns, work) for _ in range(a.repeats)]
-            above = statistics.median(r["above_mb"] for r in runs)
-            medians.append(above)
-            print(f"{rows:>10,} rows ({runs[0]['csv_mb']:.0f} MB CSV): peak above imports {above:.1f} MB "
-                  f"(runs: {', '.join(format(r['above_mb'], '.1f') for r in runs)}; after imports {runs[0]['base_mb']:.0f} MB; "
-                  f"acquire + prepare + 1 epoch {statistics.median(r['seconds'] for r in runs):.0f} s)", flush=True)
-    print(f"peak memory ratio {a.factor}x rows / 1x rows: {medians[1] / medians[0]:.3f}")
+    compare(CHILD, a.rows, a.factor, a.columns, a.repeats,
+            more=lambda runs: f"; acquire + prepare + 1 epoch {statistics.median(r['seconds'] for r in runs):.0f} s")
 
 
 if __name__ == "__main__": main()

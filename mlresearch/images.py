@@ -122,17 +122,20 @@ def decode_image(
     name:str="image",    # the image's name in errors
 )->tuple[np.ndarray, tuple[int, int]]:
     "The image as `uint8` channels x height x width, and its original (width, height)"
-    from PIL import Image
+    from PIL import Image, ImageOps
     try:
         with Image.open(io.BytesIO(data)) as im:
             orig = im.size
+            if im.format == "JPEG": im.draft(im.mode, (max(size),) * 2)  # both sides at least the largest asked for, upright or not
+            ImageOps.exif_transpose(im, in_place=True)
+            if im.mode == "I" or im.mode.startswith("I;16"): im = Image.fromarray((np.clip(np.asarray(im), 0, 65535) >> 8).astype(np.uint8))
             im = im.convert("L" if channels == 1 else "RGB")
             if angle: im = im.rotate(angle, resample=Image.Resampling.BILINEAR)
             a = np.asarray(im.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR), dtype=np.uint8)
     except Exception as e: raise DataError(f"{name} is not a readable image ({_why(e)})") from None
     return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)), orig
 
-# %% ../nbs/04a_images.ipynb #04a00026
+# %% ../nbs/04a_images.ipynb #04a00028
 AUGMENTS = ("flip", "crop", "rotate")
 MAX_ANGLE = 15.0  # degrees, either way
 
@@ -144,7 +147,7 @@ def parse_augment(
     if bad := [n for n in names if n not in AUGMENTS]: raise ConfigError(f"augment: unknown {', '.join(map(repr, bad))}; choose from {', '.join(AUGMENTS)} (comma-separated), or '' for none")
     return tuple(a for a in AUGMENTS if a in names)
 
-# %% ../nbs/04a_images.ipynb #04a00028
+# %% ../nbs/04a_images.ipynb #04a00030
 def augment_image(
     data:bytes,            # an encoded image
     size:tuple|list,       # (height, width)
@@ -164,7 +167,7 @@ def augment_image(
         a = np.pad(a, ((0, 0), (ph, ph), (pw, pw)), mode="reflect")[:, dy:dy + h, dx:dx + w]
     return np.ascontiguousarray(a)
 
-# %% ../nbs/04a_images.ipynb #04a00031
+# %% ../nbs/04a_images.ipynb #04a00033
 @dataclasses.dataclass
 class ImageFileTransform:
     "Encoded images to float32 N x C x H x W: converted to grey or RGB, resized, each channel standardized with the training images' statistics; every parameter is JSON"
@@ -189,19 +192,19 @@ class ImageFileTransform:
     @classmethod
     def from_dict(cls, d:dict)->ImageFileTransform: return cls(d["size"], d["channels"], d["mean"], d["std"], d.get("column", "image"))
 
-# %% ../nbs/04a_images.ipynb #04a00032
+# %% ../nbs/04a_images.ipynb #04a00034
 class ImageError(DataError):
     "An image that cannot be decoded, with its position among those sent"
     def __init__(self, index:int, msg:str): super().__init__(msg); self.index = index
 
-# %% ../nbs/04a_images.ipynb #04a00033
+# %% ../nbs/04a_images.ipynb #04a00035
 @dataclasses.dataclass
 class _Pixels:
     "Decoded images: `uint8` N x C x H x W and each one's original (width, height)"
     arrays: np.ndarray
     sizes: np.ndarray
 
-# %% ../nbs/04a_images.ipynb #04a00035
+# %% ../nbs/04a_images.ipynb #04a00037
 @patch
 def pixels(self:ImageFileTransform, images, names=None)->_Pixels:
     "Decode encoded `images` (bytes) at the transform's size and channels; an `ImageError` names the first that fails"
@@ -211,14 +214,14 @@ def pixels(self:ImageFileTransform, images, names=None)->_Pixels:
         except DataError as e: raise ImageError(i, str(e)) from None
     return _Pixels(out, sizes)
 
-# %% ../nbs/04a_images.ipynb #04a00036
+# %% ../nbs/04a_images.ipynb #04a00038
 @patch
 def standardize(self:ImageFileTransform, a:np.ndarray)->np.ndarray:
     "float32 images from `uint8` N x C x H x W: on a 0-1 scale, then each channel less its mean, over its std"
     mean, std = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (self.mean, self.std))
     return ((a.astype(np.float32) / 255 - mean) / std).astype(np.float32)
 
-# %% ../nbs/04a_images.ipynb #04a00037
+# %% ../nbs/04a_images.ipynb #04a00039
 @patch
 def encode(self:ImageFileTransform, images, names=None)->np.ndarray:
     "float32 N x C x H x W from encoded `images`"
@@ -230,7 +233,7 @@ def transform(self:ImageFileTransform, df:pd.DataFrame)->np.ndarray:
     if self.column not in df.columns: raise DataError(f"missing column {self.column!r}: the model reads encoded images (PNG, JPEG, ...) from it")
     return self.encode(df[self.column].tolist(), df["path"].tolist() if "path" in df.columns else None)
 
-# %% ../nbs/04a_images.ipynb #04a00039
+# %% ../nbs/04a_images.ipynb #04a00041
 @patch(cls_method=True)
 def fit(
     cls:ImageFileTransform,
@@ -250,7 +253,7 @@ def fit(
     t.mean, t.std = mean.round(6).tolist(), np.where(std > 1e-6, std, 1.0).round(6).tolist()
     return t
 
-# %% ../nbs/04a_images.ipynb #04a00042
+# %% ../nbs/04a_images.ipynb #04a00044
 @patch
 def stats(self:ImageFileTransform, p:_Pixels)->pd.DataFrame:
     "One row per decoded image: its `stat_columns`"

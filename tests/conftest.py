@@ -30,6 +30,18 @@ def run(*args, env=None, cwd=None, check=None, fresh=False):
     return res
 
 
+def spoil_each(files, again, first):
+    """Change one byte in the middle of each file in turn, then `again()` -> `(CompletedProcess, figures)`: each time the file must be
+    named, its cache entry rebuilt, and the figures `first`, those of the run before any change"""
+    for f in files:
+        data = bytearray(f.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        os.chmod(f, 0o644); f.write_bytes(bytes(data))
+        r, figures = again()
+        assert f"{f.name} does not match the sha256 recorded in" in r.stderr and "rebuilding it" in r.stderr, r.stderr
+        assert figures == first, (f.name, figures, first)
+
+
 @pytest.fixture
 def project(tmp_path):
     "A scratch project with this project's templates; its env points MLRESEARCH_ROOT at it"
