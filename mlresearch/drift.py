@@ -26,8 +26,8 @@ from .modelfile import COLUMN_RULES, REFERENCE_FILE, column_kinds, load_run_mode
 # %% auto #0
 __all__ = ['P_VALUE', 'PSI_WATCH', 'PSI_ALERT', 'DATASET_SHARE', 'PSI_BINS', 'CATEGORICAL_MAX_UNIQUE', 'MISSING', 'commands',
            'FAIL_RULES', 'psi', 'psi_level', 'numeric_drift', 'categorical_drift', 'DriftReport', 'drift_report',
-           'plot_drift', 'sample_file', 'unavailable', 'drift_kinds', 'file_drift', 'write_report', 'DriftWindow',
-           'fails', 'drift_cmd']
+           'plot_drift', 'sample_file', 'unavailable', 'drift_kinds', 'drift_rows', 'file_drift', 'write_report',
+           'DriftWindow', 'fails', 'drift_cmd']
 
 # %% ../nbs/27_drift.ipynb #a16d0006
 P_VALUE = 0.05                  # a feature drifted when its test's p-value is below this
@@ -226,6 +226,16 @@ def drift_kinds(m)->dict:
     t = m.transform
     return {c: "number" for c in t.stat_columns} if isinstance(t, ImageFileTransform) else column_kinds(m)
 
+# %% ../nbs/27_drift.ipynb #a16d0020-2c
+def drift_rows(
+    m,                # a loaded model
+    df:pd.DataFrame,  # rows of its input (an image model's: `image`, and `path` to name them)
+)->pd.DataFrame:
+    "What drift compares of a model's input rows (`drift_kinds`): the rows themselves, or each image's statistics"
+    t = m.transform
+    if not isinstance(t, ImageFileTransform): return df
+    return t.stats(t.pixels(df[t.column].tolist(), df["path"].tolist() if "path" in df.columns else None))
+
 # %% ../nbs/27_drift.ipynb #a16d0020-3
 def file_drift(
     run,                        # a deliver run: its name, folder name or path
@@ -238,9 +248,8 @@ def file_drift(
     "The drift of `data` against `run`'s training rows: `(report, summary, reference, sample)`; `(None, why, None, None)` without a reference"
     m = load_run_model(run, root, model)
     if (why := unavailable(m)) is not None: return None, why, None, None
-    t = m.transform
-    stats = (lambda c: t.stats(t.pixels(c["image"].tolist(), c["path"].tolist()))) if isinstance(t, ImageFileTransform) else None
-    cur, n = sample_file(data, column_kinds(m), max_rows, seed, describe=stats)
+    images = isinstance(m.transform, ImageFileTransform)
+    cur, n = sample_file(data, column_kinds(m), max_rows, seed, describe=(lambda c: drift_rows(m, c)) if images else None)
     ref = m.reference()
     rep = drift_report(ref, cur, drift_kinds(m))
     return rep, rep.summary() + (f"; a sample of {len(cur)} of {n} rows" if n > len(cur) else ""), ref, cur

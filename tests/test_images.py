@@ -80,6 +80,8 @@ def test_an_image_folder_is_acquired_delivered_served_scored_checked_for_drift_a
     r = run("mlresearch", "drift", "d3-cnn", darker, "--report", tmp_path/"drift", env=env)
     assert r.returncode == 2 and "mean_red" in r.stdout.splitlines()[-1], (r.returncode, r.stdout, r.stderr)
     r = run("mlresearch", "drift", "d3-cnn", folder, env=env, check=0)  # the training folder itself: no alert
+    run("mlresearch", "evaluate", "d3-cnn", "--dataset", digit_folder(tmp_path/"more"/"digits3-new", per_class=10, seed=5), env=env, check=0)
+    assert json.loads(next((root/"research/deliver").glob("*_evaluate-d3-cnn/metrics.json")).read_text())["accuracy"] >= 0.8
 
     r = run("mlresearch", "export", "d3-cnn", "--format", "onnx", env=env, check=0)
     export = json.loads(next((root/"research/exports").glob("*/export.json")).read_text())
