@@ -42,6 +42,25 @@ def spoil_each(files, again, first):
         assert figures == first, (f.name, figures, first)
 
 
+def resumes_bit_equal(trainer, data, folder):
+    """Train to the end; train again, stopped after epoch 1 as Ctrl-C would stop it; resume that one from its checkpoint: the resumed
+    run must end with the uninterrupted run's epochs and weights, bit for bit. `trainer(out_dir, resume)` builds a fresh Trainer
+    (a resumed one must not depend on its fresh init); `data` are `fit`'s data arguments. Returns the two finished Trainers."""
+    import torch
+    def fit(out, stop=False, resume=False):
+        tr = trainer(folder/out, resume)
+        if stop: tr.callbacks.append(lambda t, rec: (_ for _ in ()).throw(KeyboardInterrupt) if t.epoch == 1 else None)
+        try: tr.fit(*data, resume=resume)
+        except KeyboardInterrupt: pass
+        return tr
+    full = fit("full")
+    fit("cut", stop=True)
+    resumed = fit("cut", resume=True)
+    assert [r["epoch"] for r in resumed.history] == [r["epoch"] for r in full.history] and len(full.history) > 1, (resumed.history, full.history)
+    for k, v in full.model.state_dict().items(): assert torch.equal(v, resumed.model.state_dict()[k]), k
+    return full, resumed
+
+
 @pytest.fixture
 def project(tmp_path):
     "A scratch project with this project's templates; its env points MLRESEARCH_ROOT at it"

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from conftest import run, spoil_each
+from conftest import resumes_bit_equal, run, spoil_each
 from mlresearch.testing import digit_folder
 
 TRAIN = ["-p", "model=cnn", "-p", "image_size=16", "-p", "batch_size=16", "-p", "channels=[16,32]", "-p", "deterministic=true", "-p", "device=cpu"]
@@ -115,17 +115,9 @@ def test_a_run_on_images_through_dataloader_workers_resumes_bit_equal(tmp_path):
     acquire(digit_folder(tmp_path/"digits3", per_class=12), root=root)
     p = prepare_images("digits3", size=12, root=root)
     train = p.X["train"].augmented(("flip", "crop", "rotate"), seed=3)
-    def fit(out, stop=None, resume=False):
+    def trainer(out, resume):
+        torch.manual_seed(7 if resume else 3)
         cfg = TrainConfig(epochs=3, batch_size=8, seed=3, deterministic=True, device="cpu", patience=0, progress=False, num_workers=2)
-        torch.manual_seed(7 if resume else 3)  # a resumed run must not depend on its fresh init
-        tr = Trainer(build_model("cnn", in_channels=3, out_features=3, channels=[8]), cfg, out_dir=out)
-        if stop: tr.callbacks.append(lambda t, rec: (_ for _ in ()).throw(KeyboardInterrupt) if t.epoch == stop else None)
-        try: tr.fit(train, None, p.X["val"], None, resume=resume)
-        except KeyboardInterrupt: pass
-        return tr
-    full = fit(tmp_path/"full")
-    fit(tmp_path/"cut", stop=1)
-    resumed = fit(tmp_path/"cut", resume=True)
-    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
-    for k, v in full.model.state_dict().items(): assert torch.equal(v, resumed.model.state_dict()[k]), k
+        return Trainer(build_model("cnn", in_channels=3, out_features=3, channels=[8]), cfg, out_dir=out)
+    resumes_bit_equal(trainer, (train, None, p.X["val"], None), tmp_path)
     assert not np.array_equal(train[0, 1][0], p.X["train"][0][0])  # the items were augmented

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run, spoil_each
+from conftest import resumes_bit_equal, run, spoil_each
 import mlresearch.streaming as streaming
 
 
@@ -68,17 +68,9 @@ def test_a_streamed_run_resumes_bit_equal(big, tmp_path):
     root, _, _ = big
     p = streaming.prepare_stream("big", root=root)
     assert isinstance(p.X["train"], streaming.TableSplit)
-    def fit(out, stop=None, resume=False):
-        cfg = TrainConfig(epochs=3, batch_size=1000, seed=5, deterministic=True, device="cpu", patience=0, progress=False)
+    def trainer(out, resume):
         torch.manual_seed(9 if resume else 5)
-        tr = Trainer(build_model("mlp", in_features=p.n_features, out_features=2, hidden=[16]), cfg, out_dir=out)
-        if stop: tr.callbacks.append(lambda t, rec: (_ for _ in ()).throw(KeyboardInterrupt) if t.epoch == stop else None)
-        try: tr.fit(p.X["train"], None, p.X["val"], None, resume=resume)
-        except KeyboardInterrupt: pass
-        return tr
-    full = fit(tmp_path/"full")
-    fit(tmp_path/"cut", stop=1)
-    resumed = fit(tmp_path/"cut", resume=True)
-    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
-    for k, v in full.model.state_dict().items(): assert torch.equal(v, resumed.model.state_dict()[k]), k
+        cfg = TrainConfig(epochs=3, batch_size=1000, seed=5, deterministic=True, device="cpu", patience=0, progress=False)
+        return Trainer(build_model("mlp", in_features=p.n_features, out_features=2, hidden=[16]), cfg, out_dir=out)
+    full, resumed = resumes_bit_equal(trainer, (p.X["train"], None, p.X["val"], None), tmp_path)
     assert json.loads((tmp_path/"full/metrics.jsonl").read_text().splitlines()[-1])["val_loss"] == resumed.history[-1]["val_loss"]
