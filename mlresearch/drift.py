@@ -248,8 +248,7 @@ def file_drift(
     "The drift of `data` against `run`'s training rows: `(report, summary, reference, sample)`; `(None, why, None, None)` without a reference"
     m = load_run_model(run, root, model)
     if (why := unavailable(m)) is not None: return None, why, None, None
-    images = isinstance(m.transform, ImageFileTransform)
-    cur, n = sample_file(data, column_kinds(m), max_rows, seed, describe=(lambda c: drift_rows(m, c)) if images else None)
+    cur, n = sample_file(data, column_kinds(m), max_rows, seed, describe=lambda c: drift_rows(m, c))
     ref = m.reference()
     rep = drift_report(ref, cur, drift_kinds(m))
     return rep, rep.summary() + (f"; a sample of {len(cur)} of {n} rows" if n > len(cur) else ""), ref, cur

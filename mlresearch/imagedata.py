@@ -16,7 +16,7 @@ from .files import atomic_path, atomic_write
 from .runtime import get_logger
 from .data import find, load, raw_path
 from .cache import cache_files, cached, note_cache, record_entry, recorded
-from .images import GREY_MODES, ImageFileTransform, augment_image
+from .images import ImageFileTransform, augment_image, channels_of
 from .preprocessing import Prepared, split_indices, target_rows
 
 # %% auto #0
@@ -41,6 +41,12 @@ def _write_bytes(entry:dict, blob:Path, offsets_file:Path, root)->tuple[Path, np
     return blob, offsets
 
 # %% ../nbs/07a_imagedata.ipynb #x0011
+def _each(blob:Path, offsets:np.ndarray, rows):
+    "The bytes of images `rows` in `blob`, through one memory map"
+    mm = np.memmap(blob, np.uint8, "r")
+    return (mm[offsets[i]:offsets[i + 1]].tobytes() for i in rows)
+
+# %% ../nbs/07a_imagedata.ipynb #x0012
 def image_bytes(
     entry:dict,  # an image folder's manifest entry
     root=None,   # project root
@@ -114,9 +120,8 @@ def _build_images(entry:dict, target:str, test_size:float, val_size:float, seed:
     splits = split_indices(y, task, test_size, val_size, seed)
     train = kept[splits["train"]]
     fit_on = np.sort(np.random.default_rng(seed).choice(train, min(FIT_IMAGES, len(train)), replace=False))
-    channels = 1 if all(m in GREY_MODES for m in entry.get("modes", [])) else 3
-    mm = np.memmap(blob, np.uint8, "r")
-    tf = ImageFileTransform.fit((mm[offsets[i]:offsets[i + 1]].tobytes() for i in fit_on), size, channels)
+    channels = channels_of(entry.get("modes", []))
+    tf = ImageFileTransform.fit(_each(blob, offsets, fit_on), size, channels)
     meta = dict(dataset=entry["name"], version=entry["version"], raw_sha256=entry["sha256"], task=task, target=target, classes=classes, seed=seed,
                 test_size=test_size, val_size=val_size, sizes={k: len(v) for k, v in splits.items()}, file=npz.name, image_size=size, fitted_on=len(fit_on))
     rows, ys = {k: kept[ix] for k, ix in splits.items()}, {k: y[ix] for k, ix in splits.items()}
@@ -171,8 +176,8 @@ def sample_images(
         blob, offsets = image_bytes(e, root)
         labels = load(e["name"], e["version"], root, columns=[e["target"]])[e["target"]].to_numpy()
         idx = np.sort(np.random.default_rng(seed).choice(len(labels), min(n, len(labels)), replace=False))
-        t = ImageFileTransform(image_size(size), 1 if all(m in GREY_MODES for m in e.get("modes", [])) else 3, [0.0], [1.0])
-        return t.pixels([ImageSplit(blob, offsets[:-1], offsets[1:], labels, t).data(i) for i in idx]).arrays, labels[idx]
+        t = ImageFileTransform(image_size(size), channels_of(e.get("modes", [])), [0.0], [1.0])
+        return t.pixels(list(_each(blob, offsets, idx))).arrays, labels[idx]
     if not e.get("image_shape"): raise ConfigError(f"dataset {e['name']} is a table, not images")
     df = load(e["name"], e["version"], root)
     idx = np.sort(np.random.default_rng(seed).choice(len(df), min(n, len(df)), replace=False))

@@ -19,8 +19,8 @@ from .sources import TEXT, DataError
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'RAW_COLUMNS', 'GROUP_BYTES', 'GREY_MODES', 'AUGMENTS', 'MAX_ANGLE', 'image_files', 'image_folder',
-           'inspect_image', 'folder_sha256', 'read_image_folder', 'decode_image', 'parse_augment', 'augment_image',
-           'ImageFileTransform', 'ImageError']
+           'inspect_image', 'folder_sha256', 'read_image_folder', 'channels_of', 'decode_image', 'parse_augment',
+           'augment_image', 'ImageFileTransform', 'ImageError']
 
 # %% ../nbs/04a_images.ipynb #04a00006
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # what counts as an image file
@@ -113,6 +113,10 @@ def read_image_folder(
 
 # %% ../nbs/04a_images.ipynb #04a00023
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow modes that hold one channel of intensity
+
+def channels_of(modes)->int:
+    "The channels a model of images in these Pillow modes reads: 1 when every one is grey, else 3 (RGB)"
+    return 1 if all(m in GREY_MODES for m in modes) else 3
 
 def decode_image(
     data:bytes,          # an encoded image

@@ -21,11 +21,20 @@ from .images import ImageFileTransform
 from .cache import cache_files, cached, note_cache, record_entry, recorded
 
 # %% auto #0
-__all__ = ['log', 'split_indices', 'TabularTransform', 'ImageTransform', 'transform_from_dict', 'encode_labels',
+__all__ = ['log', 'check_shares', 'split_indices', 'TabularTransform', 'ImageTransform', 'transform_from_dict', 'encode_labels',
            'check_learnable', 'Prepared', 'target_rows', 'prepare']
 
 # %% ../nbs/07_preprocessing.ipynb #02aab437
 log = get_logger("preprocessing")
+
+# %% ../nbs/07_preprocessing.ipynb #0e5faca6
+def check_shares(
+    test_size:float,  # share of rows for the test split
+    val_size:float,   # share of rows for the validation split
+):
+    "Refuse split shares that do not leave rows to train on"
+    if not (0 < test_size < 1 and 0 <= val_size < 1 and test_size + val_size < 1):
+        raise MLResearchError(f"test_size={test_size} and val_size={val_size} must be shares with test_size + val_size < 1")
 
 # %% ../nbs/07_preprocessing.ipynb #0e5faca7
 def split_indices(
@@ -37,8 +46,7 @@ def split_indices(
 )->dict[str, np.ndarray]:
     "Row indices of the `train`, `val` and `test` splits"
     from sklearn.model_selection import train_test_split
-    if not (0 < test_size < 1 and 0 <= val_size < 1 and test_size + val_size < 1):
-        raise MLResearchError(f"test_size={test_size} and val_size={val_size} must be shares with test_size + val_size < 1")
+    check_shares(test_size, val_size)
     idx = np.arange(len(y))
     strat = y if task == "classification" else None
     rest, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strat)

@@ -18,7 +18,7 @@ from .runtime import get_logger
 from .data import find, raw_path
 from .cache import cache_files, cached, note_cache, record_entry, recorded
 from .sources import parquet_task
-from .preprocessing import Prepared, TabularTransform, encode_labels
+from .preprocessing import Prepared, TabularTransform, check_shares, encode_labels
 
 # %% auto #0
 __all__ = ['log', 'STREAM_CELLS', 'FIT_ROWS', 'BLOCK_ROWS', 'SPLITS', 'streamed', 'row_keys', 'split_of', 'TableSplit',
@@ -225,8 +225,7 @@ def prepare_stream(
     entry = find(dataset, version, root)
     target = target or entry["target"]
     if not target: raise ConfigError(f"dataset {dataset!r} has no target column; pass target=")
-    if not (0 < test_size < 1 and 0 <= val_size < 1 and test_size + val_size < 1):
-        raise ConfigError(f"test_size={test_size} and val_size={val_size} must be shares with test_size + val_size < 1")
+    check_shares(test_size, val_size)
     files = cache_files(entry, dict(target=target, test_size=test_size, val_size=val_size, seed=seed, fit_rows=FIT_ROWS, format="stream-1"), root,
                         (".bin", ".json", ".parquet"))
     return cached(files, root, lambda: _read(files, entry), lambda: _build(entry, target, test_size, val_size, seed, files, root))
